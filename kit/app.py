@@ -1,0 +1,236 @@
+"""The app factory every service uses: lifespan, error handlers, health, metrics and OpenAPI.
+
+A service's `app.py` is its route table plus `app = make_app(Service(...))`; everything a process needs
+around it (database created and migrated, Redis, the broker, the outbox relay, consumers, background
+jobs, `/health/*`, `/metrics`, `/openapi.json`) is set up here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import redis.exceptions
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from kit import cache, db, logs, settings
+from kit.bus import Broker, Consumer, Handler, OutboxRelay
+from kit.errors import (
+    BusinessRuleViolation,
+    Conflict,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+    ShopError,
+    ValidationError,
+)
+from kit.http import JSON
+from kit.metrics import Observe, metrics_endpoint
+from kit.openapi import document
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Deps:
+    """What a running service holds: one of each per process."""
+
+    settings: settings.Settings
+    db: asyncpg.Pool
+    redis: Redis | None
+    broker: Broker | None
+
+
+Job = Callable[[Deps], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Service:
+    """What a service plugs into `make_app`."""
+
+    name: str
+    routes: Sequence[BaseRoute]
+    migrations: Path | None = None
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    jobs: Sequence[Job] = ()
+    on_start: Job | None = None
+    uses_redis: bool = True
+    uses_broker: bool = True
+
+
+def deps(request: Request) -> Deps:
+    return request.app.state.deps  # type: ignore[no-any-return]
+
+
+async def _connect_db(url: str, attempts: int = 30) -> asyncpg.Pool:
+    """Create and open the pool, waiting up to `attempts` seconds for PostgreSQL to come up."""
+    for attempt in range(attempts):
+        try:
+            await db.ensure_database(url)
+            return await db.create_pool(url)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("database unreachable, retrying", extra={"error": repr(exc)})
+            await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+@contextlib.asynccontextmanager
+async def running(service: Service, config: settings.Settings) -> AsyncIterator[Deps]:
+    """Open everything the service needs, run its background work, and close it all in order."""
+    assert config.database_url, f"{service.name} has no database"
+    pool = await _connect_db(config.database_url)
+    await db.migrate(pool, *([service.migrations] if service.migrations else []))
+    deps = Deps(
+        config,
+        pool,
+        cache.connect(config.redis_url) if service.uses_redis else None,
+        Broker(config.amqp_url) if service.uses_broker else None,
+    )
+    if service.on_start is not None:
+        await service.on_start(deps)
+    tasks: list[asyncio.Task[None]] = []
+    if deps.broker is not None:
+        tasks.append(asyncio.create_task(deps.broker.run(), name="broker"))
+        tasks.append(asyncio.create_task(OutboxRelay(pool, deps.broker).run(), name="outbox-relay"))
+        if service.handlers:
+            consumer = Consumer(service.name, pool, deps.broker, service.handlers)
+            tasks.append(asyncio.create_task(consumer.run(), name="consumer"))
+    tasks += [asyncio.create_task(job(deps), name=job.__name__) for job in service.jobs]
+    try:
+        yield deps
+    finally:
+        # 1. stop background work (consumers stop taking messages; unacked ones are redelivered)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # 2. close the broker, the cache, then the pool once nothing uses it
+        if deps.broker is not None:
+            await deps.broker.close()
+        if deps.redis is not None:
+            await deps.redis.aclose()
+        await pool.close()
+
+
+async def _ready(request: Request) -> Response:
+    """Checks the service's own dependencies; 503 with a per-check body when one is down."""
+    d = deps(request)
+
+    async def database() -> None:
+        async with d.db.acquire(timeout=1.0) as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def redis_ping() -> None:
+        assert d.redis is not None
+        await d.redis.ping()
+
+    async def broker() -> None:
+        assert d.broker is not None
+        if not d.broker.connected:
+            raise ConnectionError("not connected")
+
+    checks: dict[str, Callable[[], Awaitable[None]]] = {"database": database}
+    if d.redis is not None:
+        checks["redis"] = redis_ping
+    if d.broker is not None:
+        checks["broker"] = broker
+    results = await asyncio.gather(
+        *(asyncio.wait_for(check(), 1.5) for check in checks.values()), return_exceptions=True
+    )
+    report = {
+        name: "ok" if result is None else f"down: {type(result).__name__}"
+        for name, result in zip(checks, results, strict=True)
+    }
+    healthy = all(v == "ok" for v in report.values())
+    return JSON({"status": "ok" if healthy else "unavailable", "checks": report}, 200 if healthy else 503)
+
+
+async def _live(request: Request) -> Response:
+    return JSON({"status": "ok"})
+
+
+def _error(exc: ShopError) -> Response:
+    return JSON(exc.body(), exc.status)
+
+
+async def _shop_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ShopError)
+    return _error(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return _error(NotFound(f"No route for {request.method} {request.url.path}"))
+    if exc.status_code == 405:
+        return _error(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+    return JSON({"error": "HttpError", "message": str(exc.detail), "details": []}, exc.status_code)
+
+
+async def _driver_error(request: Request, exc: Exception) -> Response:
+    """Translate database and cache errors once, here, instead of in every handler."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return _error(Conflict("The resource already exists"))
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return _error(BusinessRuleViolation("A referenced resource does not exist"))
+    if isinstance(exc, asyncpg.CheckViolationError | asyncpg.DataError):
+        return _error(ValidationError("A value is out of range or malformed"))
+    log.warning("dependency failure", extra={"error": repr(exc), "path": request.url.path})
+    return _error(ServiceUnavailable("A dependency is unavailable, please retry"))
+
+
+_DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+def make_app(service: Service, config: settings.Settings | None = None) -> Starlette:
+    """The Starlette app of `service`; `config` defaults to the environment's settings."""
+    config = config or settings.load(service.name)
+    logs.setup(service.name, config.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with running(service, config) as app.state.deps:
+            yield
+
+    routes: list[BaseRoute] = [
+        Route("/health/live", _live),
+        Route("/health/ready", _ready),
+        Route("/metrics", metrics_endpoint),
+        *service.routes,
+    ]
+    spec = JSON(document(f"svc_{service.name}", service.routes))
+
+    async def openapi(request: Request) -> Response:
+        return spec
+
+    routes.append(Route("/openapi.json", openapi))
+    handlers: dict[type[Exception] | int, Callable[..., Awaitable[Response]]] = {
+        ShopError: _shop_error,
+        HTTPException: _http_error,
+    }
+    handlers.update(dict.fromkeys(_DRIVER_ERRORS, _driver_error))
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(Observe)],
+        exception_handlers=handlers,
+        lifespan=lifespan,
+    )

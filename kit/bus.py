@@ -1,0 +1,369 @@
+"""Events on RabbitMQ: the outbox written with the state change, its relay, and idempotent consumers.
+
+- `publish(conn, event)` inserts the event into the outbox inside the caller's transaction and wakes the
+  relay with NOTIFY (delivered only on commit), so a rolled-back change never publishes.
+- `OutboxRelay` publishes unsent rows with publisher confirms and marks them sent in the same
+  transaction that locked them; if RabbitMQ is down the rows simply wait.
+- `Consumer` runs one durable queue per routing key (`<service>.<routing key>`), acks manually, records
+  each processed `eventId` in the inbox in the handler's own transaction, retries a failed message after
+  1 s, 2 s and 4 s through TTL delay queues and then parks it in `<queue>.dlq`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, get_type_hints
+
+import aiormq
+import asyncpg
+import msgspec
+from aiormq.abc import DeliveredMessage
+from pamqp import commands as spec
+from prometheus_client import Counter
+
+from kit import tracing
+
+log = logging.getLogger(__name__)
+
+# Contract section 6: which exchange carries each routing key.
+EXCHANGES: dict[str, str] = {
+    "user.registered": "auth.exchange",
+    "user.verified": "auth.exchange",
+    "user.profile.updated": "user.exchange",
+    "order.created": "order.exchange",
+    "order.confirmed": "order.exchange",
+    "order.cancelled": "order.exchange",
+    "payment.success": "payment.exchange",
+    "payment.failed": "payment.exchange",
+    "payment.refunded": "payment.exchange",
+    "inventory.reserved": "inventory.exchange",
+    "inventory.released": "inventory.exchange",
+    "inventory.low-stock": "inventory.exchange",
+    "product.created": "product.exchange",
+    "product.updated": "product.exchange",
+    "product.deleted": "product.exchange",
+}
+RETRY_DELAYS = (1.0, 2.0, 4.0)
+
+consumed = Counter("shop_events_consumed_total", "Events handled by outcome", ["queue", "outcome"])
+relayed = Counter("shop_events_published_total", "Outbox rows published", ["routing_key"])
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _traceparent() -> str:
+    return tracing.child_traceparent(tracing.traceparent.get())
+
+
+class Event(msgspec.Struct, rename="camel", kw_only=True):
+    """Base of every event. Subclasses set `routing_key`; consumers declare only the fields they read."""
+
+    routing_key: ClassVar[str]
+    event_id: uuid.UUID = msgspec.field(default_factory=uuid.uuid4)
+    occurred_at: datetime = msgspec.field(default_factory=_now)
+    traceparent: str = msgspec.field(default_factory=_traceparent)
+
+
+_encoder = msgspec.json.Encoder()
+_INSERT_OUTBOX = """
+WITH row AS (
+    INSERT INTO outbox (event_id, exchange, routing_key, payload, traceparent)
+    VALUES ($1, $2, $3, $4, $5)
+)
+SELECT pg_notify('kit_outbox', '')
+"""
+
+
+async def publish(conn: asyncpg.Connection, event: Event) -> None:
+    """Add `event` to the outbox; call inside the transaction that makes the change it announces."""
+    key = event.routing_key
+    await conn.execute(
+        _INSERT_OUTBOX, event.event_id, EXCHANGES[key], key, _encoder.encode(event), event.traceparent
+    )
+
+
+class Broker:
+    """One AMQP connection per process, re-established in the background whenever it drops."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._connection: aiormq.abc.AbstractConnection | None = None
+        self._up = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def connection(self) -> aiormq.abc.AbstractConnection:
+        """The live connection, waiting for one if the broker is down."""
+        while True:
+            await self._up.wait()
+            if self._connection is not None and not self._connection.is_closed:
+                return self._connection
+            self._up.clear()
+
+    async def run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                connection = await aiormq.connect(self.url)
+                await self._declare_exchanges(connection)
+            except Exception as exc:
+                log.warning("broker unreachable, retrying", extra={"error": repr(exc), "retryIn": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.5
+            self._connection = connection
+            self._up.set()
+            log.info("broker connected")
+            with contextlib.suppress(Exception):
+                await connection.closing
+            self._up.clear()
+            self._connection = None
+            log.warning("broker connection lost")
+
+    @staticmethod
+    async def _declare_exchanges(connection: aiormq.abc.AbstractConnection) -> None:
+        channel = await connection.channel()
+        for exchange in sorted(set(EXCHANGES.values())):
+            await channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+        await channel.close()
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+
+
+def _properties(
+    event_id: uuid.UUID | str, traceparent: str | None, attempt: int = 0
+) -> spec.Basic.Properties:
+    headers: dict[str, Any] = {"x-attempt": attempt}
+    if traceparent:
+        headers["traceparent"] = traceparent
+    return spec.Basic.Properties(
+        content_type="application/json",
+        delivery_mode=2,
+        message_id=str(event_id),
+        timestamp=_now(),
+        headers=headers,
+    )
+
+
+class OutboxRelay:
+    """Publishes outbox rows with publisher confirms; wakes on NOTIFY and polls once a second."""
+
+    def __init__(self, pool: asyncpg.Pool, broker: Broker, batch: int = 200) -> None:
+        self.pool = pool
+        self.broker = broker
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._last_cleanup = 0.0
+
+    async def run(self) -> None:
+        listener: asyncpg.Connection | None = None
+        channel: aiormq.abc.AbstractChannel | None = None
+        while True:
+            try:
+                if listener is None or listener.is_closed():
+                    listener = await self.pool.acquire()
+                    await listener.add_listener("kit_outbox", lambda *_: self._wake.set())
+                if channel is None or channel.is_closed:
+                    connection = await self.broker.connection()
+                    channel = await connection.channel(publisher_confirms=True)
+                self._wake.clear()
+                if await self.flush(channel) >= self.batch:
+                    continue
+                await self._cleanup()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            except asyncio.CancelledError:
+                if listener is not None:
+                    with contextlib.suppress(Exception):
+                        await self.pool.release(listener)
+                raise
+            except Exception as exc:
+                log.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
+                channel = None
+                if listener is not None:
+                    with contextlib.suppress(Exception):
+                        await self.pool.release(listener)
+                    listener = None
+                await asyncio.sleep(1.0)
+
+    async def flush(self, channel: aiormq.abc.AbstractChannel) -> int:
+        """Publish one batch of unsent rows; return how many went out."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, event_id, exchange, routing_key, payload, traceparent FROM outbox"
+                " WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.batch,
+            )
+            if not rows:
+                return 0
+            confirms = await asyncio.gather(
+                *(
+                    channel.basic_publish(
+                        row["payload"],
+                        exchange=row["exchange"],
+                        routing_key=row["routing_key"],
+                        properties=_properties(row["event_id"], row["traceparent"]),
+                        timeout=10,
+                    )
+                    for row in rows
+                )
+            )
+            if not all(isinstance(c, spec.Basic.Ack) for c in confirms):
+                raise RuntimeError("broker refused to confirm a published event")
+            await conn.execute(
+                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
+        for row in rows:
+            relayed.labels(row["routing_key"]).inc()
+        return len(rows)
+
+    async def _cleanup(self) -> None:
+        """Forget sent rows after a week; they are kept that long for inspection and replay."""
+        if time.monotonic() - self._last_cleanup < 600:
+            return
+        self._last_cleanup = time.monotonic()
+        async with self.pool.acquire() as conn:
+            await conn.execute("DELETE FROM outbox WHERE sent_at < now() - interval '7 days'")
+            await conn.execute("DELETE FROM inbox WHERE processed_at < now() - interval '30 days'")
+
+
+Handler = Callable[[asyncpg.Connection, Any], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """A message that can never succeed (not JSON, not the event's shape): parked without retries."""
+
+
+class _Subscription:
+    """One routing key's queue, its delay queues and DLQ, its handler and the handler's event type."""
+
+    def __init__(self, service: str, routing_key: str, handler: Handler) -> None:
+        self.routing_key = routing_key
+        self.exchange = EXCHANGES[routing_key]
+        self.queue = f"{service}.{routing_key}"
+        self.handler = handler
+        params = list(inspect.signature(handler).parameters)
+        self.decoder = msgspec.json.Decoder(get_type_hints(handler)[params[1]])
+
+    def retry_queue(self, attempt: int) -> str:
+        return f"{self.queue}.retry.{RETRY_DELAYS[attempt]:g}s"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue}.dlq"
+
+    async def declare(self, channel: aiormq.abc.AbstractChannel) -> None:
+        await channel.queue_declare(self.queue, durable=True)
+        await channel.queue_bind(self.queue, self.exchange, routing_key=self.routing_key)
+        for attempt, delay in enumerate(RETRY_DELAYS):
+            await channel.queue_declare(
+                self.retry_queue(attempt),
+                durable=True,
+                arguments={
+                    "x-message-ttl": int(delay * 1000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": self.queue,
+                },
+            )
+        await channel.queue_declare(self.dead_letter_queue, durable=True)
+
+
+class Consumer:
+    """Consumes the routing keys in `handlers` for `service`; each handler is `async (conn, event)`."""
+
+    def __init__(
+        self,
+        service: str,
+        pool: asyncpg.Pool,
+        broker: Broker,
+        handlers: Mapping[str, Handler],
+        prefetch: int = 32,
+    ) -> None:
+        self.pool = pool
+        self.broker = broker
+        self.prefetch = prefetch
+        self.subscriptions = [_Subscription(service, key, fn) for key, fn in handlers.items()]
+
+    async def run(self) -> None:
+        while True:
+            try:
+                connection = await self.broker.connection()
+                channel = await connection.channel(publisher_confirms=True)
+                await channel.basic_qos(prefetch_count=self.prefetch)
+                for sub in self.subscriptions:
+                    await sub.declare(channel)
+                    await channel.basic_consume(sub.queue, self._callback(channel, sub))
+                await channel.closing
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer channel lost, resubscribing", extra={"error": repr(exc)})
+                await asyncio.sleep(1.0)
+
+    def _callback(
+        self, channel: aiormq.abc.AbstractChannel, sub: _Subscription
+    ) -> Callable[[DeliveredMessage], Awaitable[None]]:
+        async def on_message(message: DeliveredMessage) -> None:
+            await self._deliver(channel, sub, message)
+
+        return on_message
+
+    async def _deliver(
+        self, channel: aiormq.abc.AbstractChannel, sub: _Subscription, message: DeliveredMessage
+    ) -> None:
+        headers = message.header.properties.headers or {}
+        attempt = int(headers.get("x-attempt", 0) or 0)
+        try:
+            try:
+                event = sub.decoder.decode(message.body)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise PoisonMessage(str(exc)) from exc
+            await self.handle(sub.queue, sub.handler, event)
+            consumed.labels(sub.queue, "ok").inc()
+        except Exception as exc:
+            poison = isinstance(exc, PoisonMessage)
+            retry = not poison and attempt < len(RETRY_DELAYS)
+            target = sub.retry_queue(attempt) if retry else sub.dead_letter_queue
+            log.warning(
+                "event handler failed",
+                extra={"queue": sub.queue, "attempt": attempt, "movedTo": target, "error": repr(exc)},
+            )
+            await channel.basic_publish(
+                message.body,
+                exchange="",
+                routing_key=target,
+                properties=_properties(
+                    message.header.properties.message_id or "", headers.get("traceparent"), attempt + 1
+                ),
+            )
+            consumed.labels(sub.queue, "retried" if retry else "dead-lettered").inc()
+        await channel.basic_ack(message.delivery_tag)
+
+    async def handle(self, queue: str, handler: Handler, event: Any) -> bool:
+        """Run `handler` once per event id and queue; False when the event was already processed."""
+        tracing.traceparent.set(getattr(event, "traceparent", "") or "")
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                "INSERT INTO inbox (event_id, queue) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                event.event_id,
+                queue,
+            )
+            if not fresh:
+                return False
+            await handler(conn, event)
+        return True

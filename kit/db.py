@@ -1,0 +1,103 @@
+"""PostgreSQL through asyncpg: the database created if missing, one pool per process, migrations.
+
+Statements are prepared and cached per connection by asyncpg itself (`statement_cache_size`), so the
+services keep their SQL as module constants and pass them straight to `fetch`/`execute`.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+KIT_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _split(url: str) -> tuple[str, str]:
+    """(URL of the maintenance database `postgres`, name of the database in `url`)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database named in `url` when it does not exist (contract section 1)."""
+    admin_url, name = _split(url)
+    conn = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            return
+        quoted = '"' + name.replace('"', '""') + '"'
+        try:
+            await conn.execute(f"CREATE DATABASE {quoted}")
+            log.info("created database", extra={"database": name})
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            pass  # another replica created it between our check and our CREATE
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    """Drop the database named in `url` (tests only), closing its other sessions first."""
+    admin_url, name = _split(url)
+    conn = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        quoted = '"' + name.replace('"', '""') + '"'
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+async def create_pool(url: str, min_size: int = 2, max_size: int = 16) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=5,
+        command_timeout=10,
+        max_inactive_connection_lifetime=300,
+    )
+    assert pool is not None
+    return pool
+
+
+def migration_files(*folders: Path) -> list[tuple[str, Path]]:
+    """(version, file) in the order they apply: kit's own first, then each folder's numbered files."""
+    found: list[tuple[str, Path]] = []
+    for folder in (KIT_MIGRATIONS, *folders):
+        prefix = "kit/" if folder == KIT_MIGRATIONS else ""
+        found += [(prefix + f.stem, f) for f in sorted(folder.glob("[0-9][0-9][0-9]_*.sql"))]
+    return found
+
+
+async def migrate(pool: asyncpg.Pool, *folders: Path) -> list[str]:
+    """Apply the migrations not applied yet, each in its own transaction; return their versions.
+
+    A session-level advisory lock serialises replicas that start together: the second waits, then
+    finds everything applied.
+    """
+    applied: list[str] = []
+    async with pool.acquire() as conn:
+        lock_key = zlib.crc32(b"shop.schema_migrations")
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, path in migration_files(*folders):
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text())
+                    await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+                applied.append(version)
+                log.info("applied migration", extra={"version": version})
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_key)
+    return applied

@@ -1,0 +1,123 @@
+"""msgspec on the wire: request decoding that turns bad input into 400s, and fast JSON responses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kit.errors import FieldError, PayloadTooLarge, UnsupportedMediaType, ValidationError, invalid
+
+T = TypeVar("T")
+
+MAX_JSON_BODY = 1024 * 1024
+
+
+class Model(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    """Base of every request and response Struct: camelCase on the wire, unknown fields refused."""
+
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+_PATH = re.compile(r"at `\$\.?(.*?)`$")
+_NAMED = re.compile(r"^([A-Za-z][\w.\[\]]*): (.+)$", re.S)
+
+
+def encode(value: object) -> bytes:
+    return _encoder.encode(value)
+
+
+class JSON(Response):
+    """A JSON response encoded by msgspec; accepts Structs, dicts, lists and plain values."""
+
+    media_type = "application/json"
+
+    def render(self, content: object) -> bytes:
+        return _encoder.encode(content)
+
+
+def decoder(model: type[T]) -> msgspec.json.Decoder[T]:
+    """The decoder for `model`, built once and reused."""
+    found = _decoders.get(model)
+    if found is None:
+        found = _decoders[model] = msgspec.json.Decoder(model)
+    return found
+
+
+def decode(body: bytes, model: type[T]) -> T:
+    """Decode `body` as `model`, mapping every failure to a 400 with the offending field."""
+    if not body:
+        raise ValidationError("A JSON request body is required")
+    try:
+        return decoder(model).decode(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _PATH.search(text)
+        field = match.group(1) if match else ""
+        message = _PATH.sub("", text).strip().rstrip(" -")
+        if not field and (named := _NAMED.match(message)):
+            # `__post_init__` checks raise ValueError("field: message") to name their field.
+            field, message = named.group(1), named.group(2)
+        raise ValidationError(
+            f"Invalid field `{field}`: {message}" if field else message,
+            [FieldError(field or "body", message)],
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise ValidationError(f"Malformed JSON: {exc}", [FieldError("body", "malformed JSON")]) from None
+
+
+async def body_of(request: Request, model: type[T]) -> T:
+    """Read and decode a JSON request body, refusing anything that is not JSON or is too large."""
+    content_type = request.headers.get("content-type", "application/json")
+    if not content_type.split(";", 1)[0].strip().lower().endswith("json"):
+        raise UnsupportedMediaType(f"Expected Content-Type application/json, got {content_type}")
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_JSON_BODY:
+        raise PayloadTooLarge(f"JSON bodies are limited to {MAX_JSON_BODY} bytes")
+    return decode(await request.body(), model)
+
+
+def query_int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(name, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise invalid(name, f"{name} must be between {low} and {high}")
+    return value
+
+
+class Paging(msgspec.Struct, frozen=True):
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+def paging(query: Mapping[str, str]) -> Paging:
+    """`?page=` from 1 and `?pageSize=` 1..100 (default 20), as the contract says."""
+    return Paging(query_int(query, "page", 1, 1, 1_000_000), query_int(query, "pageSize", 20, 1, 100))
+
+
+class Page(msgspec.Struct, rename="camel", kw_only=True):
+    items: list[Any]
+    page: int
+    page_size: int
+    total_count: int
+    total_pages: int
+
+
+def page_of(items: list[Any], paging: Paging, total: int) -> Page:
+    pages = (total + paging.page_size - 1) // paging.page_size
+    return Page(
+        items=items, page=paging.page, page_size=paging.page_size, total_count=total, total_pages=pages
+    )

@@ -1,0 +1,81 @@
+"""Request ids, trace context, per-route RED metrics and the last-resort 500, as one ASGI middleware.
+
+It sits outside Starlette's exception handling, so even an unexpected error leaves as a contract-shaped
+500 with an `X-Request-ID`, and is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kit import tracing
+from kit.errors import ShopError
+from kit.http import encode
+
+log = logging.getLogger(__name__)
+
+requests = Counter("shop_http_requests_total", "HTTP requests", ["method", "route", "status"])
+latency = Histogram(
+    "shop_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+_INTERNAL = encode(ShopError("An unexpected error occurred").body())
+
+
+class Observe:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        rid = tracing.sane_request_id(headers.get(b"x-request-id", b"").decode("latin-1"))
+        tracing.request_id.set(rid)
+        tracing.traceparent.set(tracing.child_traceparent(headers.get(b"traceparent", b"").decode("latin-1")))
+        rid_header = (b"x-request-id", rid.encode())
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        began = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope.get("path")})
+            if not started:
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": _INTERNAL})
+        finally:
+            route: Any = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            method = scope["method"]
+            latency.labels(method, path).observe(time.perf_counter() - began)
+            requests.labels(method, path, str(status)).inc()
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
