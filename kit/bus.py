@@ -173,33 +173,37 @@ class OutboxRelay:
     async def run(self) -> None:
         listener: asyncpg.Connection | None = None
         channel: aiormq.abc.AbstractChannel | None = None
-        while True:
-            try:
-                if listener is None or listener.is_closed():
-                    listener = await self.pool.acquire()
-                    await listener.add_listener("kit_outbox", lambda *_: self._wake.set())
-                if channel is None or channel.is_closed:
-                    connection = await self.broker.connection()
-                    channel = await connection.channel(publisher_confirms=True)
-                self._wake.clear()
-                if await self.flush(channel) >= self.batch:
-                    continue
-                await self._cleanup()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            except asyncio.CancelledError:
-                if listener is not None:
-                    with contextlib.suppress(Exception):
-                        await self.pool.release(listener)
-                raise
-            except Exception as exc:
-                log.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
-                channel = None
-                if listener is not None:
-                    with contextlib.suppress(Exception):
-                        await self.pool.release(listener)
-                    listener = None
-                await asyncio.sleep(1.0)
+        try:
+            while True:
+                try:
+                    if listener is None:
+                        listener = await self.pool.acquire()
+                        await listener.add_listener("kit_outbox", self._on_notify)
+                    if channel is None or channel.is_closed:
+                        connection = await self.broker.connection()
+                        channel = await connection.channel(publisher_confirms=True)
+                    self._wake.clear()
+                    if await self.flush(channel) >= self.batch:
+                        continue
+                    await self._cleanup()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                except Exception as exc:
+                    log.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
+                    channel = None
+                    listener = await self._release(listener)
+                    await asyncio.sleep(1.0)
+        finally:
+            await self._release(listener)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _release(self, listener: asyncpg.Connection | None) -> None:
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener("kit_outbox", self._on_notify)
+                await self.pool.release(listener)
 
     async def flush(self, channel: aiormq.abc.AbstractChannel) -> int:
         """Publish one batch of unsent rows; return how many went out."""
@@ -252,8 +256,11 @@ class PoisonMessage(Exception):
 class _Subscription:
     """One routing key's queue, its delay queues and DLQ, its handler and the handler's event type."""
 
-    def __init__(self, service: str, routing_key: str, handler: Handler) -> None:
+    def __init__(
+        self, service: str, routing_key: str, handler: Handler, delays: tuple[float, ...] = RETRY_DELAYS
+    ) -> None:
         self.routing_key = routing_key
+        self.delays = delays
         self.exchange = EXCHANGES[routing_key]
         self.queue = f"{service}.{routing_key}"
         self.handler = handler
@@ -261,7 +268,7 @@ class _Subscription:
         self.decoder = msgspec.json.Decoder(get_type_hints(handler)[params[1]])
 
     def retry_queue(self, attempt: int) -> str:
-        return f"{self.queue}.retry.{RETRY_DELAYS[attempt]:g}s"
+        return f"{self.queue}.retry.{self.delays[attempt]:g}s"
 
     @property
     def dead_letter_queue(self) -> str:
@@ -270,7 +277,7 @@ class _Subscription:
     async def declare(self, channel: aiormq.abc.AbstractChannel) -> None:
         await channel.queue_declare(self.queue, durable=True)
         await channel.queue_bind(self.queue, self.exchange, routing_key=self.routing_key)
-        for attempt, delay in enumerate(RETRY_DELAYS):
+        for attempt, delay in enumerate(self.delays):
             await channel.queue_declare(
                 self.retry_queue(attempt),
                 durable=True,
@@ -293,11 +300,12 @@ class Consumer:
         broker: Broker,
         handlers: Mapping[str, Handler],
         prefetch: int = 32,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
     ) -> None:
         self.pool = pool
         self.broker = broker
         self.prefetch = prefetch
-        self.subscriptions = [_Subscription(service, key, fn) for key, fn in handlers.items()]
+        self.subscriptions = [_Subscription(service, key, fn, retry_delays) for key, fn in handlers.items()]
 
     async def run(self) -> None:
         while True:
@@ -337,7 +345,7 @@ class Consumer:
             consumed.labels(sub.queue, "ok").inc()
         except Exception as exc:
             poison = isinstance(exc, PoisonMessage)
-            retry = not poison and attempt < len(RETRY_DELAYS)
+            retry = not poison and attempt < len(sub.delays)
             target = sub.retry_queue(attempt) if retry else sub.dead_letter_queue
             log.warning(
                 "event handler failed",

@@ -1,0 +1,84 @@
+"""Test-wide set-up: a private corner of the shared servers, so tests never disturb a dev stack.
+
+- PostgreSQL: every service's database gets a `_test` suffix, dropped and re-created per run.
+- Redis: database 15.
+- RabbitMQ: the `shop_test` virtual host, deleted and re-created per run (fresh queues and exchanges).
+- Ports: the contract's ports plus 10000, so the end-to-end stack runs beside `make run`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+
+import aiormq
+import pytest
+
+from kit import settings
+
+TEST_VHOST = "shop_test"
+PORT_OFFSET = 10000
+
+
+def _test_environment() -> dict[str, str]:
+    env = {
+        "SHOP_ENV": "test",
+        "LOG_LEVEL": os.environ.get("TEST_LOG_LEVEL", "WARNING"),
+        "REDIS_URL": "redis://127.0.0.1:6379/15",
+        "AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}",
+        "SMTP_PORT": str(1025 + PORT_OFFSET),
+    }
+    for spec in settings.SERVICES.values():
+        name = spec.name.upper()
+        env[f"{name}_PORT"] = str(spec.http_port + PORT_OFFSET)
+        if spec.grpc_port:
+            env[f"{name}_GRPC_PORT"] = str(spec.grpc_port + PORT_OFFSET)
+        if spec.database:
+            env[f"{name}_DATABASE_URL"] = f"{settings.POSTGRES_URL}/{spec.database}_test"
+    return env
+
+
+os.environ.update(_test_environment())
+
+
+def _reset_vhost() -> None:
+    """A fresh virtual host: no queue or message from an earlier run survives."""
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([ctl, "-q", "delete_vhost", TEST_VHOST], capture_output=True, check=False)
+    subprocess.run([ctl, "-q", "add_vhost", TEST_VHOST], capture_output=True, check=True)
+    subprocess.run(
+        [ctl, "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
+        capture_output=True,
+        check=True,
+    )
+
+
+async def _reset_databases() -> None:
+    from kit import db
+
+    for spec in settings.SERVICES.values():
+        if spec.database:
+            await db.drop_database(settings.database_url(spec.database))
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def clean_servers() -> AsyncIterator[None]:
+    _reset_vhost()
+    await _reset_databases()
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(os.environ["REDIS_URL"])
+    await redis.flushdb()
+    await redis.aclose()
+    yield
+
+
+@pytest.fixture
+async def amqp() -> AsyncIterator[aiormq.abc.AbstractChannel]:
+    """A raw channel on the test vhost, for tests that look at queues directly."""
+    connection = await aiormq.connect(os.environ["AMQP_URL"])
+    channel = await connection.channel()
+    yield channel
+    await connection.close()

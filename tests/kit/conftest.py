@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from kit import db, settings
+
+KIT_DB = f"{settings.POSTGRES_URL}/kit_test"
+
+
+@pytest.fixture(scope="session")
+async def pool() -> AsyncIterator[asyncpg.Pool]:
+    """A migrated database of kit's own tables (outbox, inbox), fresh for each run."""
+    await db.drop_database(KIT_DB)
+    await db.ensure_database(KIT_DB)
+    pool = await db.create_pool(KIT_DB)
+    await db.migrate(pool)
+    yield pool
+    await pool.close()

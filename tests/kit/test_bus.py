@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiormq
+import asyncpg
+import msgspec
+import pytest
+from pamqp import commands as spec
+
+from kit.bus import Broker, Consumer, Event, OutboxRelay, publish
+from tests.support import eventually
+
+AMQP_URL = os.environ["AMQP_URL"]
+FAST_RETRIES = (0.1, 0.2, 0.4)
+
+
+class Verified(Event):
+    routing_key = "user.verified"
+    user_id: uuid.UUID
+    email: str
+
+
+@contextlib.asynccontextmanager
+async def running(*coroutines: Awaitable[None]) -> AsyncIterator[None]:
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[Broker]:
+    broker = Broker(AMQP_URL)
+    async with running(broker.run()):
+        await asyncio.wait_for(broker.connection(), 5)
+        yield broker
+    await broker.close()
+
+
+async def bound_queue(channel: aiormq.abc.AbstractChannel, routing_key: str = "user.verified") -> str:
+    queue = f"test.{uuid.uuid4().hex}"
+    await channel.queue_declare(queue, auto_delete=True)
+    await channel.queue_bind(queue, "auth.exchange", routing_key=routing_key)
+    return queue
+
+
+async def drain(channel: aiormq.abc.AbstractChannel, queue: str) -> list[dict[str, object]]:
+    bodies = []
+    while isinstance(message := await channel.basic_get(queue, no_ack=True), aiormq.abc.DeliveredMessage):
+        if message.delivery_tag is None:
+            break
+        bodies.append(msgspec.json.decode(message.body))
+    return bodies
+
+
+async def test_an_event_of_a_rolled_back_transaction_is_never_published(
+    pool: asyncpg.Pool, broker: Broker, amqp: aiormq.abc.AbstractChannel
+) -> None:
+    queue = await bound_queue(amqp)
+    kept, dropped = (
+        Verified(user_id=uuid.uuid4(), email="kept@x.io"),
+        Verified(user_id=uuid.uuid4(), email="x@x.io"),
+    )
+    async with pool.acquire() as conn:
+        with contextlib.suppress(RuntimeError):
+            async with conn.transaction():
+                await publish(conn, dropped)
+                raise RuntimeError("the state change failed")
+        async with conn.transaction():
+            await publish(conn, kept)
+    async with running(OutboxRelay(pool, broker).run()):
+        received = await eventually(lambda: drain(amqp, queue))
+    assert [m["eventId"] for m in received] == [str(kept.event_id)]
+    assert received[0]["email"] == "kept@x.io" and received[0]["userId"] == str(kept.user_id)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT sent_at IS NOT NULL FROM outbox WHERE event_id = $1", kept.event_id
+        )
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE event_id = $1", dropped.event_id) == 0
+
+
+async def test_events_written_while_the_broker_is_down_go_out_when_it_returns(
+    pool: asyncpg.Pool, amqp: aiormq.abc.AbstractChannel
+) -> None:
+    queue = await bound_queue(amqp)
+    event = Verified(user_id=uuid.uuid4(), email="late@x.io")
+    async with pool.acquire() as conn, conn.transaction():
+        await publish(conn, event)
+    unreachable = Broker("amqp://guest:guest@127.0.0.1:1/")
+    async with running(unreachable.run(), OutboxRelay(pool, unreachable).run()):
+        await asyncio.sleep(0.5)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT sent_at FROM outbox WHERE event_id = $1", event.event_id) is None
+    assert await drain(amqp, queue) == []
+    back = Broker(AMQP_URL)
+    async with running(back.run(), OutboxRelay(pool, back).run()):
+        received = await eventually(lambda: drain(amqp, queue))
+    await back.close()
+    assert [m["eventId"] for m in received] == [str(event.event_id)]
+
+
+async def _emit(channel: aiormq.abc.AbstractChannel, body: bytes, message_id: str) -> None:
+    await channel.basic_publish(
+        body,
+        exchange="auth.exchange",
+        routing_key="user.verified",
+        properties=spec.Basic.Properties(delivery_mode=2, message_id=message_id),
+    )
+
+
+def _consumer(
+    pool: asyncpg.Pool, broker: Broker, handler: Callable[[asyncpg.Connection, Verified], Awaitable[None]]
+) -> tuple[Consumer, str]:
+    service = f"test{uuid.uuid4().hex[:8]}"
+    return Consumer(service, pool, broker, {"user.verified": handler}, retry_delays=FAST_RETRIES), service
+
+
+async def test_a_duplicate_delivery_has_no_second_effect(
+    pool: asyncpg.Pool, broker: Broker, amqp: aiormq.abc.AbstractChannel
+) -> None:
+    seen: list[uuid.UUID] = []
+
+    async def on_verified(conn: asyncpg.Connection, event: Verified) -> None:
+        seen.append(event.user_id)
+
+    consumer, _ = _consumer(pool, broker, on_verified)
+    event = Verified(user_id=uuid.uuid4(), email="twice@x.io")
+    body = msgspec.json.encode(event)
+    async with running(consumer.run()):
+        await asyncio.sleep(0.3)  # the consumer declares and binds its queue
+        await asyncio.gather(*(_emit(amqp, body, str(event.event_id)) for _ in range(3)))
+        await eventually(lambda: asyncio.sleep(0, seen))
+        await asyncio.sleep(0.3)
+    assert seen == [event.user_id]
+
+
+async def test_a_failing_handler_is_retried_and_its_effects_kept_once(
+    pool: asyncpg.Pool, broker: Broker, amqp: aiormq.abc.AbstractChannel
+) -> None:
+    attempts = 0
+
+    async def flaky(conn: asyncpg.Connection, event: Verified) -> None:
+        nonlocal attempts
+        attempts += 1
+        await conn.execute("CREATE TABLE IF NOT EXISTS effects (event_id uuid)")
+        await conn.execute("INSERT INTO effects VALUES ($1)", event.event_id)
+        if attempts < 3:
+            raise ConnectionError("downstream hiccup")
+
+    consumer, _ = _consumer(pool, broker, flaky)
+    event = Verified(user_id=uuid.uuid4(), email="flaky@x.io")
+    async with running(consumer.run()):
+        await asyncio.sleep(0.3)
+        await _emit(amqp, msgspec.json.encode(event), str(event.event_id))
+        await eventually(lambda: asyncio.sleep(0, attempts >= 3))
+        await asyncio.sleep(0.2)
+    assert attempts == 3
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM effects WHERE event_id = $1", event.event_id) == 1
+
+
+async def test_a_handler_that_keeps_failing_ends_in_the_dead_letter_queue(
+    pool: asyncpg.Pool, broker: Broker, amqp: aiormq.abc.AbstractChannel
+) -> None:
+    attempts = 0
+
+    async def broken(conn: asyncpg.Connection, event: Verified) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise RuntimeError("always")
+
+    consumer, service = _consumer(pool, broker, broken)
+    event = Verified(user_id=uuid.uuid4(), email="dead@x.io")
+    async with running(consumer.run()):
+        await asyncio.sleep(0.3)
+        await _emit(amqp, msgspec.json.encode(event), str(event.event_id))
+        parked = await eventually(lambda: drain(amqp, f"{service}.user.verified.dlq"), within=5)
+    assert attempts == 1 + len(FAST_RETRIES)
+    assert [m["eventId"] for m in parked] == [str(event.event_id)]
+
+
+async def test_a_message_that_is_not_an_event_is_parked_without_retries(
+    pool: asyncpg.Pool, broker: Broker, amqp: aiormq.abc.AbstractChannel
+) -> None:
+    async def never(conn: asyncpg.Connection, event: Verified) -> None:
+        raise AssertionError("a malformed message must not reach the handler")
+
+    consumer, service = _consumer(pool, broker, never)
+    async with running(consumer.run()):
+        await asyncio.sleep(0.3)
+        await _emit(amqp, b"{not json", "m1")
+        assert await eventually(lambda: _message_count(amqp, f"{service}.user.verified.dlq"), within=3) == 1
+        for delay in FAST_RETRIES:
+            assert await _message_count(amqp, f"{service}.user.verified.retry.{delay:g}s") == 0
+
+
+async def _message_count(channel: aiormq.abc.AbstractChannel, queue: str) -> int:
+    result = await channel.queue_declare(queue, passive=True)
+    return result.message_count or 0

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+import pytest
+
+from kit.errors import FieldError, ValidationError
+from kit.http import Model, decode, page_of, paging
+
+
+class Signup(Model):
+    email: str
+    age: Annotated[int, msgspec.Meta(ge=18)]
+    nickname: str | None = None
+
+    def __post_init__(self) -> None:
+        if "@" not in self.email:
+            raise ValueError("email: must be an email address")
+
+
+def error_of(body: bytes) -> ValidationError:
+    with pytest.raises(ValidationError) as caught:
+        decode(body, Signup)
+    return caught.value
+
+
+def test_decodes_camel_case_json_into_the_struct() -> None:
+    assert decode(b'{"email": "a@b.c", "age": 30}', Signup) == Signup(email="a@b.c", age=30)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "fragment"),
+    [
+        (b'{"email": "a@b.c", "age": "30"}', "age", "Expected `int`, got `str`"),
+        (b'{"email": "a@b.c", "age": 12}', "age", ">= 18"),
+        (b'{"age": 30}', "body", "missing required field `email`"),
+        (b'{"email": "a@b.c", "age": 30, "isAdmin": true}', "body", "unknown field `isAdmin`"),
+        (b'{"email": "nope", "age": 30}', "email", "must be an email address"),
+        (b'{"email": "a@b.c", "age": 30', "body", "malformed JSON"),
+        (b"[1, 2]", "body", "Expected `object`, got `array`"),
+    ],
+)
+def test_bad_input_becomes_a_400_naming_the_field(body: bytes, field: str, fragment: str) -> None:
+    error = error_of(body)
+    assert error.status == 400 and error.kind == "ValidationError"
+    assert error.details[0].field == field
+    assert fragment in error.details[0].message
+
+
+def test_an_empty_body_is_refused() -> None:
+    assert error_of(b"").message == "A JSON request body is required"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [({}, (1, 20)), ({"page": "3", "pageSize": "100"}, (3, 100)), ({"page": "", "pageSize": "1"}, (1, 1))],
+)
+def test_paging_reads_the_contract_parameters(query: dict[str, str], expected: tuple[int, int]) -> None:
+    p = paging(query)
+    assert (p.page, p.page_size) == expected
+
+
+@pytest.mark.parametrize("query", [{"page": "0"}, {"pageSize": "101"}, {"pageSize": "0"}, {"page": "x"}])
+def test_paging_out_of_bounds_is_a_400(query: dict[str, str]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        paging(query)
+    assert caught.value.details == [FieldError(next(iter(query)), caught.value.details[0].message)]
+
+
+def test_page_counts_total_pages() -> None:
+    page = page_of(["a"], paging({"page": "8", "pageSize": "20"}), 150)
+    assert msgspec.json.decode(msgspec.json.encode(page)) == {
+        "items": ["a"],
+        "page": 8,
+        "pageSize": 20,
+        "totalCount": 150,
+        "totalPages": 8,
+    }
