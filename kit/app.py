@@ -87,12 +87,18 @@ async def _connect_db(url: str, attempts: int = 30) -> asyncpg.Pool:
     raise AssertionError("unreachable")
 
 
-@contextlib.asynccontextmanager
-async def running(service: Service, config: settings.Settings) -> AsyncIterator[Deps]:
-    """Open everything the service needs, run its background work, and close it all in order."""
+async def open_database(service: Service, config: settings.Settings) -> asyncpg.Pool:
+    """The service's pool, with the database created and migrated first."""
     assert config.database_url, f"{service.name} has no database"
     pool = await _connect_db(config.database_url)
     await db.migrate(pool, *([service.migrations] if service.migrations else []))
+    return pool
+
+
+@contextlib.asynccontextmanager
+async def running(service: Service, config: settings.Settings) -> AsyncIterator[Deps]:
+    """Open everything the service needs, run its background work, and close it all in order."""
+    pool = await open_database(service, config)
     deps = Deps(
         config,
         pool,

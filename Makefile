@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make run` stands the stack up, `make test` proves it works.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Services with a database, in the order `make run` migrates them.
+SERVICES := svc_auth svc_notify
+
+.PHONY: run test install migrate seed lint format bench
+
+run: seed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+
+test: lint
+	$(BIN)/pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+migrate: install
+	$(BIN)/python -m kit.migrate $(SERVICES)
+
+seed: migrate
+	$(BIN)/python -m svc_auth.seed
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
