@@ -50,6 +50,7 @@ class Deps:
     db: asyncpg.Pool
     redis: Redis | None
     broker: Broker | None
+    cache: cache.Cache | None = None
 
 
 Job = Callable[[Deps], Awaitable[None]]
@@ -99,11 +100,13 @@ async def open_database(service: Service, config: settings.Settings) -> asyncpg.
 async def running(service: Service, config: settings.Settings) -> AsyncIterator[Deps]:
     """Open everything the service needs, run its background work, and close it all in order."""
     pool = await open_database(service, config)
+    redis = cache.connect(config.redis_url) if service.uses_redis else None
     deps = Deps(
         config,
         pool,
-        cache.connect(config.redis_url) if service.uses_redis else None,
+        redis,
         Broker(config.amqp_url) if service.uses_broker else None,
+        cache.Cache(redis, service.name) if redis is not None else None,
     )
     if service.on_start is not None:
         await service.on_start(deps)

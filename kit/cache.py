@@ -1,16 +1,191 @@
-"""The Redis client: one per process, binary-safe, with short timeouts so an outage fails fast."""
+"""Redis for caching: cache-aside with one loader per key, versioned namespaces, graceful outages.
+
+Values are bytes (usually a msgspec-encoded JSON response body), so a hit can be sent as it is.
+
+- `get_or_load(key, ttl, load)`: a hit is one GET; on a miss exactly one coroutine per process runs
+  `load` (others await it), and across processes a short Redis lock makes the others wait for the
+  value instead of all hitting the database (stampede protection).
+- Namespaces (`ns="product:list"`) hold a version number; a key inside is `ns:v<version>:key`.
+  `bump(ns)` invalidates every key of the namespace at once, without `KEYS`/`SCAN`; reading the version
+  and the value is one round trip (a Lua script).
+- When Redis fails, reads go straight to `load` and writes are skipped; after a failure Redis is left
+  alone for a second, so an outage costs one timeout per second, not one per request.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+lookups = Counter("shop_cache_lookups_total", "Cache lookups", ["cache", "result"])
+
+Loader = Callable[[], Awaitable[bytes | None]]
+
+_GET_VERSIONED = """
+local version = redis.call('GET', KEYS[1]) or '0'
+return {version, redis.call('GET', KEYS[1] .. ':v' .. version .. ':' .. ARGV[1])}
+"""
+_LOCK_TTL_MS = 5000
+_LOCK_WAIT = 2.0
+_PAUSE_AFTER_ERROR = 1.0
 
 
 def connect(url: str) -> Redis:
+    """The process's Redis client: binary-safe, short timeouts so an outage fails fast."""
     return Redis.from_url(
         url,
         decode_responses=False,
-        socket_connect_timeout=1.0,
-        socket_timeout=1.0,
+        socket_connect_timeout=0.5,
+        socket_timeout=0.5,
         health_check_interval=30,
         max_connections=256,
     )
+
+
+class Cache:
+    """Cache-aside over one Redis client; `name` labels its metrics and stats."""
+
+    def __init__(self, redis: Redis | None, name: str) -> None:
+        self.redis = redis
+        self.name = name
+        self.hits = 0
+        self.misses = 0
+        self.errors = 0
+        self._inflight: dict[str, asyncio.Future[bytes | None]] = {}
+        self._paused_until = 0.0
+        self._get_versioned = redis.register_script(_GET_VERSIONED) if redis is not None else None
+
+    @property
+    def available(self) -> bool:
+        return self.redis is not None and time.monotonic() >= self._paused_until
+
+    def _failed(self, exc: Exception) -> None:
+        self.errors += 1
+        self._paused_until = time.monotonic() + _PAUSE_AFTER_ERROR
+        lookups.labels(self.name, "error").inc()
+        log.warning("cache unavailable, serving from the source", extra={"error": repr(exc)})
+
+    def _count(self, hit: bool) -> None:
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+        lookups.labels(self.name, "hit" if hit else "miss").inc()
+
+    async def get(self, key: str) -> bytes | None:
+        if not self.available:
+            return None
+        assert self.redis is not None
+        try:
+            return await self.redis.get(key)  # type: ignore[no-any-return]
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+
+    async def set(self, key: str, value: bytes, ttl: int) -> None:
+        if not self.available:
+            return
+        assert self.redis is not None
+        try:
+            await self.redis.set(key, value, ex=ttl)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def delete(self, *keys: str) -> None:
+        if not keys or not self.available:
+            return
+        assert self.redis is not None
+        try:
+            await self.redis.delete(*keys)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def bump(self, namespace: str) -> None:
+        """Invalidate every key of `namespace`: old versions are never read again and expire by TTL."""
+        if not self.available:
+            return
+        assert self.redis is not None
+        try:
+            await self.redis.incr(namespace)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def get_or_load(
+        self, key: str, ttl: int, load: Loader, namespace: str | None = None
+    ) -> bytes | None:
+        """The cached value of `key` (inside `namespace` when given), loading and caching it on a miss.
+
+        `load` returning None means "no such thing": nothing is cached and None is returned.
+        """
+        full_key = key
+        if self.available:
+            assert self.redis is not None
+            try:
+                if namespace is None:
+                    value = await self.redis.get(key)
+                else:
+                    assert self._get_versioned is not None
+                    version, value = await self._get_versioned(keys=[namespace], args=[key])
+                    full_key = f"{namespace}:v{version.decode()}:{key}"
+                if value is not None:
+                    self._count(True)
+                    return value  # type: ignore[no-any-return]
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+        self._count(False)
+        return await self._single_flight(full_key, ttl, load)
+
+    async def _single_flight(self, key: str, ttl: int, load: Loader) -> bytes | None:
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await self._load_once(key, ttl, load)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # marks it retrieved when nobody else was waiting
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            del self._inflight[key]
+
+    async def _load_once(self, key: str, ttl: int, load: Loader) -> bytes | None:
+        """Load under a short Redis lock so that, across processes, one loader fills the key."""
+        if not self.available:
+            return await load()
+        assert self.redis is not None
+        lock = f"lock:{key}"
+        try:
+            owner = await self.redis.set(lock, b"1", nx=True, px=_LOCK_TTL_MS)
+            if not owner:
+                deadline = time.monotonic() + _LOCK_WAIT
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+                    if (value := await self.redis.get(key)) is not None:
+                        return value  # type: ignore[no-any-return]
+                    if not await self.redis.exists(lock):
+                        break
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return await load()
+        value = await load()
+        try:
+            if value is not None:
+                await self.redis.set(key, value, ex=ttl)
+            if owner:
+                await self.redis.delete(lock)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+        return value

@@ -4,6 +4,9 @@
 - Redis: database 15.
 - RabbitMQ: the `shop_test` virtual host, deleted and re-created per run (fresh queues and exchanges).
 - Ports: the contract's ports plus 10000, so the end-to-end stack runs beside `make run`.
+
+Two test runs at once on one machine (two engineers, or CI beside a developer) each set their own
+`SHOP_TEST_NS` (suffix of databases and vhost), `SHOP_TEST_REDIS_DB` and `SHOP_TEST_PORT_OFFSET`.
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ import pytest
 
 from kit import settings
 
-TEST_VHOST = "shop_test"
-PORT_OFFSET = 10000
+NAMESPACE = os.environ.get("SHOP_TEST_NS", "test")
+TEST_VHOST = f"shop_{NAMESPACE}"
+PORT_OFFSET = int(os.environ.get("SHOP_TEST_PORT_OFFSET", "10000"))
+REDIS_DB = int(os.environ.get("SHOP_TEST_REDIS_DB", "15"))
 
 
 def _test_environment() -> dict[str, str]:
     env = {
         "SHOP_ENV": "test",
         "LOG_LEVEL": os.environ.get("TEST_LOG_LEVEL", "WARNING"),
-        "REDIS_URL": "redis://127.0.0.1:6379/15",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
         "AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}",
         "SMTP_PORT": str(1025 + PORT_OFFSET),
     }
@@ -36,7 +41,7 @@ def _test_environment() -> dict[str, str]:
         if spec.grpc_port:
             env[f"{name}_GRPC_PORT"] = str(spec.grpc_port + PORT_OFFSET)
         if spec.database:
-            env[f"{name}_DATABASE_URL"] = f"{settings.POSTGRES_URL}/{spec.database}_test"
+            env[f"{name}_DATABASE_URL"] = f"{settings.POSTGRES_URL}/{spec.database}_{NAMESPACE}"
     return env
 
 

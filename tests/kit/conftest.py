@@ -6,8 +6,9 @@ import asyncpg
 import pytest
 
 from kit import db, settings
+from tests.conftest import NAMESPACE
 
-KIT_DB = f"{settings.POSTGRES_URL}/kit_test"
+KIT_DB = f"{settings.POSTGRES_URL}/kit_{NAMESPACE}"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from kit.cache import Cache, connect
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = connect(os.environ["REDIS_URL"])
+    yield client
+    await client.aclose()
+
+
+class Source:
+    """A stand-in for the database that counts its loads."""
+
+    def __init__(self, value: bytes | None = b'{"name":"lamp"}', delay: float = 0.0) -> None:
+        self.value = value
+        self.delay = delay
+        self.loads = 0
+
+    async def load(self) -> bytes | None:
+        self.loads += 1
+        await asyncio.sleep(self.delay)
+        return self.value
+
+
+def key() -> str:
+    return f"test:{uuid.uuid4().hex}"
+
+
+async def test_a_miss_loads_and_the_next_read_is_a_hit(redis: Redis) -> None:
+    cache, source, k = Cache(redis, "t"), Source(), key()
+    assert await cache.get_or_load(k, 60, source.load) == b'{"name":"lamp"}'
+    assert await cache.get_or_load(k, 60, source.load) == b'{"name":"lamp"}'
+    assert (source.loads, cache.hits, cache.misses) == (1, 1, 1)
+    assert 0 < await redis.ttl(k) <= 60
+
+
+async def test_a_hundred_concurrent_misses_cause_one_load(redis: Redis) -> None:
+    cache, source, k = Cache(redis, "t"), Source(delay=0.05), key()
+    values = await asyncio.gather(*(cache.get_or_load(k, 60, source.load) for _ in range(100)))
+    assert set(values) == {b'{"name":"lamp"}'} and source.loads == 1
+
+
+async def test_concurrent_misses_in_two_processes_cause_one_load(redis: Redis) -> None:
+    # Two Cache objects stand for two processes: they share Redis but not their in-flight table.
+    first, second, source, k = Cache(redis, "a"), Cache(redis, "b"), Source(delay=0.1), key()
+    values = await asyncio.gather(*(c.get_or_load(k, 60, source.load) for c in (first, second) * 10))
+    assert set(values) == {b'{"name":"lamp"}'} and source.loads == 1
+
+
+async def test_nothing_is_cached_for_a_missing_thing(redis: Redis) -> None:
+    cache, source, k = Cache(redis, "t"), Source(value=None), key()
+    assert await cache.get_or_load(k, 60, source.load) is None
+    assert await cache.get_or_load(k, 60, source.load) is None
+    assert source.loads == 2 and await redis.exists(k) == 0
+
+
+async def test_a_failing_load_reaches_every_waiter_and_is_not_cached(redis: Redis) -> None:
+    cache, k = Cache(redis, "t"), key()
+
+    async def broken() -> bytes:
+        await asyncio.sleep(0.02)
+        raise ConnectionError("database down")
+
+    results = await asyncio.gather(
+        *(cache.get_or_load(k, 60, broken) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert await cache.get_or_load(k, 60, Source().load) == b'{"name":"lamp"}'
+
+
+async def test_bumping_a_namespace_invalidates_all_its_keys(redis: Redis) -> None:
+    cache, ns = Cache(redis, "t"), f"test:list:{uuid.uuid4().hex}"
+    old, new = Source(b"old"), Source(b"new")
+    assert await cache.get_or_load("page=1", 60, old.load, namespace=ns) == b"old"
+    assert await cache.get_or_load("page=2", 60, old.load, namespace=ns) == b"old"
+    assert await cache.get_or_load("page=1", 60, new.load, namespace=ns) == b"old"
+    await cache.bump(ns)
+    assert await cache.get_or_load("page=1", 60, new.load, namespace=ns) == b"new"
+    assert await cache.get_or_load("page=2", 60, new.load, namespace=ns) == b"new"
+    assert (old.loads, new.loads) == (2, 2)
+
+
+async def test_with_redis_down_reads_come_from_the_source_without_errors() -> None:
+    dead = connect("redis://127.0.0.1:1/0")
+    cache, source = Cache(dead, "t"), Source()
+    assert await cache.get_or_load(key(), 60, source.load) == b'{"name":"lamp"}'
+    assert await cache.get_or_load(key(), 60, source.load, namespace="test:ns") == b'{"name":"lamp"}'
+    await cache.set(key(), b"x", 60)
+    await cache.delete(key())
+    await cache.bump("test:ns")
+    assert source.loads == 2 and cache.errors == 1  # after one failure Redis is left alone for a second
+    await dead.aclose()
