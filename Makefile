@@ -2,8 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Services with a database, in the order `make run` migrates them.
-SERVICES := svc_auth svc_notify
 
 .PHONY: run test install migrate seed lint format bench
 
@@ -22,10 +20,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 migrate: install
-	$(BIN)/python -m kit.migrate $(SERVICES)
+	$(BIN)/python -m kit.migrate
 
 seed: migrate
-	$(BIN)/python -m svc_auth.seed
+	$(BIN)/python -m kit.seed
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,26 +1,29 @@
-"""`python -m kit.migrate svc_auth svc_notify ...`: create and migrate each service's database.
+"""`python -m kit.migrate`: create and migrate the database of every `svc_*` service of the repository.
 
 `make run` calls it before starting the stack; each service also does it on start, so this step only
-makes the first start quicker and reports a broken migration before anything listens.
+reports a broken migration before anything listens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import sys
+from pathlib import Path
 
 from kit import logs, settings
 from kit.app import Service, open_database
 
+ROOT = Path(__file__).resolve().parent.parent
 
-async def migrate(modules: list[str]) -> None:
-    for module in modules:
-        service: Service = importlib.import_module(f"{module}.app").service
-        pool = await open_database(service, settings.load(service.name))
-        await pool.close()
+
+async def main() -> None:
+    for app_module in sorted(ROOT.glob("svc_*/app.py")):
+        service: Service = importlib.import_module(f"{app_module.parent.name}.app").service
+        if settings.SERVICES[service.name].database:
+            pool = await open_database(service, settings.load(service.name))
+            await pool.close()
 
 
 if __name__ == "__main__":
     logs.setup("migrate")
-    asyncio.run(migrate(sys.argv[1:]))
+    asyncio.run(main())

@@ -25,13 +25,14 @@ async def create_account(
     roles: Sequence[str],
     *,
     verified: bool,
+    user_id: uuid.UUID | None = None,
 ) -> uuid.UUID | None:
     """Insert a user with `roles` and announce it; None when the email is taken. Call in a transaction.
 
     An unverified account gets a verification token, mailed by svc_notify from `user.registered`;
     a verified one (the seed) is announced with `user.verified` so its profile is created.
     """
-    user_id = uuid.uuid4()
+    user_id = user_id or uuid.uuid4()
     now = datetime.now(UTC)
     if (
         await conn.fetchval(

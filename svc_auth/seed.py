@@ -6,10 +6,12 @@ import logging
 
 import asyncpg
 
-from kit import seed
+from kit.seed import seed_user_id
 from kit.settings import Settings
 from svc_auth import accounts, credentials
 from svc_auth.app import service
+
+__all__ = ["seed", "service"]
 
 log = logging.getLogger(__name__)
 
@@ -20,16 +22,14 @@ SEED_ACCOUNTS = (
 )
 
 
-async def seed_accounts(pool: asyncpg.Pool, config: Settings) -> None:
+async def seed(pool: asyncpg.Pool, config: Settings) -> None:
     async with pool.acquire() as conn:
         for email, password, name, roles in SEED_ACCOUNTS:
             if await conn.fetchval("SELECT 1 FROM users WHERE email = $1", email):
                 continue
             password_hash = await credentials.hash_password(password)
             async with conn.transaction():
-                await accounts.create_account(conn, email, password_hash, name, roles, verified=True)
+                await accounts.create_account(
+                    conn, email, password_hash, name, roles, verified=True, user_id=seed_user_id(email)
+                )
             log.info("seeded account", extra={"email": email})
-
-
-if __name__ == "__main__":
-    seed.run(service, seed_accounts)

@@ -16,14 +16,18 @@ import pytest
 from kit import settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SEEDS = ["svc_auth.seed"]
-# (module, URL that answers 200 once the process is ready), in start order.
-PROCESSES = [
-    ("devsinks.mail", f"{settings.service_url('mailsink')}/health/live"),
-    ("svc_auth", f"{settings.service_url('auth')}/health/ready"),
-    ("svc_notify", f"{settings.service_url('notify')}/health/ready"),
-    ("edge", f"{settings.service_url('edge')}/health/live"),
-]
+
+
+def _processes() -> list[tuple[str, list[str], str]]:
+    """(name, command, URL answering 200 once ready) for each Procfile line, the edge last."""
+    found = []
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, command = (part.strip() for part in line.split(":", 1))
+        probe = "live" if settings.SERVICES[name].database is None else "ready"
+        found.append((name, command.split(), f"{settings.service_url(name)}/health/{probe}"))
+    return sorted(found, key=lambda p: p[0] == "edge")
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: float = 30.0) -> None:
@@ -43,26 +47,28 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: f
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     logs = tmp_path_factory.mktemp("stack-logs")
-    started: list[subprocess.Popen[bytes]] = []
-    for seed in SEEDS:
-        subprocess.run([sys.executable, "-m", seed], cwd=ROOT, check=True, capture_output=True)
+    started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
+    subprocess.run([sys.executable, "-m", "kit.seed"], cwd=ROOT, check=True, capture_output=True)
     try:
-        for module, ready_url in PROCESSES:
-            log = logs / f"{module}.log"
+        # All at once (the edge needs no upstream to start); then wait for each to be ready.
+        for name, command, ready_url in _processes():
+            log = logs / f"{name}.log"
+            executable = sys.executable if command[0] == "python" else command[0]
             process = subprocess.Popen(
-                [sys.executable, "-m", module],
+                [executable, *command[1:]],
                 cwd=ROOT,
                 env=os.environ.copy(),
                 stdout=log.open("wb"),
                 stderr=subprocess.STDOUT,
             )
-            started.append(process)
+            started.append((process, ready_url, log))
+        for process, ready_url, log in started:
             _wait_ready(ready_url, process, log)
         yield {"edge": settings.service_url("edge"), "mail": settings.service_url("mailsink")}
     finally:
-        for process in reversed(started):
+        for process, _, _ in reversed(started):
             process.send_signal(signal.SIGTERM)
-        for process in started:
+        for process, _, _ in started:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
