@@ -54,6 +54,9 @@ class Deps:
 
 
 Job = Callable[[Deps], Awaitable[None]]
+# Handlers by routing key, or a function building them from the running process's Deps (for handlers
+# that need settings, the pool or a client beside the connection they are given).
+Handlers = Mapping[str, Handler] | Callable[[Deps], Mapping[str, Handler]]
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class Service:
     name: str
     routes: Sequence[BaseRoute]
     migrations: Path | None = None
-    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    handlers: Handlers = field(default_factory=dict)
     jobs: Sequence[Job] = ()
     on_start: Job | None = None
     uses_redis: bool = True
@@ -114,8 +117,9 @@ async def running(service: Service, config: settings.Settings) -> AsyncIterator[
     if deps.broker is not None:
         tasks.append(asyncio.create_task(deps.broker.run(), name="broker"))
         tasks.append(asyncio.create_task(OutboxRelay(pool, deps.broker).run(), name="outbox-relay"))
-        if service.handlers:
-            consumer = Consumer(service.name, pool, deps.broker, service.handlers)
+        handlers = service.handlers(deps) if callable(service.handlers) else service.handlers
+        if handlers:
+            consumer = Consumer(service.name, pool, deps.broker, handlers)
             tasks.append(asyncio.create_task(consumer.run(), name="consumer"))
     tasks += [asyncio.create_task(job(deps), name=job.__name__) for job in service.jobs]
     try:

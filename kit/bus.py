@@ -299,7 +299,7 @@ class Consumer:
         pool: asyncpg.Pool,
         broker: Broker,
         handlers: Mapping[str, Handler],
-        prefetch: int = 32,
+        prefetch: int = 8,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
     ) -> None:
         self.pool = pool

@@ -1,0 +1,129 @@
+"""The HTTP API: the caller's own notifications, and the templates only an Admin reads and edits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import eventually
+from tests.svc_notify.support import Notify, Publish, encode, mails_to, sent, user_registered
+
+TEMPLATE = "/api/notifications/templates/email-verification"
+
+
+def caller(*roles: str) -> dict[str, str]:
+    """The headers the edge sets for a signed-in user."""
+    return {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": ",".join(roles or ("User",))}
+
+
+ADMIN = caller("Admin")
+
+
+async def _notify_user(notify: Notify, publish: Publish, user: dict[str, str]) -> dict[str, Any]:
+    event = user_registered(uuid.UUID(user["X-User-Id"]))
+    await publish(encode(event))
+    await sent(notify, event)
+    return event
+
+
+@pytest.fixture
+async def original_template(notify: Notify) -> AsyncIterator[dict[str, Any]]:
+    """The seeded template, put back after a test that edits it."""
+    template = (await notify.http.get(TEMPLATE, headers=ADMIN)).json()
+    yield template
+    edit = {"subject": template["subject"], "body": template["body"]}
+    assert (await notify.http.put(TEMPLATE, json=edit, headers=ADMIN)).status_code == 200
+
+
+async def test_callers_see_only_their_own_notifications_newest_first(
+    notify: Notify, sink: httpx.AsyncClient, publish: Publish
+) -> None:
+    alice, bob = caller(), caller()
+    first = await _notify_user(notify, publish, alice)
+    second = await _notify_user(notify, publish, alice)
+    await _notify_user(notify, publish, bob)
+
+    response = await notify.http.get("/api/notifications", params={"pageSize": 1}, headers=alice)
+    assert response.status_code == 200
+    page = response.json()
+    assert {k: page[k] for k in ("page", "pageSize", "totalCount", "totalPages")} == {
+        "page": 1,
+        "pageSize": 1,
+        "totalCount": 2,
+        "totalPages": 2,
+    }
+    [newest] = page["items"]
+    assert (newest["recipient"], newest["status"], newest["channel"]) == (second["email"], "SENT", "email")
+    assert second["verificationToken"] not in newest["body"]
+    older = (await notify.http.get("/api/notifications?page=2&pageSize=1", headers=alice)).json()
+    assert [item["recipient"] for item in older["items"]] == [first["email"]]
+    assert (await notify.http.get("/api/notifications", headers=bob)).json()["totalCount"] == 1
+
+
+async def test_notifications_require_a_signed_in_caller(notify: Notify) -> None:
+    response = await notify.http.get("/api/notifications")
+    assert response.status_code == 401
+    assert response.json()["error"] == "Unauthorized"
+
+
+async def test_admin_reads_a_template_with_its_placeholders(notify: Notify) -> None:
+    response = await notify.http.get(TEMPLATE, headers=ADMIN)
+    assert response.status_code == 200
+    template = response.json()
+    assert template["name"] == "email-verification"
+    assert sorted(template["placeholders"]) == ["email", "expiresAt", "fullName", "link"]
+    assert "{link}" in template["body"]
+
+
+async def test_templates_are_for_admins_only(notify: Notify) -> None:
+    edit = {"subject": "Hi", "body": "{link}"}
+    assert (await notify.http.get(TEMPLATE, headers=caller())).status_code == 403
+    assert (await notify.http.put(TEMPLATE, json=edit, headers=caller("Seller"))).status_code == 403
+    assert (await notify.http.get(TEMPLATE)).status_code == 401
+
+
+async def test_unknown_template_is_not_found(notify: Notify) -> None:
+    path = "/api/notifications/templates/no-such-template"
+    assert (await notify.http.get(path, headers=ADMIN)).status_code == 404
+    response = await notify.http.put(path, json={"subject": "Hi", "body": "Hello"}, headers=ADMIN)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        ({"subject": "Hi {nickname}", "body": "{link}"}, "subject"),
+        ({"subject": "Hi", "body": "{link} {orderNumber}"}, "body"),
+        ({"subject": "Hi", "body": "{link.__class__}"}, "body"),
+        ({"subject": "Hi", "body": "a lone { brace"}, "body"),
+        ({"subject": "Hi\r\nBcc: someone@example.com", "body": "{link}"}, "subject"),
+        ({"subject": "", "body": "{link}"}, "subject"),
+    ],
+)
+async def test_template_edit_with_unsupported_content_is_refused(
+    notify: Notify, edit: dict[str, str], field: str
+) -> None:
+    response = await notify.http.put(TEMPLATE, json=edit, headers=ADMIN)
+    assert response.status_code == 400
+    assert [d["field"] for d in response.json()["details"]] == [field]
+
+
+async def test_edited_template_is_used_for_the_next_mail(
+    notify: Notify, sink: httpx.AsyncClient, publish: Publish, original_template: dict[str, Any]
+) -> None:
+    edit = {"subject": "Welcome, {fullName}", "body": "Confirm {email}: {link}\n{{literal braces}}"}
+    response = await notify.http.put(TEMPLATE, json=edit, headers=ADMIN)
+    assert response.status_code == 200
+    assert response.json()["subject"] == edit["subject"]
+
+    event = user_registered()
+    await publish(encode(event))
+    [message] = await eventually(lambda: mails_to(sink, event["email"]))
+    assert message["subject"] == f"Welcome, {event['fullName']}"
+    assert message["body"].startswith(f"Confirm {event['email']}: ")
+    assert f"token={event['verificationToken']}" in message["body"]
+    assert "{literal braces}" in message["body"]
