@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import redis.exceptions
@@ -53,7 +54,7 @@ class Deps:
     cache: cache.Cache | None = None
 
 
-Job = Callable[[Deps], Awaitable[None]]
+Job = Callable[[Deps], Coroutine[Any, Any, None]]
 # Handlers by routing key, or a function building them from the running process's Deps (for handlers
 # that need settings, the pool or a client beside the connection they are given).
 Handlers = Mapping[str, Handler] | Callable[[Deps], Mapping[str, Handler]]

@@ -17,7 +17,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, get_type_hints
 
@@ -191,7 +191,8 @@ class OutboxRelay:
                 except Exception as exc:
                     log.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
                     channel = None
-                    listener = await self._release(listener)
+                    await self._release(listener)
+                    listener = None
                     await asyncio.sleep(1.0)
         finally:
             await self._release(listener)
@@ -325,7 +326,7 @@ class Consumer:
 
     def _callback(
         self, channel: aiormq.abc.AbstractChannel, sub: _Subscription
-    ) -> Callable[[DeliveredMessage], Awaitable[None]]:
+    ) -> Callable[[DeliveredMessage], Coroutine[Any, Any, None]]:
         async def on_message(message: DeliveredMessage) -> None:
             await self._deliver(channel, sub, message)
 
@@ -335,7 +336,9 @@ class Consumer:
         self, channel: aiormq.abc.AbstractChannel, sub: _Subscription, message: DeliveredMessage
     ) -> None:
         headers = message.header.properties.headers or {}
-        attempt = int(headers.get("x-attempt", 0) or 0)
+        raw_attempt = headers.get("x-attempt", 0)
+        attempt = raw_attempt if isinstance(raw_attempt, int) else 0
+        traceparent = headers.get("traceparent")
         try:
             try:
                 event = sub.decoder.decode(message.body)
@@ -356,10 +359,13 @@ class Consumer:
                 exchange="",
                 routing_key=target,
                 properties=_properties(
-                    message.header.properties.message_id or "", headers.get("traceparent"), attempt + 1
+                    message.header.properties.message_id or "",
+                    traceparent if isinstance(traceparent, str) else None,
+                    attempt + 1,
                 ),
             )
             consumed.labels(sub.queue, "retried" if retry else "dead-lettered").inc()
+        assert message.delivery_tag is not None  # set on every consumed (not basic_get) message
         await channel.basic_ack(message.delivery_tag)
 
     async def handle(self, queue: str, handler: Handler, event: Any) -> bool:

@@ -85,7 +85,7 @@ class Cache:
             return None
         assert self.redis is not None
         try:
-            return await self.redis.get(key)  # type: ignore[no-any-return]
+            return await self.redis.get(key)  # type: ignore[return-value]
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return None
@@ -137,7 +137,7 @@ class Cache:
                     full_key = f"{namespace}:v{version.decode()}:{key}"
                 if value is not None:
                     self._count(True)
-                    return value  # type: ignore[no-any-return]
+                    return value  # type: ignore[return-value]
             except (RedisError, OSError) as exc:
                 self._failed(exc)
         self._count(False)
@@ -174,7 +174,7 @@ class Cache:
                 while time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
                     if (value := await self.redis.get(key)) is not None:
-                        return value  # type: ignore[no-any-return]
+                        return value  # type: ignore[return-value]
                     if not await self.redis.exists(lock):
                         break
         except (RedisError, OSError) as exc:
