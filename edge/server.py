@@ -1,0 +1,122 @@
+"""Start, serve and drain the edge.
+
+`Edge` is one worker: its listening socket, client connections, upstream pools and proxy. Tests start
+one in-process on an ephemeral port; `run` is what `python -m edge` does, in one process or several
+forked workers that share the port through SO_REUSEPORT and let the kernel spread connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+import uvloop
+
+from edge.config import EdgeConfig
+from edge.jwt import Verifier
+from edge.metrics import Metrics
+from edge.protocol import HttpProtocol
+from edge.proxy import Proxy
+from edge.upstream import Cluster, Pool
+
+log = logging.getLogger(__name__)
+
+
+class Edge:
+    def __init__(self, config: EdgeConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.clusters = {
+            name: Cluster(
+                name,
+                [
+                    Pool(
+                        url,
+                        max_connections=config.pool_max_connections,
+                        connect_timeout=config.connect_timeout,
+                        idle_timeout=config.pool_idle_timeout,
+                    )
+                    for url in urls
+                ],
+            )
+            for name, urls in config.clusters.items()
+        }
+        self._connections: set[HttpProtocol] = set()
+        self._server: asyncio.Server | None = None
+        # The port actually bound, known once started (the config may ask for 0).
+        self.port = 0
+
+    async def start(self) -> None:
+        config = self.config
+        verifier = Verifier(config.jwt_secret.reveal(), config.jwt_issuer, config.jwt_audience)
+        proxy = Proxy(config.routes, self.clusters, verifier, self.metrics, config.response_timeout)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: HttpProtocol(proxy, config.limits, self._connections),
+            config.host,
+            config.port,
+            reuse_port=True,
+            backlog=4096,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        # 1. Stop accepting.
+        self._server.close()
+        # 2. Idle connections close now; busy ones once their current answer is out.
+        for conn in list(self._connections):
+            conn.shutdown()
+        # 3. In-flight requests get the grace period, then whatever is left is cut.
+        if self._connections:
+            await asyncio.wait(
+                [conn.closed for conn in self._connections], timeout=self.config.shutdown_grace
+            )
+        for conn in list(self._connections):
+            conn.abort()
+        # 4. Close the upstream pools.
+        for cluster in self.clusters.values():
+            cluster.close()
+
+
+async def serve(config: EdgeConfig) -> None:
+    """Run one worker until SIGTERM or SIGINT, then stop gracefully."""
+    edge = Edge(config)
+    await edge.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    log.info("edge worker %d listening on %s:%d", os.getpid(), config.host, edge.port)
+    await stopping.wait()
+    log.info("edge worker %d stopping", os.getpid())
+    await edge.stop()
+
+
+def run(config: EdgeConfig) -> None:
+    """Serve with `config.workers` processes; the parent of several only forwards stop signals."""
+    if config.workers <= 1:
+        uvloop.run(serve(config))
+        return
+    children: list[int] = []
+    for _ in range(config.workers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                uvloop.run(serve(config))
+            finally:
+                os._exit(0)
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        os.waitpid(child, 0)

@@ -1,0 +1,370 @@
+"""The service side of the edge: keep-alive connections, one pool per destination, a cluster over them.
+
+- `Connection` is one HTTP/1.1 connection to a service, carrying one exchange at a time. Its response
+  is parsed by httptools into per-response state that the proxy awaits with a timeout
+  (`read_head`, `read_body`, `drain`); a full body buffer pauses the socket, so a slow client
+  slows the service down instead of filling the edge's memory.
+- `Pool` keeps a destination's idle connections (most recently used first, so the hot ones stay warm
+  and the rest age out), caps how many are open, and discards a connection after any error, an
+  unfinished exchange or `Connection: close`.
+- `Cluster` is a service's destinations. It balances round-robin and fails over to the next destination
+  when one cannot be reached; health checks and other policies will plug in at `Cluster.connect`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+from edge.errors import BadGateway, EdgeError, GatewayTimeout, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+# Response body bytes held per connection before the upstream socket stops being read.
+HIGH_WATER = 64 * 1024
+
+
+class ConnectFailed(Exception):
+    """A destination could not give us a connection (refused, timed out, or its pool is exhausted)."""
+
+
+class Connection(asyncio.Protocol):
+    """One connection to a service: per-connection state here, per-response state in `_new_response`."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self._loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.lost = False
+        # False once anything makes the next exchange on this connection unsafe.
+        self.reusable = True
+        self.busy = False
+        self.idle_since = 0.0
+        self._write_paused = False
+        self._read_paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        # How long the service may stay silent while we wait on it, set per exchange.
+        self._timeout = 0.0
+        self._new_response(head_only=False)
+        self.request_sent = False
+
+    def _new_response(self, head_only: bool) -> None:
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.content_length: int | None = None
+        self.chunked = False
+        self.head_done = False
+        self.complete = False
+        self.received_any = False
+        self._keep_alive = True
+        self._head_only = head_only
+        self._interim = False
+        self._body: list[bytes] = []
+        self._buffered = 0
+        self._error: EdgeError | None = None
+
+    @property
+    def usable(self) -> bool:
+        return not self.lost and self.transport is not None and not self.transport.is_closing()
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def send_head(self, head: bytes, *, head_only: bool, body_follows: bool, timeout: float) -> None:
+        """Start an exchange: the request head, with its body (if any) to follow through `write`.
+
+        `timeout` bounds every wait of this exchange on the service (GatewayTimeout past it).
+        """
+        if self._head_only:
+            # llhttp cannot be told a response answered HEAD, so it waits for a body that never comes;
+            # the previous response was one, so start the next from a clean parser.
+            self._parser = httptools.HttpResponseParser(self)
+        self._new_response(head_only)
+        self.request_sent = not body_follows
+        self._timeout = timeout
+        self.write(head)
+
+    def write(self, data: bytes) -> None:
+        if self.usable:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        while self._write_paused:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    # -- receiving ---------------------------------------------------------------------------------
+
+    async def read_head(self) -> None:
+        while not self.head_done:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    async def read_body(self) -> bytes:
+        """The response body received so far and not yet read; b"" at its end."""
+        while not self._body:
+            if self.complete:
+                return b""
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+        body = self._body
+        data = body[0] if len(body) == 1 else b"".join(body)
+        body.clear()
+        self._buffered = 0
+        if self._read_paused and self.usable:
+            assert self.transport is not None
+            self._read_paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def _wait(self) -> None:
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        timer = self._loop.call_later(self._timeout, self._fail, GatewayTimeout())
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: EdgeError) -> None:
+        if self._error is None:
+            self._error = error
+        self.reusable = False
+        self._wake()
+
+    # -- asyncio.Protocol --------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.reusable = False
+        self.pool.forget(self)
+        if self.busy and not self.complete:
+            if self.head_done and not self.chunked and self.content_length is None:
+                # A response without length or chunks ends with the connection (RFC 9112, 6.3).
+                self.complete = True
+            else:
+                self._fail(BadGateway("The upstream service closed the connection mid-response."))
+        self._write_paused = False
+        self._wake()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.busy or self.complete:
+            # Bytes nobody asked for: the connection is out of step and cannot be trusted again.
+            self.close()
+            return
+        self.received_any = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            self._fail(cause if isinstance(cause, EdgeError) else BadGateway("Invalid HTTP from upstream."))
+            self.close()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake()
+
+    # -- httptools callbacks -----------------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status == 101:
+            raise BadGateway("The upstream service switched protocols unasked.")
+        if status < 200:
+            # 100 Continue, 103 Early Hints: informational, not forwarded; the real answer follows.
+            self._interim = True
+            self.headers = []
+            return
+        self.status = status
+        self._keep_alive = self._parser.should_keep_alive()
+        for name, value in self.headers:
+            if name == b"content-length":
+                self.content_length = int(value)
+            elif name == b"transfer-encoding":
+                self.chunked = True
+        self.head_done = True
+        if self._head_only:
+            self.complete = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        if self._head_only:
+            return
+        self._body.append(body)
+        self._buffered += len(body)
+        if self._buffered > HIGH_WATER and not self._read_paused and self.transport is not None:
+            self._read_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        self.complete = True
+        if not self._keep_alive:
+            self.reusable = False
+        self._wake()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Hand the connection back to its pool, which keeps it only if the exchange ended cleanly."""
+        self.pool.release(self)
+
+    def close(self) -> None:
+        self.reusable = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self.pool.forget(self)
+
+
+class Pool:
+    """The connections to one destination."""
+
+    def __init__(
+        self, url: str, *, max_connections: int, connect_timeout: float, idle_timeout: float
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"upstream destination must be an http://host:port URL, got {url!r}")
+        self.url = url
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        # For requests that arrive without a Host (HTTP/1.0): name the destination instead.
+        self.authority = parts.netloc.encode()
+        self._max_connections = max_connections
+        self._connect_timeout = connect_timeout
+        # Shorter than the services' own keep-alive timeout, so we never reuse one they are closing.
+        self._idle_timeout = idle_timeout
+        self._idle: list[Connection] = []
+        self._open: set[Connection] = set()
+        self._connecting = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    async def acquire(self) -> tuple[Connection, bool]:
+        """A connection for one exchange, and whether it was reused from the idle list."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.usable:
+                    continue
+                if now - conn.idle_since > self._idle_timeout:
+                    conn.close()
+                    continue
+                conn.busy = True
+                return conn, True
+            if len(self._open) + self._connecting < self._max_connections:
+                break
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    await waiter
+            except TimeoutError:
+                raise ConnectFailed(f"{self.url}: all {self._max_connections} connections busy") from None
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self._connecting += 1
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, conn = await loop.create_connection(lambda: Connection(self), self.host, self.port)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectFailed(f"{self.url}: {exc or 'connect timed out'}") from None
+        finally:
+            self._connecting -= 1
+        self._open.add(conn)
+        conn.busy = True
+        return conn, False
+
+    def release(self, conn: Connection) -> None:
+        conn.busy = False
+        if self._closed or not (conn.reusable and conn.complete and conn.request_sent and conn.usable):
+            conn.close()
+            return
+        conn.idle_since = asyncio.get_running_loop().time()
+        self._idle.append(conn)
+        self._wake_one()
+
+    def forget(self, conn: Connection) -> None:
+        """Drop a closing connection from the books, freeing its slot."""
+        if conn in self._open:
+            self._open.discard(conn)
+            if conn in self._idle:
+                self._idle.remove(conn)
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def close(self) -> None:
+        """Close the idle connections now; busy ones close when they are released."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class Cluster:
+    """The destinations of one service."""
+
+    def __init__(self, name: str, pools: list[Pool]) -> None:
+        if not pools:
+            raise ValueError(f"cluster {name} has no destinations")
+        self.name = name
+        self.pools = pools
+        self._next = 0
+
+    @property
+    def destinations(self) -> list[str]:
+        return [pool.url for pool in self.pools]
+
+    async def connect(self) -> tuple[Connection, bool]:
+        """A connection to the next destination in turn, trying the others if it is unreachable."""
+        pools = self.pools
+        start = self._next
+        self._next = (start + 1) % len(pools)
+        for i in range(len(pools)):
+            pool = pools[(start + i) % len(pools)]
+            try:
+                return await pool.acquire()
+            except ConnectFailed as exc:
+                log.debug("upstream unreachable: %s", exc)
+        raise ServiceUnavailable(f"No {self.name} service destination is reachable.")
+
+    def close(self) -> None:
+        for pool in self.pools:
+            pool.close()
