@@ -44,7 +44,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: f
     raise RuntimeError(f"{url} not ready within {within} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     logs = tmp_path_factory.mktemp("stack-logs")
     started: list[tuple[subprocess.Popen[bytes], str, Path]] = []

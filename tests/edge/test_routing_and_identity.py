@@ -26,8 +26,9 @@ PATHS = [
     ("/api/notifications", "notify"),
 ]
 
-# Catalog reads are public; every other path above needs a token.
-PROTECTED = [path for path, cluster in PATHS if cluster != "product" or path.startswith("/api/admin")]
+# Catalog and stock reads are public; every other path above needs a token.
+PUBLIC_READS = {"product", "inventory"}
+PROTECTED = [path for path, cluster in PATHS if cluster not in PUBLIC_READS or path.startswith("/api/admin")]
 
 
 def bearer(token: str | None = None) -> dict[str, str]:
