@@ -25,9 +25,13 @@ migrate: install
 seed: migrate
 	$(BIN)/python -m kit.seed
 
+# Packages held to mypy --strict (every package, once its first version has landed).
+TYPED := kit edge devsinks svc_auth svc_notify
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(TYPED)
 
 format: install
 	$(BIN)/ruff format .
