@@ -55,9 +55,6 @@ class Deps:
 
 
 Job = Callable[[Deps], Coroutine[Any, Any, None]]
-# Handlers by routing key, or a function building them from the running process's Deps (for handlers
-# that need settings, the pool or a client beside the connection they are given).
-Handlers = Mapping[str, Handler] | Callable[[Deps], Mapping[str, Handler]]
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class Service:
     name: str
     routes: Sequence[BaseRoute]
     migrations: Path | None = None
-    handlers: Handlers = field(default_factory=dict)
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
     jobs: Sequence[Job] = ()
     on_start: Job | None = None
     uses_redis: bool = True
@@ -118,9 +115,8 @@ async def running(service: Service, config: settings.Settings) -> AsyncIterator[
     if deps.broker is not None:
         tasks.append(asyncio.create_task(deps.broker.run(), name="broker"))
         tasks.append(asyncio.create_task(OutboxRelay(pool, deps.broker).run(), name="outbox-relay"))
-        handlers = service.handlers(deps) if callable(service.handlers) else service.handlers
-        if handlers:
-            consumer = Consumer(service.name, pool, deps.broker, handlers)
+        if service.handlers:
+            consumer = Consumer(service.name, pool, deps.broker, service.handlers, context=deps)
             tasks.append(asyncio.create_task(consumer.run(), name="consumer"))
     tasks += [asyncio.create_task(job(deps), name=job.__name__) for job in service.jobs]
     try:

@@ -17,7 +17,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, get_type_hints
 
@@ -116,7 +116,7 @@ class Broker:
         while True:
             try:
                 connection = await aiormq.connect(self.url)
-                await self._declare_exchanges(connection)
+                await self.declare_exchanges(connection)
             except Exception as exc:
                 log.warning("broker unreachable, retrying", extra={"error": repr(exc), "retryIn": delay})
                 await asyncio.sleep(delay)
@@ -133,7 +133,7 @@ class Broker:
             log.warning("broker connection lost")
 
     @staticmethod
-    async def _declare_exchanges(connection: aiormq.abc.AbstractConnection) -> None:
+    async def declare_exchanges(connection: aiormq.abc.AbstractConnection) -> None:
         channel = await connection.channel()
         for exchange in sorted(set(EXCHANGES.values())):
             await channel.exchange_declare(exchange, exchange_type="topic", durable=True)
@@ -247,26 +247,23 @@ class OutboxRelay:
             await conn.execute("DELETE FROM inbox WHERE processed_at < now() - interval '30 days'")
 
 
-Handler = Callable[[asyncpg.Connection, Any], Awaitable[None]]
+# `async def on_x(conn, event)`, or `async def on_x(conn, event, context)` for a handler that needs the
+# service's Deps (settings, pool, clients) beside the connection of its transaction.
+Handler = Callable[..., Awaitable[None]]
 
 
 class PoisonMessage(Exception):
     """A message that can never succeed (not JSON, not the event's shape): parked without retries."""
 
 
-class _Subscription:
-    """One routing key's queue, its delay queues and DLQ, its handler and the handler's event type."""
+class Queues:
+    """The queues of one consumer of one routing key: its queue, the delay queues of its retries, its DLQ."""
 
-    def __init__(
-        self, service: str, routing_key: str, handler: Handler, delays: tuple[float, ...] = RETRY_DELAYS
-    ) -> None:
+    def __init__(self, service: str, routing_key: str, delays: tuple[float, ...] = RETRY_DELAYS) -> None:
         self.routing_key = routing_key
         self.delays = delays
         self.exchange = EXCHANGES[routing_key]
         self.queue = f"{service}.{routing_key}"
-        self.handler = handler
-        params = list(inspect.signature(handler).parameters)
-        self.decoder = msgspec.json.Decoder(get_type_hints(handler)[params[1]])
 
     def retry_queue(self, attempt: int) -> str:
         return f"{self.queue}.retry.{self.delays[attempt]:g}s"
@@ -291,8 +288,37 @@ class _Subscription:
         await channel.queue_declare(self.dead_letter_queue, durable=True)
 
 
+async def declare_topology(url: str, consumers: Mapping[str, Iterable[str]]) -> None:
+    """Declare the exchanges and every consumer queue ({service: routing keys}) before anything runs.
+
+    A topic exchange drops a message no queue is bound for, so an event published before its consumer
+    first started would be lost; `make run` declares everything first (through `kit.migrate`).
+    """
+    connection = await aiormq.connect(url)
+    try:
+        await Broker.declare_exchanges(connection)
+        channel = await connection.channel()
+        for service, keys in consumers.items():
+            for key in keys:
+                await Queues(service, key).declare(channel)
+    finally:
+        await connection.close()
+
+
+class _Subscription:
+    """A consumer's queues with its handler and the handler's event type."""
+
+    def __init__(self, queues: Queues, handler: Handler) -> None:
+        self.queues = queues
+        self.handler = handler
+        params = list(inspect.signature(handler).parameters)
+        self.decoder = msgspec.json.Decoder(get_type_hints(handler)[params[1]])
+        # A third parameter receives the consumer's context (the service's Deps).
+        self.wants_context = len(params) > 2
+
+
 class Consumer:
-    """Consumes the routing keys in `handlers` for `service`; each handler is `async (conn, event)`."""
+    """Consumes the routing keys in `handlers` for `service`; see `Handler` for their signature."""
 
     def __init__(
         self,
@@ -302,11 +328,15 @@ class Consumer:
         handlers: Mapping[str, Handler],
         prefetch: int = 8,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        context: object = None,
     ) -> None:
         self.pool = pool
         self.broker = broker
         self.prefetch = prefetch
-        self.subscriptions = [_Subscription(service, key, fn, retry_delays) for key, fn in handlers.items()]
+        self.context = context
+        self.subscriptions = [
+            _Subscription(Queues(service, key, retry_delays), fn) for key, fn in handlers.items()
+        ]
 
     async def run(self) -> None:
         while True:
@@ -315,8 +345,8 @@ class Consumer:
                 channel = await connection.channel(publisher_confirms=True)
                 await channel.basic_qos(prefetch_count=self.prefetch)
                 for sub in self.subscriptions:
-                    await sub.declare(channel)
-                    await channel.basic_consume(sub.queue, self._callback(channel, sub))
+                    await sub.queues.declare(channel)
+                    await channel.basic_consume(sub.queues.queue, self._callback(channel, sub))
                 await channel.closing
             except asyncio.CancelledError:
                 raise
@@ -344,15 +374,16 @@ class Consumer:
                 event = sub.decoder.decode(message.body)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise PoisonMessage(str(exc)) from exc
-            await self.handle(sub.queue, sub.handler, event)
-            consumed.labels(sub.queue, "ok").inc()
+            await self.handle(sub, event)
+            consumed.labels(sub.queues.queue, "ok").inc()
         except Exception as exc:
             poison = isinstance(exc, PoisonMessage)
-            retry = not poison and attempt < len(sub.delays)
-            target = sub.retry_queue(attempt) if retry else sub.dead_letter_queue
+            queues = sub.queues
+            retry = not poison and attempt < len(queues.delays)
+            target = queues.retry_queue(attempt) if retry else queues.dead_letter_queue
             log.warning(
                 "event handler failed",
-                extra={"queue": sub.queue, "attempt": attempt, "movedTo": target, "error": repr(exc)},
+                extra={"queue": queues.queue, "attempt": attempt, "movedTo": target, "error": repr(exc)},
             )
             await channel.basic_publish(
                 message.body,
@@ -364,20 +395,23 @@ class Consumer:
                     attempt + 1,
                 ),
             )
-            consumed.labels(sub.queue, "retried" if retry else "dead-lettered").inc()
+            consumed.labels(queues.queue, "retried" if retry else "dead-lettered").inc()
         assert message.delivery_tag is not None  # set on every consumed (not basic_get) message
         await channel.basic_ack(message.delivery_tag)
 
-    async def handle(self, queue: str, handler: Handler, event: Any) -> bool:
-        """Run `handler` once per event id and queue; False when the event was already processed."""
+    async def handle(self, sub: _Subscription, event: Any) -> bool:
+        """Run the handler once per event id and queue; False when the event was already processed."""
         tracing.traceparent.set(getattr(event, "traceparent", "") or "")
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await conn.fetchval(
                 "INSERT INTO inbox (event_id, queue) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
                 event.event_id,
-                queue,
+                sub.queues.queue,
             )
             if not fresh:
                 return False
-            await handler(conn, event)
+            if sub.wants_context:
+                await sub.handler(conn, event, self.context)
+            else:
+                await sub.handler(conn, event)
         return True

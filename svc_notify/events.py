@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import asyncpg
 
 from kit.app import Deps
-from kit.bus import Event, Handler
+from kit.bus import Event
 from svc_notify.mailer import Email, Mailer
 
 
@@ -24,38 +24,28 @@ class UserRegistered(Event):
     expires_at: datetime
 
 
-class Handlers:
-    """The handlers by routing key, bound to the running process's settings and mailer."""
+async def on_user_registered(conn: asyncpg.Connection, event: UserRegistered, deps: Deps) -> None:
+    public_url = deps.settings.public_url.rstrip("/")
 
-    def __init__(self, deps: Deps) -> None:
-        self.public_url = deps.settings.public_url.rstrip("/")
-        self.mailer = Mailer(deps.settings, deps.db)
+    def verification_link(token: str) -> str:
+        return f"{public_url}/verify-email?{urlencode({'token': token, 'email': event.email})}"
 
-    def by_routing_key(self) -> dict[str, Handler]:
-        return {UserRegistered.routing_key: self.user_registered}
-
-    async def user_registered(self, conn: asyncpg.Connection, event: UserRegistered) -> None:
-        await self.mailer.deliver(
-            conn,
-            Email(
-                event_id=event.event_id,
-                user_id=event.user_id,
-                to=event.email,
-                template="email-verification",
-                values={
-                    "fullName": event.full_name,
-                    "email": event.email,
-                    "link": self._verification_link(event.verification_token, event.email),
-                    "expiresAt": event.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                },
-                redacted={"link": self._verification_link("REDACTED", event.email)},
-            ),
-        )
-
-    def _verification_link(self, token: str, email: str) -> str:
-        return f"{self.public_url}/verify-email?{urlencode({'token': token, 'email': email})}"
+    await Mailer(deps.settings, deps.db).deliver(
+        conn,
+        Email(
+            event_id=event.event_id,
+            user_id=event.user_id,
+            to=event.email,
+            template="email-verification",
+            values={
+                "fullName": event.full_name,
+                "email": event.email,
+                "link": verification_link(event.verification_token),
+                "expiresAt": event.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            },
+            redacted={"link": verification_link("REDACTED")},
+        ),
+    )
 
 
-def handlers(deps: Deps) -> dict[str, Handler]:
-    """The consumer's handlers, bound to the process's settings and mailer."""
-    return Handlers(deps).by_routing_key()
+handlers = {UserRegistered.routing_key: on_user_registered}

@@ -48,7 +48,8 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: f
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     logs = tmp_path_factory.mktemp("stack-logs")
     started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
-    subprocess.run([sys.executable, "-m", "kit.seed"], cwd=ROOT, check=True, capture_output=True)
+    for step in ("kit.migrate", "kit.seed"):  # as `make run` does
+        subprocess.run([sys.executable, "-m", step], cwd=ROOT, check=True, capture_output=True)
     try:
         # All at once (the edge needs no upstream to start); then wait for each to be ready.
         for name, command, ready_url in _processes():

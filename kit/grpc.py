@@ -1,0 +1,247 @@
+"""gRPC plumbing: a grpc.aio server run as a `Service.jobs` coroutine, and client channels.
+
+Server side, `GrpcServer(name, register)` is a job: it binds the service's gRPC port (settings
+`grpc_port`, `<SERVICE>_GRPC_PORT`), registers the servicers, `grpc.health.v1` and server reflection,
+and stops gracefully when the job is cancelled at shutdown (health turns NOT_SERVING first, in-flight
+calls get `grace` seconds). Every unary call goes through one wrapper that
+
+- continues the caller's W3C trace (`traceparent` metadata) and request id (`x-request-id`),
+- honours the caller's deadline (the handler is cancelled when it passes: DEADLINE_EXCEEDED),
+- maps `kit.errors` to gRPC status codes and driver errors (PostgreSQL, Redis down) to UNAVAILABLE,
+  so handlers raise the same errors as HTTP handlers and never leak a stack trace,
+- counts calls and latency by method and code for `/metrics`.
+
+Client side, `channel(target)` opens a channel whose calls carry the current `traceparent` and request
+id, and `DEADLINE` is the default per-call timeout callers pass as `timeout=`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+import grpc
+import redis.exceptions
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram
+
+from kit import errors, tracing
+from kit.app import Deps
+from kit.settings import SERVICES
+
+log = logging.getLogger(__name__)
+
+DEADLINE = 2.0
+"""Default timeout, in seconds, of one service-to-service call."""
+
+calls = Counter("shop_grpc_calls_total", "gRPC calls served", ["method", "code"])
+latency = Histogram(
+    "shop_grpc_call_seconds",
+    "gRPC call latency",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+_STATUS: Mapping[type[errors.ShopError], grpc.StatusCode] = {
+    errors.ValidationError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.Unauthorized: grpc.StatusCode.UNAUTHENTICATED,
+    errors.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.Conflict: grpc.StatusCode.ALREADY_EXISTS,
+    errors.PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.BusinessRuleViolation: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.ServiceUnavailable: grpc.StatusCode.UNAVAILABLE,
+}
+_DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+_SERVER_OPTIONS = [
+    # A flash sale sends thousands of calls at once: let them queue instead of being cancelled.
+    ("grpc.server.max_pending_requests", 20_000),
+    ("grpc.server.max_pending_requests_hard_limit", 40_000),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+_CLIENT_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+Register = Callable[[grpc.aio.Server, Deps], Sequence[str]]
+"""Adds a service's servicers to the server; returns their full names (for health and reflection)."""
+
+
+def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    if isinstance(exc, errors.ShopError):
+        # gRPC has one details string: name the fields there ("lines[0].quantity: must be ...").
+        message = "; ".join(f"{d.field}: {d.message}" for d in exc.details) or exc.message
+        for kind, code in _STATUS.items():
+            if isinstance(exc, kind):
+                return code, message
+        return grpc.StatusCode.INTERNAL, exc.message
+    if isinstance(exc, _DRIVER_ERRORS):
+        return grpc.StatusCode.UNAVAILABLE, "A dependency is unavailable, please retry"
+    return None
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            found[key] = value
+    return found
+
+
+def _observed(method: str, behavior: Callable[[Any, Any], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Wrap one unary handler: trace context, deadline, error mapping and metrics."""
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        meta = _metadata(context)
+        tracing.request_id.set(tracing.sane_request_id(meta.get("x-request-id")))
+        tracing.traceparent.set(tracing.child_traceparent(meta.get("traceparent")))
+        began = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            remaining = context.time_remaining()
+            async with asyncio.timeout(remaining if remaining is not None else None):
+                return await behavior(request, context)
+        except TimeoutError:
+            code = grpc.StatusCode.DEADLINE_EXCEEDED
+            await context.abort(code, "Deadline exceeded")
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            code = context.code() or grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:
+            mapped = _status_of(exc)
+            if mapped is None:
+                log.exception("unhandled gRPC error", extra={"method": method})
+                mapped = grpc.StatusCode.INTERNAL, "An unexpected error occurred"
+            elif mapped[0] is grpc.StatusCode.UNAVAILABLE:
+                log.warning("dependency failure", extra={"method": method, "error": repr(exc)})
+            code = mapped[0]
+            await context.abort(*mapped)
+        finally:
+            latency.labels(method).observe(time.perf_counter() - began)
+            calls.labels(method, code.name).inc()
+
+    return handle
+
+
+class _Observe(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        return grpc.unary_unary_rpc_method_handler(
+            _observed(method, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class GrpcServer:
+    """A `Service.jobs` entry serving `register`'s servicers on the service's gRPC port.
+
+    `port` is the port actually bound once started (settings may ask for 0: any free port, in tests).
+    """
+
+    def __init__(self, name: str, register: Register, grace: float = 5.0) -> None:
+        self.__name__ = f"grpc-{name}"
+        self.register = register
+        self.grace = grace
+        self.port: int | None = None
+        self._bound = asyncio.Event()
+
+    async def started(self) -> int:
+        """The bound port, once the server accepts calls."""
+        await self._bound.wait()
+        assert self.port is not None
+        return self.port
+
+    async def __call__(self, deps: Deps) -> None:
+        config = deps.settings
+        assert config.grpc_port is not None, f"{config.service} has no gRPC port"
+        workers = int(config.extra.get(f"{config.service.upper()}_WORKERS", "1"))
+        # Several workers of one service share the port (SO_REUSEPORT); a single one must own it, so a
+        # stale process on the port is an error instead of silently taking half of the calls.
+        options = [*_SERVER_OPTIONS, ("grpc.so_reuseport", 1 if workers > 1 else 0)]
+        server = grpc.aio.server(interceptors=[_Observe()], options=options)
+        names = list(self.register(server, deps))
+        checker = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            server,
+        )
+        self.port = server.add_insecure_port(f"{config.host}:{config.grpc_port}")
+        await server.start()
+        for name in ("", *names):
+            await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._bound.set()
+        log.info("gRPC serving", extra={"port": self.port, "services": names})
+        try:
+            await server.wait_for_termination()
+        finally:
+            # 1. tell balancers and health probes we are going; 2. finish in-flight calls, then stop.
+            self._bound.clear()
+            with contextlib.suppress(Exception):
+                await checker.enter_graceful_shutdown()
+            await asyncio.shield(server.stop(self.grace))
+
+
+class _Propagate(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds the current trace context and request id to every outgoing call."""
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        metadata = list(client_call_details.metadata or ())
+        metadata.append(("traceparent", tracing.child_traceparent(tracing.traceparent.get())))
+        if rid := tracing.request_id.get():
+            metadata.append(("x-request-id", rid))
+        details = grpc.aio.ClientCallDetails(
+            client_call_details.method,
+            client_call_details.timeout if client_call_details.timeout is not None else DEADLINE,
+            grpc.aio.Metadata(*metadata),
+            client_call_details.credentials,
+            client_call_details.wait_for_ready,
+        )
+        return await continuation(details, request)
+
+
+def target(service: str, env: Mapping[str, str] | None = None) -> str:
+    """`host:port` of a service's gRPC server: `<SERVICE>_GRPC_URL`, else loopback and its gRPC port."""
+    env = os.environ if env is None else env
+    prefix = service.upper()
+    if url := env.get(f"{prefix}_GRPC_URL"):
+        return url
+    port = env.get(f"{prefix}_GRPC_PORT") or str(SERVICES[service].grpc_port)
+    return f"127.0.0.1:{port}"
+
+
+def channel(address: str) -> grpc.aio.Channel:
+    """A client channel to `address` whose calls carry trace context and default to `DEADLINE`."""
+    return grpc.aio.insecure_channel(address, options=_CLIENT_OPTIONS, interceptors=[_Propagate()])

@@ -1,0 +1,293 @@
+"""svc_user: profiles, addresses, preferences, avatars and the admin user search (CONTRACT.md section 4)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import asyncpg
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kit.app import Deps, Service, deps, make_app
+from kit.errors import BusinessRuleViolation, NotFound, invalid
+from kit.http import JSON, Page, body_of, encode, page_of, paging
+from kit.identity import require_role, require_user
+from kit.openapi import doc
+from svc_user import avatars, events, profiles, store
+from svc_user.profiles import AVATAR_VERSION_CHARS, NO_PROFILE, profile_of
+from svc_user.schemas import ADDRESS_FIELDS, Address, AddressInput, Preferences, Profile, ProfilePatch
+
+MAX_ADDRESSES = 20
+MAX_SEARCH = 100
+PROFILE_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Profile))
+# A versioned URL (`?v=` of the current image) never changes; the bare one is revalidated each time,
+# which costs a 304 without the bytes, so a replaced avatar shows at once.
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "public, no-cache"
+
+
+def _path_id(request: Request, name: str, missing: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.path_params[name])
+    except ValueError:
+        raise NotFound(missing) from None
+
+
+async def _profile_json(d: Deps, user_id: uuid.UUID, missing: str) -> Response:
+    body = await profiles.cached_profile(d, user_id)
+    if body is None:
+        raise NotFound(missing)
+    return Response(body, media_type="application/json")
+
+
+@doc("The caller's profile", response=Profile, auth="user")
+async def get_me(request: Request) -> Response:
+    return await _profile_json(deps(request), require_user(request).user_id, NO_PROFILE)
+
+
+@doc(
+    "Change the caller's personal fields (fullName, phone, dateOfBirth)",
+    body=ProfilePatch,
+    response=Profile,
+    auth="user",
+)
+async def patch_me(request: Request) -> Response:
+    who = require_user(request)
+    patch = await body_of(request, ProfilePatch)
+    d = deps(request)
+    async with profiles.change(d, who.user_id) as unit:
+        row = unit.current
+        edits = {
+            f.name: value
+            for f in msgspec.structs.fields(ProfilePatch)
+            if (value := getattr(patch, f.name)) is not msgspec.UNSET and value != row[f.name]
+        }
+        if edits:
+            row = await unit.conn.fetchrow(
+                store.UPDATE_PERSONAL,
+                who.user_id,
+                *(edits.get(column, row[column]) for column in ("full_name", "phone", "date_of_birth")),
+            )
+            unit.touched(*(f.encode_name for f in msgspec.structs.fields(ProfilePatch) if f.name in edits))
+    return JSON(profile_of(row, d.settings.public_url))
+
+
+@doc("Replace the caller's preferences", body=Preferences, response=Preferences, auth="user")
+async def put_preferences(request: Request) -> Response:
+    who = require_user(request)
+    wanted = await body_of(request, Preferences)
+    async with profiles.change(deps(request), who.user_id) as unit:
+        current = profiles.preferences_of(unit.current)
+        if changed := [
+            f"preferences.{f.encode_name}"
+            for f in msgspec.structs.fields(Preferences)
+            if getattr(current, f.name) != getattr(wanted, f.name)
+        ]:
+            await unit.conn.execute(store.UPDATE_PREFERENCES, who.user_id, encode(wanted).decode())
+            unit.touched(*changed)
+    return JSON(wanted)
+
+
+def _address(row: asyncpg.Record) -> Address:
+    return Address(**dict(row))
+
+
+def _address_values(body: AddressInput) -> tuple[object, ...]:
+    return tuple(getattr(body, name) for name in ADDRESS_FIELDS)
+
+
+@doc("The caller's addresses, the default first", response=Page, auth="user")
+async def list_addresses(request: Request) -> Response:
+    who = require_user(request)
+    page = paging(request.query_params)
+    async with deps(request).db.acquire() as conn:
+        rows = await conn.fetch(store.ADDRESSES, who.user_id)
+    # A user has at most MAX_ADDRESSES, so one query reads them all and the page is a slice.
+    items = [_address(row) for row in rows[page.offset : page.offset + page.page_size]]
+    return JSON(page_of(items, page, len(rows)))
+
+
+@doc(
+    "Add an address; the first one becomes the default",
+    body=AddressInput,
+    response=Address,
+    status=201,
+    auth="user",
+)
+async def add_address(request: Request) -> Response:
+    who = require_user(request)
+    body = await body_of(request, AddressInput)
+    async with profiles.change(deps(request), who.user_id) as unit:
+        count = unit.current["address_count"]
+        if count >= MAX_ADDRESSES:
+            raise BusinessRuleViolation(f"A user keeps at most {MAX_ADDRESSES} addresses; delete one first")
+        default = bool(body.is_default) or count == 0
+        if default:
+            await unit.conn.execute(store.CLEAR_DEFAULT, who.user_id)
+        row = await unit.conn.fetchrow(
+            store.INSERT_ADDRESS, uuid.uuid4(), who.user_id, *_address_values(body), default
+        )
+        unit.touched("addresses")
+    return JSON(_address(row), 201)
+
+
+@doc("Replace one of the caller's addresses", body=AddressInput, response=Address, auth="user")
+async def update_address(request: Request) -> Response:
+    who = require_user(request)
+    address_id = _path_id(request, "address_id", "Address not found")
+    body = await body_of(request, AddressInput)
+    async with profiles.change(deps(request), who.user_id) as unit:
+        old = await unit.conn.fetchrow(store.ADDRESS, address_id, who.user_id)
+        if old is None:
+            raise NotFound("Address not found")
+        if body.is_default is False and old["is_default"]:
+            raise BusinessRuleViolation("This is the default address; make another one the default instead")
+        default = old["is_default"] or bool(body.is_default)
+        values = _address_values(body)
+        if values == tuple(old[name] for name in ADDRESS_FIELDS) and default == old["is_default"]:
+            return JSON(_address(old))
+        if default and not old["is_default"]:
+            await unit.conn.execute(store.CLEAR_DEFAULT, who.user_id)
+        row = await unit.conn.fetchrow(store.UPDATE_ADDRESS, address_id, who.user_id, *values, default)
+        unit.touched("addresses")
+    return JSON(_address(row))
+
+
+@doc(
+    "Delete one of the caller's addresses; the newest other one becomes the default", status=204, auth="user"
+)
+async def delete_address(request: Request) -> Response:
+    who = require_user(request)
+    address_id = _path_id(request, "address_id", "Address not found")
+    async with profiles.change(deps(request), who.user_id) as unit:
+        was_default = await unit.conn.fetchval(store.DELETE_ADDRESS, address_id, who.user_id)
+        if was_default is None:
+            raise NotFound("Address not found")
+        if was_default:
+            await unit.conn.execute(store.PROMOTE_NEWEST, who.user_id)
+        unit.touched("addresses")
+    return Response(status_code=204)
+
+
+@doc("Upload the caller's avatar: a PNG, JPEG or WebP body of at most 2 MiB", response=Profile, auth="user")
+async def put_avatar(request: Request) -> Response:
+    who = require_user(request)
+    image, data = await avatars.read_image(request)
+    etag = hashlib.sha256(data).hexdigest()
+    d = deps(request)
+    async with profiles.change(d, who.user_id) as unit:
+        row = unit.current
+        if row["avatar_etag"] != etag:
+            row = await unit.conn.fetchrow(store.PUT_AVATAR, who.user_id, image.content_type, etag, data)
+            unit.touched("avatarUrl")
+    return JSON(profile_of(row, d.settings.public_url))
+
+
+@doc("Remove the caller's avatar", status=204, auth="user")
+async def delete_avatar(request: Request) -> Response:
+    who = require_user(request)
+    async with profiles.change(deps(request), who.user_id) as unit:
+        if await unit.conn.fetchval(store.DELETE_AVATAR, who.user_id):
+            unit.touched("avatarUrl")
+    return Response(status_code=204)
+
+
+def _entity_tags(header: str) -> list[str]:
+    """The tags of an If-None-Match header; weak ones compare equal to strong ones (RFC 9110 13.1.2)."""
+    return [tag.strip().removeprefix("W/").strip('"') for tag in header.split(",") if tag.strip()]
+
+
+@doc("A user's avatar image, with ETag and caching headers")
+async def get_avatar(request: Request) -> Response:
+    user_id = _path_id(request, "user_id", "Avatar not found")
+    tags = _entity_tags(request.headers.get("if-none-match", ""))
+    async with deps(request).db.acquire() as conn:
+        row = await conn.fetchrow(store.AVATAR, user_id, tags)
+    if row is None:
+        raise NotFound("Avatar not found")
+    etag = row["etag"]
+    headers = {
+        "ETag": f'"{etag}"',
+        "Cache-Control": IMMUTABLE
+        if request.query_params.get("v") == etag[:AVATAR_VERSION_CHARS]
+        else REVALIDATE,
+        # User-supplied bytes: never let a browser second-guess the type we checked.
+        "X-Content-Type-Options": "nosniff",
+    }
+    if row["data"] is None:
+        return Response(status_code=304, headers=headers)
+    return Response(row["data"], media_type=row["content_type"], headers=headers)
+
+
+def _choice(request: Request, name: str, choices: tuple[str, ...], default: str) -> str:
+    value = request.query_params.get(name) or default
+    if value not in choices:
+        raise invalid(name, f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+def _selected_fields(request: Request) -> frozenset[str] | None:
+    """`?fields=id,email` as a set of profile fields, or None for all of them."""
+    raw = request.query_params.get("fields")
+    if not raw:
+        return None
+    wanted = frozenset(name.strip() for name in raw.split(",") if name.strip())
+    if unknown := sorted(wanted - PROFILE_FIELDS):
+        raise invalid("fields", f"Unknown fields: {', '.join(unknown)}")
+    return wanted
+
+
+def _like_pattern(search: str) -> str:
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@doc("Search users by name, email or phone (paginated)", response=Page, auth="Admin")
+async def list_users(request: Request) -> Response:
+    require_role(request, "Admin")
+    page = paging(request.query_params)
+    sort = _choice(request, "sortBy", tuple(store.SORTS), "createdAt")
+    order = _choice(request, "sortOrder", store.ORDERS, "desc")
+    fields = _selected_fields(request)
+    search = (request.query_params.get("search") or "").strip()
+    if len(search) > MAX_SEARCH:
+        raise invalid("search", f"search is at most {MAX_SEARCH} characters")
+    d = deps(request)
+    async with d.db.acquire() as conn:
+        rows, total = await store.search_profiles(
+            conn, _like_pattern(search) if search else None, sort, order, page.page_size, page.offset
+        )
+    items: list[object] = [profile_of(row, d.settings.public_url) for row in rows]
+    if fields is not None:
+        items = [{k: v for k, v in msgspec.to_builtins(item).items() if k in fields} for item in items]
+    return JSON(page_of(items, page, total))
+
+
+@doc("Any user's profile", response=Profile, auth="Admin")
+async def get_user(request: Request) -> Response:
+    require_role(request, "Admin")
+    user_id = _path_id(request, "user_id", "User not found")
+    return await _profile_json(deps(request), user_id, "User not found")
+
+
+routes = [
+    Route("/api/users/me", get_me, methods=["GET"]),
+    Route("/api/users/me", patch_me, methods=["PATCH"]),
+    Route("/api/users/me/preferences", put_preferences, methods=["PUT"]),
+    Route("/api/users/me/addresses", list_addresses, methods=["GET"]),
+    Route("/api/users/me/addresses", add_address, methods=["POST"]),
+    Route("/api/users/me/addresses/{address_id}", update_address, methods=["PUT"]),
+    Route("/api/users/me/addresses/{address_id}", delete_address, methods=["DELETE"]),
+    Route("/api/users/me/avatar", put_avatar, methods=["PUT"]),
+    Route("/api/users/me/avatar", delete_avatar, methods=["DELETE"]),
+    Route("/api/users", list_users, methods=["GET"]),
+    Route("/api/users/{user_id}", get_user, methods=["GET"]),
+    Route("/api/users/{user_id}/avatar", get_avatar, methods=["GET"]),
+]
+
+service = Service("user", routes, migrations=Path(__file__).parent / "migrations", handlers=events.handlers)
+app = make_app(service)
