@@ -108,13 +108,21 @@ class Cache:
         except (RedisError, OSError) as exc:
             self._failed(exc)
 
-    async def bump(self, namespace: str) -> None:
-        """Invalidate every key of `namespace`: old versions are never read again and expire by TTL."""
+    async def bump(self, namespace: str, keep: int | None = None) -> None:
+        """Invalidate every key of `namespace`: old versions are never read again and expire by TTL.
+
+        `keep` (seconds, at least the TTL of the namespace's values) lets the version counter itself
+        expire once nothing under it can be alive, so per-entity namespaces do not pile up.
+        """
         if not self.available:
             return
         assert self.redis is not None
         try:
-            await self.redis.incr(namespace)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.incr(namespace)
+                if keep is not None:
+                    pipe.expire(namespace, keep)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             self._failed(exc)
 

@@ -24,6 +24,7 @@ class Model(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=
 _encoder = msgspec.json.Encoder()
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 _PATH = re.compile(r"at `\$\.?(.*?)`$")
+_OBJECT_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 _NAMED = re.compile(r"^([A-Za-z][\w.\[\]]*): (.+)$", re.S)
 
 
@@ -59,7 +60,10 @@ def decode(body: bytes, model: type[T]) -> T:
         match = _PATH.search(text)
         field = match.group(1) if match else ""
         message = _PATH.sub("", text).strip().rstrip(" -")
-        if not field and (named := _NAMED.match(message)):
+        if named := _OBJECT_FIELD.search(message):
+            # "Object contains unknown field `x`" / "missing required field `x`" name a field inside.
+            field = f"{field}.{named.group(1)}" if field else named.group(1)
+        elif not field and (named := _NAMED.match(message)):
             # `__post_init__` checks raise ValueError("field: message") to name their field.
             field, message = named.group(1), named.group(2)
         raise ValidationError(

@@ -94,4 +94,4 @@ async def change(d: Deps, user_id: uuid.UUID) -> AsyncIterator[Change]:
             await publish(conn, ProfileUpdated(user_id=user_id, updated_fields=sorted(unit.fields)))
     if unit.fields:
         assert d.cache is not None
-        await d.cache.bump(cache_namespace(user_id))
+        await d.cache.bump(cache_namespace(user_id), keep=PROFILE_TTL)

@@ -100,3 +100,11 @@ async def test_with_redis_down_reads_come_from_the_source_without_errors() -> No
     await cache.bump("test:ns")
     assert source.loads == 2 and cache.errors == 1  # after one failure Redis is left alone for a second
     await dead.aclose()
+
+
+async def test_a_namespace_version_can_expire_once_its_values_have(redis: Redis) -> None:
+    cache, ns = Cache(redis, "t"), f"test:entity:{uuid.uuid4().hex}"
+    await cache.bump(ns, keep=30)
+    assert await redis.get(ns) == b"1" and 0 < await redis.ttl(ns) <= 30
+    await cache.bump(ns)
+    assert await redis.get(ns) == b"2"

@@ -34,8 +34,8 @@ def test_decodes_camel_case_json_into_the_struct() -> None:
     [
         (b'{"email": "a@b.c", "age": "30"}', "age", "Expected `int`, got `str`"),
         (b'{"email": "a@b.c", "age": 12}', "age", ">= 18"),
-        (b'{"age": 30}', "body", "missing required field `email`"),
-        (b'{"email": "a@b.c", "age": 30, "isAdmin": true}', "body", "unknown field `isAdmin`"),
+        (b'{"age": 30}', "email", "missing required field `email`"),
+        (b'{"email": "a@b.c", "age": 30, "isAdmin": true}', "isAdmin", "unknown field `isAdmin`"),
         (b'{"email": "nope", "age": 30}', "email", "must be an email address"),
         (b'{"email": "a@b.c", "age": 30', "body", "malformed JSON"),
         (b"[1, 2]", "body", "Expected `object`, got `array`"),

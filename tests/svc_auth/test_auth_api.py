@@ -63,8 +63,8 @@ async def test_a_second_account_with_the_same_email_in_any_case_is_a_conflict(
         ({"email": "{new}", "password": "x" * 129, "fullName": "A"}, "password"),
         ({"email": "{new}", "password": "Password1!", "fullName": "   "}, "fullName"),
         ({"email": "{new}", "password": 12345678, "fullName": "A"}, "password"),
-        ({"email": "{new}", "password": "Password1!"}, "body"),
-        ({"email": "{new}", "password": "Password1!", "fullName": "A", "roles": ["Admin"]}, "body"),
+        ({"email": "{new}", "password": "Password1!"}, "fullName"),
+        ({"email": "{new}", "password": "Password1!", "fullName": "A", "roles": ["Admin"]}, "roles"),
     ],
 )
 async def test_bad_registrations_are_400_and_write_nothing(

@@ -178,8 +178,8 @@ async def test_concurrent_additions_keep_at_most_twenty_addresses_and_one_defaul
         ({"postalCode": "<script>"}, "postalCode"),
         ({"line1": None}, "line1"),
         ({"isDefault": "yes"}, "isDefault"),
-        ({"userId": str(uuid.uuid4())}, "body"),
-        ({"id": str(uuid.uuid4())}, "body"),
+        ({"userId": str(uuid.uuid4())}, "userId"),
+        ({"id": str(uuid.uuid4())}, "id"),
     ],
 )
 async def test_invalid_addresses_are_400_naming_the_field_and_write_nothing(

@@ -137,7 +137,7 @@ async def test_mass_assignment_is_refused_and_changes_nothing(
         ("/api/users/me", {"dateOfBirth": "30/04/1990"}, "dateOfBirth"),
         ("/api/users/me/preferences", {"language": "klingon"}, "language"),
         ("/api/users/me/preferences", {"currency": "BTC"}, "currency"),
-        ("/api/users/me/preferences", {"notifications": {"fax": True}}, "notifications"),
+        ("/api/users/me/preferences", {"notifications": {"fax": True}}, "notifications.fax"),
         ("/api/users/me/preferences", {"notifications": {"email": "yes"}}, "notifications.email"),
         ("/api/users/me/preferences", {"marketingConsent": 1}, "marketingConsent"),
     ],

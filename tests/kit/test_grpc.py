@@ -1,0 +1,100 @@
+"""kit.grpc: the server job (health, reflection, errors, deadlines, trace context) and client channels."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+
+import asyncpg
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from kit import errors, settings, tracing
+from kit.app import Deps
+from kit.grpc import GrpcServer, channel
+
+SERVICE = "test.Echo"
+TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def _trace(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return tracing.traceparent.get().encode()
+
+
+async def _missing(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise errors.invalid("thing", "must be there")
+
+
+async def _down(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise asyncpg.CannotConnectNowError("the database system is starting up")
+
+
+async def _slow(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    await asyncio.sleep(5)
+    return b""
+
+
+def _register(server: grpc.aio.Server, deps: Deps) -> list[str]:
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(fn)
+        for name, fn in (("Trace", _trace), ("Missing", _missing), ("Down", _down), ("Slow", _slow))
+    }
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+    return [SERVICE]
+
+
+@pytest.fixture(scope="module")
+async def ch() -> AsyncIterator[grpc.aio.Channel]:
+    config = dataclasses.replace(settings.load("inventory"), grpc_port=0)
+    server = GrpcServer("test", _register, grace=0.1)
+    job = asyncio.create_task(server(Deps(config, None, None, None)))  # type: ignore[arg-type]
+    port = await server.started()
+    async with channel(f"127.0.0.1:{port}") as opened:
+        yield opened
+    job.cancel()
+    await asyncio.gather(job, return_exceptions=True)
+
+
+def _call(ch: grpc.aio.Channel, method: str) -> grpc.aio.UnaryUnaryMultiCallable:
+    return ch.unary_unary(f"/{SERVICE}/{method}")
+
+
+async def test_the_server_reports_serving_and_lists_its_services(ch: grpc.aio.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(ch)
+    for name in ("", SERVICE):
+        answer = await health.Check(health_pb2.HealthCheckRequest(service=name))
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+    listed = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {s.name for r in [r async for r in listed] for s in r.list_services_response.service}
+    assert {SERVICE, "grpc.health.v1.Health"} <= names
+
+
+async def test_the_callers_trace_continues_into_the_handler(ch: grpc.aio.Channel) -> None:
+    tracing.traceparent.set(TRACE)
+    seen = (await _call(ch, "Trace")(b"")).decode()
+    assert seen.split("-")[1] == TRACE.split("-")[1] and seen != TRACE
+
+
+@pytest.mark.parametrize(
+    ("method", "code", "details"),
+    [
+        ("Missing", grpc.StatusCode.INVALID_ARGUMENT, "thing: must be there"),
+        ("Down", grpc.StatusCode.UNAVAILABLE, "A dependency is unavailable, please retry"),
+    ],
+)
+async def test_errors_become_status_codes(
+    ch: grpc.aio.Channel, method: str, code: grpc.StatusCode, details: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _call(ch, method)(b"")
+    assert caught.value.code() is code and caught.value.details() == details
+
+
+async def test_a_call_past_its_deadline_ends_with_deadline_exceeded(ch: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _call(ch, "Slow")(b"", timeout=0.2)
+    assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
