@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install migrate seed lint format bench
+.PHONY: run test install protos migrate seed lint format
 
 run: seed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
@@ -11,7 +11,16 @@ run: seed
 test: lint
 	$(BIN)/pytest
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed protos
+
+# gRPC stubs are generated from protos/*.proto, never committed; `-I.` makes them import `protos.x_pb2`.
+PROTOS := $(wildcard protos/*.proto)
+STUBS := $(PROTOS:.proto=_pb2.py)
+
+protos: $(STUBS)
+
+protos/%_pb2.py: protos/%.proto $(VENV)/.installed
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. $<
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

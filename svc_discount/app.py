@@ -1,0 +1,362 @@
+"""svc_discount: coupons, automatic discounts and campaigns (Admin), validation; gRPC in rpc.py."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kit.app import Service, deps, make_app
+from kit.errors import Conflict, NotFound, invalid
+from kit.grpc import GrpcServer
+from kit.http import JSON, Page, Paging, body_of, decode, encode, page_of, paging
+from kit.identity import identity, require_role, require_user
+from kit.openapi import doc
+from svc_discount import events, ledger, rpc, store
+from svc_discount.schemas import (
+    Campaign,
+    CampaignIn,
+    CampaignPatch,
+    Discount,
+    DiscountIn,
+    DiscountPatch,
+    Usage,
+    Validation,
+    money,
+)
+
+T = TypeVar("T")
+
+_ORDERS = {"createdAt": "created_at", "code": "lower(code)", "name": "lower(name)"}
+LIST_DISCOUNTS = {
+    (by, direction): store.LIST_DISCOUNTS.format(order=f"{column} {direction}, id")
+    for by, column in _ORDERS.items()
+    for direction in ("ASC", "DESC")
+}
+
+
+def _id(request: Request, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.path_params["id"])
+    except ValueError:
+        raise NotFound(f"{what} not found") from None
+
+
+def _filters(query: Mapping[str, str]) -> tuple[str | None, bool | None]:
+    search = query.get("search") or None
+    active = query.get("active")
+    if active not in (None, "", "true", "false"):
+        raise invalid("active", "active must be true or false")
+    pattern = None if search is None else "%" + search.replace("%", r"\%").replace("_", r"\_") + "%"
+    return pattern, None if not active else active == "true"
+
+
+def _discount(row: asyncpg.Record) -> Discount:
+    values = {k: row[k] for k in Discount.__struct_fields__}
+    for field in ("value", "min_subtotal", "max_discount"):
+        if values[field] is not None:
+            values[field] = float(values[field])
+    return Discount(**values)
+
+
+def _campaign(row: asyncpg.Record) -> Campaign:
+    return Campaign(**{k: row[k] for k in Campaign.__struct_fields__})
+
+
+def _usage(row: asyncpg.Record) -> Usage:
+    return Usage(**{k: row[k] for k in Usage.__struct_fields__ if k != "amount"}, amount=float(row["amount"]))
+
+
+def _merged(current: T, patch: msgspec.Struct, model: type[T]) -> T:
+    """Apply a PATCH onto the current value and validate the result as a whole (400 naming the field)."""
+    changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+    return decode(encode(msgspec.structs.replace(current, **changes)), model)  # type: ignore[type-var]
+
+
+def _discount_args(body: DiscountIn) -> list[Any]:
+    return [
+        body.code,
+        body.name,
+        body.kind,
+        body.value,
+        body.min_subtotal,
+        body.max_discount,
+        body.starts_at,
+        body.ends_at,
+        body.usage_limit,
+        body.per_user_limit,
+        body.scope,
+        body.category_ids,
+        body.product_ids,
+        body.auto_apply,
+        body.active,
+        body.campaign_id,
+    ]
+
+
+def _as_input(row: asyncpg.Record) -> DiscountIn:
+    return DiscountIn(**{k: row[k] for k in DiscountIn.__struct_fields__})
+
+
+async def _write_discount(
+    conn: asyncpg.Connection, statement: str, key: uuid.UUID, body: DiscountIn
+) -> Response:
+    try:
+        row = await conn.fetchrow(statement, key, *_discount_args(body))
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"A discount with code {body.code} already exists") from None
+    except asyncpg.ForeignKeyViolationError:
+        raise invalid("campaignId", "no such campaign") from None
+    if row is None:
+        raise NotFound("Discount not found")
+    return JSON(_discount(row), 201 if statement is store.INSERT_DISCOUNT else 200)
+
+
+# -- discounts ---------------------------------------------------------------------------------------
+
+
+@doc(
+    "Discounts, paginated (`?search=&active=&sortBy=createdAt|code|name&sortOrder=`)",
+    response=Page,
+    auth="Admin",
+)
+async def list_discounts(request: Request) -> Response:
+    require_role(request, "Admin")
+    query = request.query_params
+    page = paging(query)
+    by = query.get("sortBy") or "createdAt"
+    if by not in _ORDERS:
+        raise invalid("sortBy", f"sortBy must be one of {', '.join(_ORDERS)}")
+    direction = (query.get("sortOrder") or "desc").upper()
+    if direction not in ("ASC", "DESC"):
+        raise invalid("sortOrder", "sortOrder must be asc or desc")
+    search, active = _filters(query)
+    async with deps(request).db.acquire() as conn:
+        rows = await conn.fetch(LIST_DISCOUNTS[by, direction], search, active, page.page_size, page.offset)
+        total = rows[0]["total"] if rows else await conn.fetchval(store.COUNT_DISCOUNTS, search, active)
+    return JSON(page_of([_discount(r) for r in rows], page, total))
+
+
+@doc(
+    "Create a discount (code unique, case-insensitive)",
+    body=DiscountIn,
+    response=Discount,
+    status=201,
+    auth="Admin",
+)
+async def create_discount(request: Request) -> Response:
+    require_role(request, "Admin")
+    body = await body_of(request, DiscountIn)
+    async with deps(request).db.acquire() as conn:
+        return await _write_discount(conn, store.INSERT_DISCOUNT, uuid.uuid4(), body)
+
+
+@doc("A discount", response=Discount, auth="Admin")
+async def get_discount(request: Request) -> Response:
+    require_role(request, "Admin")
+    async with deps(request).db.acquire() as conn:
+        row = await conn.fetchrow(store.DISCOUNT_BY_ID, _id(request, "Discount"))
+    if row is None:
+        raise NotFound("Discount not found")
+    return JSON(_discount(row))
+
+
+@doc("Replace (PUT) or change (PATCH) a discount", body=DiscountIn, response=Discount, auth="Admin")
+async def update_discount(request: Request) -> Response:
+    require_role(request, "Admin")
+    key = _id(request, "Discount")
+    async with deps(request).db.acquire() as conn, conn.transaction():
+        if request.method == "PUT":
+            body = await body_of(request, DiscountIn)
+        else:
+            patch = await body_of(request, DiscountPatch)
+            row = await conn.fetchrow(store.DISCOUNT_BY_ID + " FOR UPDATE OF d", key)
+            if row is None:
+                raise NotFound("Discount not found")
+            body = _merged(_as_input(row), patch, DiscountIn)
+        return await _write_discount(conn, store.UPDATE_DISCOUNT, key, body)
+
+
+@doc("Deactivate a discount (its usage history stays)", status=204, auth="Admin")
+async def delete_discount(request: Request) -> Response:
+    require_role(request, "Admin")
+    async with deps(request).db.acquire() as conn:
+        if await conn.fetchval(store.DEACTIVATE_DISCOUNT, _id(request, "Discount")) is None:
+            raise NotFound("Discount not found")
+    return Response(status_code=204)
+
+
+async def _usages(request: Request, statement: str, key: uuid.UUID, page: Paging) -> Response:
+    async with deps(request).db.acquire() as conn:
+        rows = await conn.fetch(statement, key, page.page_size, page.offset)
+    total = rows[0]["total"] if rows else 0
+    return JSON(page_of([_usage(r) for r in rows], page, total))
+
+
+@doc("A discount's usage history, newest first", response=Page, auth="Admin")
+async def discount_usages(request: Request) -> Response:
+    require_role(request, "Admin")
+    return await _usages(
+        request, store.USAGES_OF_DISCOUNT, _id(request, "Discount"), paging(request.query_params)
+    )
+
+
+@doc("The caller's discount usage history, newest first", response=Page, auth="user")
+async def my_usages(request: Request) -> Response:
+    who = require_user(request)
+    return await _usages(request, store.USAGES_OF_USER, who.user_id, paging(request.query_params))
+
+
+@doc(
+    "What a code takes off a subtotal (`?subtotal=`); per-user limits count for a signed-in caller",
+    response=Validation,
+)
+async def validate(request: Request) -> Response:
+    raw = request.query_params.get("subtotal")
+    if not raw:
+        raise invalid("subtotal", "subtotal is required")
+    try:
+        subtotal = Decimal(raw)
+        money("subtotal", subtotal)
+    except (InvalidOperation, ValueError):
+        raise invalid("subtotal", "subtotal must be a non-negative amount with at most 2 decimals") from None
+    who = identity(request)
+    code = request.path_params["code"]
+    if len(code) > 40:
+        raise invalid("code", "at most 40 characters")
+    answer = await ledger.validate(deps(request).db, code, who and who.user_id, subtotal)
+    return JSON(
+        Validation(
+            valid=answer.valid,
+            discount_amount=float(answer.amount),
+            reason=answer.reason,
+            code=answer.code or code,
+        )
+    )
+
+
+# -- campaigns ---------------------------------------------------------------------------------------
+
+
+async def _campaign_by_id(conn: asyncpg.Connection, key: uuid.UUID) -> Response:
+    row = await conn.fetchrow(store.CAMPAIGN, key)
+    if row is None:
+        raise NotFound("Campaign not found")
+    return JSON(_campaign(row))
+
+
+@doc("Campaigns, paginated (`?search=&active=`)", response=Page, auth="Admin")
+async def list_campaigns(request: Request) -> Response:
+    require_role(request, "Admin")
+    page = paging(request.query_params)
+    search, active = _filters(request.query_params)
+    async with deps(request).db.acquire() as conn:
+        rows = await conn.fetch(store.LIST_CAMPAIGNS, search, active, page.page_size, page.offset)
+        total = await conn.fetchval(store.COUNT_CAMPAIGNS, search, active)
+    return JSON(page_of([_campaign(r) for r in rows], page, total))
+
+
+@doc(
+    "Create a campaign (a window grouping coupons; FLASH_SALE for flash sales)",
+    body=CampaignIn,
+    response=Campaign,
+    status=201,
+    auth="Admin",
+)
+async def create_campaign(request: Request) -> Response:
+    require_role(request, "Admin")
+    body = await body_of(request, CampaignIn)
+    async with deps(request).db.acquire() as conn:
+        key = await conn.fetchval(
+            store.INSERT_CAMPAIGN,
+            uuid.uuid4(),
+            body.name,
+            body.description,
+            body.kind,
+            body.starts_at,
+            body.ends_at,
+            body.active,
+        )
+        response = await _campaign_by_id(conn, key)
+    response.status_code = 201
+    return response
+
+
+@doc("A campaign", response=Campaign, auth="Admin")
+async def get_campaign(request: Request) -> Response:
+    require_role(request, "Admin")
+    async with deps(request).db.acquire() as conn:
+        return await _campaign_by_id(conn, _id(request, "Campaign"))
+
+
+@doc("Replace (PUT) or change (PATCH) a campaign", body=CampaignIn, response=Campaign, auth="Admin")
+async def update_campaign(request: Request) -> Response:
+    require_role(request, "Admin")
+    key = _id(request, "Campaign")
+    async with deps(request).db.acquire() as conn, conn.transaction():
+        if request.method == "PUT":
+            body = await body_of(request, CampaignIn)
+        else:
+            patch = await body_of(request, CampaignPatch)
+            row = await conn.fetchrow(store.CAMPAIGN + " FOR UPDATE OF c", key)
+            if row is None:
+                raise NotFound("Campaign not found")
+            body = _merged(CampaignIn(**{k: row[k] for k in CampaignIn.__struct_fields__}), patch, CampaignIn)
+        updated = await conn.fetchval(
+            store.UPDATE_CAMPAIGN,
+            key,
+            body.name,
+            body.description,
+            body.kind,
+            body.starts_at,
+            body.ends_at,
+            body.active,
+        )
+        if updated is None:
+            raise NotFound("Campaign not found")
+        return await _campaign_by_id(conn, key)
+
+
+@doc("Deactivate a campaign: its discounts stop applying", status=204, auth="Admin")
+async def delete_campaign(request: Request) -> Response:
+    require_role(request, "Admin")
+    async with deps(request).db.acquire() as conn:
+        if await conn.fetchval(store.DEACTIVATE_CAMPAIGN, _id(request, "Campaign")) is None:
+            raise NotFound("Campaign not found")
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/discounts", list_discounts, methods=["GET"]),
+    Route("/api/discounts", create_discount, methods=["POST"]),
+    Route("/api/discounts/usages/me", my_usages, methods=["GET"]),
+    Route("/api/discounts/{code}/validate", validate, methods=["GET"]),
+    Route("/api/discounts/{id}/usages", discount_usages, methods=["GET"]),
+    Route("/api/discounts/{id}", get_discount, methods=["GET"]),
+    Route("/api/discounts/{id}", update_discount, methods=["PUT", "PATCH"]),
+    Route("/api/discounts/{id}", delete_discount, methods=["DELETE"]),
+    Route("/api/campaigns", list_campaigns, methods=["GET"]),
+    Route("/api/campaigns", create_campaign, methods=["POST"]),
+    Route("/api/campaigns/{id}", get_campaign, methods=["GET"]),
+    Route("/api/campaigns/{id}", update_campaign, methods=["PUT", "PATCH"]),
+    Route("/api/campaigns/{id}", delete_campaign, methods=["DELETE"]),
+]
+
+grpc_server = GrpcServer("discount", rpc.register)
+service = Service(
+    "discount",
+    routes,
+    migrations=Path(__file__).parent / "migrations",
+    handlers=events.handlers,
+    jobs=[grpc_server],
+    uses_redis=False,
+)
+app = make_app(service)

@@ -1,0 +1,100 @@
+"""svc_inventory: stock levels and reservations; REST for people, gRPC (rpc.py) for services."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kit.app import Service, deps, make_app
+from kit.errors import NotFound, invalid
+from kit.grpc import GrpcServer
+from kit.http import JSON, Page, body_of, page_of, paging
+from kit.identity import require_role
+from kit.openapi import doc
+from svc_inventory import engine, events, rpc, store
+from svc_inventory.schemas import Level, SetStock
+
+
+def _uuid(raw: str | None, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw or "")
+    except ValueError:
+        raise invalid(field, f"{field} must be a UUID") from None
+
+
+def _product_id(request: Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.path_params["product_id"])
+    except ValueError:
+        raise NotFound("Product not found in inventory") from None
+
+
+async def _level(request: Request, product_id: uuid.UUID, variant_id: uuid.UUID | None) -> Level:
+    async with deps(request).db.acquire() as conn:
+        row = await conn.fetchrow(store.LEVEL, product_id, variant_id)
+    if row is None:
+        raise NotFound("Product not found in inventory")
+    return Level(**dict(row), variant_id=variant_id)
+
+
+@doc("A product's stock: available, reserved and on hand (all variants, or `?variantId=`)", response=Level)
+async def get_level(request: Request) -> Response:
+    product_id = _product_id(request)
+    raw = request.query_params.get("variantId")
+    return JSON(await _level(request, product_id, _uuid(raw, "variantId") if raw else None))
+
+
+@doc(
+    "Set a product's on-hand stock and low-stock threshold (its Seller or an Admin)",
+    body=SetStock,
+    response=Level,
+    auth="Seller",
+)
+async def set_level(request: Request) -> Response:
+    who = require_role(request, "Seller", "Admin")
+    product_id = _product_id(request)
+    body = await body_of(request, SetStock)
+    variant_id = body.variant_id or store.PRODUCT_LEVEL
+    await engine.of(deps(request)).set_stock(
+        who, product_id, variant_id, body.quantity, body.low_stock_threshold
+    )
+    return JSON(await _level(request, product_id, body.variant_id))
+
+
+@doc("Stock rows at or below their low-stock threshold, lowest first", response=Page, auth="Admin")
+async def low_stock(request: Request) -> Response:
+    require_role(request, "Admin")
+    page = paging(request.query_params)
+    async with deps(request).db.acquire() as conn:
+        rows = await conn.fetch(store.LOW_STOCK, page.page_size, page.offset)
+        total = rows[0]["total"] if rows else await conn.fetchval(store.COUNT_LOW_STOCK)
+    items = [
+        Level(
+            **{k: v for k, v in dict(r).items() if k not in ("total", "variant_id")},
+            variant_id=events.wire_variant(r["variant_id"]),
+        )
+        for r in rows
+    ]
+    return JSON(page_of(items, page, total))
+
+
+routes = [
+    Route("/api/inventory/low-stock", low_stock, methods=["GET"]),
+    Route("/api/inventory/{product_id}", get_level, methods=["GET"]),
+    Route("/api/inventory/{product_id}", set_level, methods=["PUT"]),
+]
+
+grpc_server = GrpcServer("inventory", rpc.register)
+service = Service(
+    "inventory",
+    routes,
+    migrations=Path(__file__).parent / "migrations",
+    handlers=events.handlers,
+    jobs=[engine.background, grpc_server],
+    on_start=engine.start,
+)
+app = make_app(service)

@@ -1,0 +1,158 @@
+"""svc_inventory's gRPC API (protos/inventory.proto): the same flows as the REST handlers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import grpc
+
+from kit.app import Deps
+from kit.errors import invalid
+from protos import inventory_pb2 as pb
+from protos import inventory_pb2_grpc
+from svc_inventory import engine, store
+from svc_inventory.engine import Outcome
+from svc_inventory.schemas import MAX_LINE_QUANTITY, MAX_LINES, Line
+
+_STATE = {
+    None: pb.RESERVATION_STATE_UNSPECIFIED,
+    "RESERVED": pb.RESERVED,
+    "COMMITTED": pb.COMMITTED,
+    "RELEASED": pb.RELEASED,
+    "EXPIRED": pb.EXPIRED,
+}
+
+
+def _uuid(field: str, value: str, optional: bool = False) -> uuid.UUID:
+    if optional and not value:
+        return store.PRODUCT_LEVEL
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise invalid(field, f"{field} must be a UUID") from None
+
+
+def _lines(lines: Sequence[pb.StockLine]) -> list[Line]:
+    if not 1 <= len(lines) <= MAX_LINES:
+        raise invalid("lines", f"between 1 and {MAX_LINES} lines are required")
+    parsed = []
+    for i, line in enumerate(lines):
+        if not 1 <= line.quantity <= MAX_LINE_QUANTITY:
+            raise invalid(f"lines[{i}].quantity", f"quantity must be between 1 and {MAX_LINE_QUANTITY}")
+        parsed.append(
+            Line(
+                _uuid(f"lines[{i}].product_id", line.product_id),
+                _uuid(f"lines[{i}].variant_id", line.variant_id, optional=True),
+                line.quantity,
+            )
+        )
+    if len({(line.product_id, line.variant_id) for line in parsed}) != len(parsed):
+        raise invalid("lines", "each product and variant may appear only once")
+    return parsed
+
+
+def _wire(line: Line) -> pb.StockLine:
+    variant = "" if line.variant_id == store.PRODUCT_LEVEL else str(line.variant_id)
+    return pb.StockLine(product_id=str(line.product_id), variant_id=variant, quantity=line.quantity)
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value else ""
+
+
+def _availability(line: Line, available: int, known: bool) -> pb.LineAvailability:
+    wire = _wire(line)
+    return pb.LineAvailability(
+        product_id=wire.product_id,
+        variant_id=wire.variant_id,
+        requested=line.quantity,
+        available=available,
+        sufficient=known and available >= line.quantity,
+        known=known,
+    )
+
+
+def reservation(order_id: uuid.UUID, outcome: Outcome) -> pb.ReserveStockResponse:
+    return pb.ReserveStockResponse(
+        reserved=outcome.reserved,
+        reservation_id=str(order_id) if outcome.state else "",
+        state=_STATE[outcome.state],
+        lines=[_wire(line) for line in outcome.lines],
+        expires_at=_iso(outcome.expires_at),
+        existing=outcome.existing,
+        reason=outcome.reason,
+        shortages=[_availability(s.line, s.available, s.known) for s in outcome.shortages],
+    )
+
+
+class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def CheckStock(
+        self, request: pb.CheckStockRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckStockResponse:
+        lines = _lines(request.lines)
+        levels = await engine.of(self.deps).availability(lines)
+        answers = [
+            _availability(line, levels.get(key, 0), key in levels)
+            for line in lines
+            if (key := (line.product_id, line.variant_id))
+        ]
+        return pb.CheckStockResponse(available=all(a.sufficient for a in answers), lines=answers)
+
+    async def ReserveStock(
+        self, request: pb.ReserveStockRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReserveStockResponse:
+        order_id = _uuid("order_id", request.order_id)
+        lines = _lines(request.lines)
+        if not 0 <= request.hold_seconds <= 86_400:
+            raise invalid("hold_seconds", "hold_seconds must be between 0 and 86400")
+        outcome = await engine.of(self.deps).reserve(order_id, lines, request.hold_seconds)
+        return reservation(order_id, outcome)
+
+    async def ReleaseStock(
+        self, request: pb.ReleaseStockRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReleaseStockResponse:
+        order_id = _uuid("order_id", request.order_id)
+        if len(request.reason) > 200:
+            raise invalid("reason", "reason must be at most 200 characters")
+        moved, state = await engine.of(self.deps).release(order_id, request.reason)
+        return pb.ReleaseStockResponse(released=moved, state=_STATE[state])
+
+    async def CommitStock(
+        self, request: pb.CommitStockRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CommitStockResponse:
+        committed, state = await engine.of(self.deps).commit(_uuid("order_id", request.order_id))
+        return pb.CommitStockResponse(committed=committed, state=_STATE[state])
+
+    async def GetInventory(
+        self, request: pb.GetInventoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInventoryResponse:
+        if not 1 <= len(request.product_ids) <= 500:
+            raise invalid("product_ids", "between 1 and 500 product ids are required")
+        ids = [_uuid(f"product_ids[{i}]", p) for i, p in enumerate(request.product_ids)]
+        async with self.deps.db.acquire() as conn:
+            rows = await conn.fetch(store.LEVELS_OF_PRODUCTS, ids)
+        return pb.GetInventoryResponse(
+            items=[
+                pb.StockLevel(
+                    product_id=str(r["product_id"]),
+                    variant_id="" if r["variant_id"] == store.PRODUCT_LEVEL else str(r["variant_id"]),
+                    on_hand=r["on_hand"],
+                    reserved=r["reserved"],
+                    available=r["available"],
+                    low_stock_threshold=r["low_stock_threshold"],
+                    updated_at=_iso(r["updated_at"]),
+                )
+                for r in rows
+            ]
+        )
+
+
+def register(server: grpc.aio.Server, deps: Deps) -> list[str]:
+    """Adds the inventory servicer to `server` (for `kit.grpc.GrpcServer`)."""
+    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(deps), server)
+    return [pb.DESCRIPTOR.services_by_name["InventoryService"].full_name]

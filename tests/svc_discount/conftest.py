@@ -1,0 +1,49 @@
+"""svc_discount in-process (HTTP through httpx, gRPC on a free port) with real PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import msgspec
+import pytest
+
+from kit import settings
+from kit.app import make_app
+from kit.grpc import channel
+from protos import discount_pb2_grpc
+from svc_discount.app import grpc_server, service
+from tests.support import serve
+
+CONFIG = dataclasses.replace(settings.load("discount"), grpc_port=0)
+ADMIN = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "Admin", "X-User-Email": "admin@shop.local"}
+
+
+class Stack(msgspec.Struct):
+    http: httpx.AsyncClient
+    stub: discount_pb2_grpc.DiscountServiceStub
+    db: asyncpg.Pool
+
+
+@pytest.fixture(scope="session")
+async def discounts() -> AsyncIterator[Stack]:
+    app = make_app(service, CONFIG)
+    async with serve(app) as http:
+        port = await grpc_server.started()
+        async with channel(f"127.0.0.1:{port}") as ch:
+            await ch.channel_ready()
+            yield Stack(http, discount_pb2_grpc.DiscountServiceStub(ch), app.state.deps.db)
+
+
+def new_code(prefix: str = "T") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}".upper()
+
+
+async def coupon(stack: Stack, **fields: object) -> dict[str, object]:
+    body = {"code": new_code(), "name": "Test coupon", "kind": "PERCENTAGE", "value": 10, **fields}
+    response = await stack.http.post("/api/discounts", json=body, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]

@@ -1,0 +1,141 @@
+"""svc_inventory in-process (HTTP through httpx, gRPC on a free port), with real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiormq
+import asyncpg
+import httpx
+import msgspec
+import pytest
+from pamqp import commands as spec
+from redis.asyncio import Redis
+
+from kit import settings
+from kit.app import make_app
+from kit.grpc import channel
+from protos import inventory_pb2 as pb
+from protos import inventory_pb2_grpc
+from svc_inventory import engine
+from svc_inventory.app import grpc_server, service
+from svc_inventory.engine import Inventory
+from tests.support import eventually, serve
+
+CONFIG = dataclasses.replace(settings.load("inventory"), grpc_port=0)
+ADMIN = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "Admin", "X-User-Email": "admin@shop.local"}
+
+
+class Stack(msgspec.Struct):
+    http: httpx.AsyncClient
+    stub: inventory_pb2_grpc.InventoryServiceStub
+    db: asyncpg.Pool
+    redis: Redis
+    inventory: Inventory
+
+
+@pytest.fixture(scope="session")
+async def stack() -> AsyncIterator[Stack]:
+    app = make_app(service, CONFIG)
+    async with serve(app) as http:
+        port = await grpc_server.started()
+        async with channel(f"127.0.0.1:{port}") as ch:
+            await ch.channel_ready()
+            d = app.state.deps
+            assert d.redis is not None
+            yield Stack(http, inventory_pb2_grpc.InventoryServiceStub(ch), d.db, d.redis, engine.of(d))
+
+
+def seller_headers(seller: uuid.UUID) -> dict[str, str]:
+    return {"X-User-Id": str(seller), "X-User-Roles": "Seller", "X-User-Email": "s@shop.test"}
+
+
+async def stocked(stack: Stack, on_hand: int, threshold: int = 0) -> uuid.UUID:
+    """A new product, known to inventory, with `on_hand` units."""
+    product_id = uuid.uuid4()
+    response = await stack.http.put(
+        f"/api/inventory/{product_id}",
+        json={"quantity": on_hand, "lowStockThreshold": threshold},
+        headers=ADMIN,
+    )
+    assert response.status_code == 200, response.text
+    return product_id
+
+
+def line(product_id: uuid.UUID, quantity: int = 1, variant_id: uuid.UUID | None = None) -> pb.StockLine:
+    return pb.StockLine(product_id=str(product_id), variant_id=str(variant_id or ""), quantity=quantity)
+
+
+async def reserve(
+    stack: Stack, order_id: uuid.UUID, *lines: pb.StockLine, hold: int = 0
+) -> pb.ReserveStockResponse:
+    return await stack.stub.ReserveStock(
+        pb.ReserveStockRequest(order_id=str(order_id), lines=list(lines), hold_seconds=hold), timeout=20
+    )
+
+
+class Books(msgspec.Struct):
+    """One product's numbers as PostgreSQL and Redis see them."""
+
+    on_hand: int
+    reserved: int
+    redis_available: int | None
+    active_lines: int
+    committed_lines: int
+
+
+async def books(stack: Stack, product_id: uuid.UUID) -> Books:
+    row = await stack.db.fetchrow(
+        "SELECT on_hand, reserved FROM stock WHERE product_id = $1 AND variant_id = $2",
+        product_id,
+        uuid.UUID(int=0),
+    )
+    sums = await stack.db.fetchrow(
+        "SELECT coalesce(sum(l.quantity) FILTER (WHERE r.state = 'RESERVED'), 0) AS active,"
+        " coalesce(sum(l.quantity) FILTER (WHERE r.state = 'COMMITTED'), 0) AS committed"
+        " FROM reservation_lines l JOIN reservations r USING (order_id) WHERE l.product_id = $1",
+        product_id,
+    )
+    raw = await stack.redis.get(f"inv:a:{product_id}:{uuid.UUID(int=0)}")
+    return Books(
+        row["on_hand"], row["reserved"], None if raw is None else int(raw), sums["active"], sums["committed"]
+    )
+
+
+Publish = Callable[[str, str, dict[str, object]], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def publisher(queue: str) -> AsyncIterator[Publish]:
+    """Publishes events to RabbitMQ as their services would, once `queue` has its consumer."""
+    connection = await aiormq.connect(os.environ["AMQP_URL"])
+    channel = await connection.channel()
+
+    async def send(exchange: str, routing_key: str, body: dict[str, object]) -> None:
+        body = {"eventId": str(uuid.uuid4()), "occurredAt": "2026-01-01T00:00:00Z", **body}
+        await channel.basic_publish(
+            msgspec.json.encode(body),
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=spec.Basic.Properties(content_type="application/json", delivery_mode=2),
+        )
+
+    # Until the consumer has bound its queue, a published event would be dropped as unroutable.
+    async def bound() -> bool:
+        probe = await connection.channel()
+        try:
+            declared = await probe.queue_declare(queue, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        await probe.close()
+        return bool(declared.consumer_count)
+
+    await eventually(bound)
+    try:
+        yield send
+    finally:
+        await connection.close()

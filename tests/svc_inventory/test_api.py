@@ -1,0 +1,173 @@
+"""The REST API and the events inventory consumes, through the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from protos import inventory_pb2 as pb
+from tests.support import eventually
+from tests.svc_inventory.conftest import (
+    ADMIN,
+    Publish,
+    Stack,
+    books,
+    line,
+    publisher,
+    reserve,
+    seller_headers,
+    stocked,
+)
+
+USER = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "User", "X-User-Email": "u@shop.test"}
+
+
+@pytest.fixture(scope="module")
+async def publish(stack: Stack) -> AsyncIterator[Publish]:
+    async with publisher("inventory.product.created") as send:
+        yield send
+
+
+async def known_product(stack: Stack, publish: Publish, seller: uuid.UUID) -> uuid.UUID:
+    product = uuid.uuid4()
+    await publish("product.exchange", "product.created", {"productId": str(product), "sellerId": str(seller)})
+    await eventually(lambda: _status(stack, product, 200))
+    return product
+
+
+async def _status(stack: Stack, product: uuid.UUID, status: int) -> bool:
+    return (await stack.http.get(f"/api/inventory/{product}")).status_code == status
+
+
+async def test_anyone_reads_a_products_stock_and_an_unknown_product_is_404(stack: Stack) -> None:
+    product = await stocked(stack, 12, threshold=3)
+    assert (await reserve(stack, uuid.uuid4(), line(product, 2))).reserved
+    response = await stack.http.get(f"/api/inventory/{product}")
+    assert response.status_code == 200
+    body = response.json()
+    assert {k: body[k] for k in ("productId", "available", "reserved", "onHand", "lowStockThreshold")} == {
+        "productId": str(product),
+        "available": 10,
+        "reserved": 2,
+        "onHand": 12,
+        "lowStockThreshold": 3,
+    }
+    assert body["updatedAt"]
+    assert (await stack.http.get(f"/api/inventory/{uuid.uuid4()}")).status_code == 404
+    assert (await stack.http.get("/api/inventory/not-a-uuid")).status_code == 404
+
+
+async def test_the_seller_of_a_product_sets_its_stock_and_other_sellers_cannot(
+    stack: Stack, publish: Publish
+) -> None:
+    seller = uuid.uuid4()
+    product = await known_product(stack, publish, seller)
+    assert (await stack.http.get(f"/api/inventory/{product}")).json()["onHand"] == 0
+    body = {"quantity": 30, "lowStockThreshold": 5}
+    other = await stack.http.put(f"/api/inventory/{product}", json=body, headers=seller_headers(uuid.uuid4()))
+    assert other.status_code == 403
+    user = await stack.http.put(f"/api/inventory/{product}", json=body, headers=USER)
+    assert user.status_code == 403
+    guest = await stack.http.put(f"/api/inventory/{product}", json=body)
+    assert guest.status_code == 401
+    own = await stack.http.put(f"/api/inventory/{product}", json=body, headers=seller_headers(seller))
+    assert own.status_code == 200 and own.json()["available"] == 30
+    assert (await reserve(stack, uuid.uuid4(), line(product, 30))).reserved
+
+
+async def test_a_seller_cannot_create_stock_for_a_product_inventory_does_not_know(stack: Stack) -> None:
+    response = await stack.http.put(
+        f"/api/inventory/{uuid.uuid4()}", json={"quantity": 5}, headers=seller_headers(uuid.uuid4())
+    )
+    assert response.status_code == 404
+
+
+async def test_on_hand_cannot_go_below_what_reservations_hold(stack: Stack) -> None:
+    product = await stocked(stack, 10)
+    assert (await reserve(stack, uuid.uuid4(), line(product, 7))).reserved
+    refused = await stack.http.put(f"/api/inventory/{product}", json={"quantity": 6}, headers=ADMIN)
+    assert refused.status_code == 422 and refused.json()["error"] == "BusinessRuleViolation"
+    lowered = await stack.http.put(f"/api/inventory/{product}", json={"quantity": 8}, headers=ADMIN)
+    assert lowered.status_code == 200 and lowered.json()["available"] == 1
+    b = await books(stack, product)
+    assert (b.on_hand, b.reserved, b.redis_available) == (8, 7, 1)
+    raised = await stack.http.put(f"/api/inventory/{product}", json={"quantity": 20}, headers=ADMIN)
+    assert raised.json()["available"] == 13 and (await books(stack, product)).redis_available == 13
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"quantity": -1}, "quantity"),
+        ({"quantity": "5"}, "quantity"),
+        ({}, "quantity"),
+        ({"quantity": 1, "x": 1}, "x"),
+    ],
+)
+async def test_bad_stock_updates_are_400_and_change_nothing(
+    stack: Stack, body: dict[str, object], field: str
+) -> None:
+    product = await stocked(stack, 4)
+    response = await stack.http.put(f"/api/inventory/{product}", json=body, headers=ADMIN)
+    assert response.status_code == 400 and response.json()["details"][0]["field"] == field
+    assert (await books(stack, product)).on_hand == 4
+
+
+async def test_low_stock_alerts_once_per_crossing_and_admins_list_low_rows(stack: Stack) -> None:
+    product = await stocked(stack, 10, threshold=4)
+
+    async def alerts() -> int:
+        return await stack.db.fetchval(
+            "SELECT count(*) FROM outbox WHERE routing_key = 'inventory.low-stock'"
+            " AND convert_from(payload, 'UTF8')::jsonb->>'productId' = $1",
+            str(product),
+        )
+
+    orders = [uuid.uuid4() for _ in range(4)]
+    assert (await reserve(stack, orders[0], line(product, 5))).reserved
+    assert await alerts() == 0
+    assert (await reserve(stack, orders[1], line(product, 2))).reserved
+    assert (await reserve(stack, orders[2], line(product, 1))).reserved
+    assert await alerts() == 1
+    await stack.stub.ReleaseStock(pb.ReleaseStockRequest(order_id=str(orders[0])))
+    assert await alerts() == 1
+    assert (await reserve(stack, orders[3], line(product, 6))).reserved
+    assert await alerts() == 2
+    listed = await stack.http.get("/api/inventory/low-stock?pageSize=100", headers=ADMIN)
+    assert listed.status_code == 200
+    assert str(product) in {item["productId"] for item in listed.json()["items"]}
+    assert (await stack.http.get("/api/inventory/low-stock", headers=USER)).status_code == 403
+
+
+async def test_order_events_commit_and_release_reservations_once(stack: Stack, publish: Publish) -> None:
+    product = await stocked(stack, 10)
+    confirmed, cancelled = uuid.uuid4(), uuid.uuid4()
+    for order in (confirmed, cancelled):
+        assert (await reserve(stack, order, line(product, 3))).reserved
+    event = {"orderId": str(confirmed), "userId": str(uuid.uuid4()), "items": []}
+    for _ in range(2):
+        await publish("order.exchange", "order.confirmed", event)
+        await publish(
+            "order.exchange", "order.cancelled", {**event, "orderId": str(cancelled), "reason": "x"}
+        )
+
+    async def settled() -> bool:
+        b = await books(stack, product)
+        return (b.on_hand, b.reserved, b.redis_available) == (7, 0, 7)
+
+    await eventually(settled)
+    await asyncio.sleep(0.2)
+    assert await settled()
+
+
+async def test_a_deleted_product_can_no_longer_be_reserved(stack: Stack, publish: Publish) -> None:
+    seller = uuid.uuid4()
+    product = await known_product(stack, publish, seller)
+    await stack.http.put(f"/api/inventory/{product}", json={"quantity": 5}, headers=ADMIN)
+    await publish("product.exchange", "product.deleted", {"productId": str(product), "sellerId": str(seller)})
+    await eventually(lambda: _status(stack, product, 404))
+    refused = await reserve(stack, uuid.uuid4(), line(product, 1))
+    assert not refused.reserved and refused.reason == "unavailable_product"
