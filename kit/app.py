@@ -52,6 +52,8 @@ class Deps:
     redis: Redis | None
     broker: Broker | None
     cache: cache.Cache | None = None
+    # Objects a service creates in its `on_start` and its handlers share (an engine, a client pool).
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 Job = Callable[[Deps], Coroutine[Any, Any, None]]

@@ -77,18 +77,23 @@ _encoder = msgspec.json.Encoder()
 _INSERT_OUTBOX = """
 WITH row AS (
     INSERT INTO outbox (event_id, exchange, routing_key, payload, traceparent)
-    VALUES ($1, $2, $3, $4, $5)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[])
 )
 SELECT pg_notify('kit_outbox', '')
 """
 
 
-async def publish(conn: asyncpg.Connection, event: Event) -> None:
-    """Add `event` to the outbox; call inside the transaction that makes the change it announces."""
-    key = event.routing_key
-    await conn.execute(
-        _INSERT_OUTBOX, event.event_id, EXCHANGES[key], key, _encoder.encode(event), event.traceparent
-    )
+async def publish(conn: asyncpg.Connection, *events: Event) -> None:
+    """Add `events` to the outbox in one statement; call inside the transaction of the change they announce."""
+    if events:
+        await conn.execute(
+            _INSERT_OUTBOX,
+            [e.event_id for e in events],
+            [EXCHANGES[e.routing_key] for e in events],
+            [e.routing_key for e in events],
+            [_encoder.encode(e) for e in events],
+            [e.traceparent for e in events],
+        )
 
 
 class Broker:
