@@ -84,7 +84,7 @@ SELECT pg_notify('kit_outbox', '')
 
 
 async def publish(conn: asyncpg.Connection, *events: Event) -> None:
-    """Add `events` to the outbox in one statement; call inside the transaction of the change they announce."""
+    """Add `events` to the outbox in one statement, inside the transaction of the change they announce."""
     if events:
         await conn.execute(
             _INSERT_OUTBOX,
