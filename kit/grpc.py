@@ -22,8 +22,9 @@ import contextlib
 import logging
 import os
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import grpc
@@ -84,6 +85,30 @@ _CLIENT_OPTIONS = [
 
 Register = Callable[[grpc.aio.Server, Deps], Sequence[str]]
 """Adds a service's servicers to the server; returns their full names (for health and reflection)."""
+
+S = TypeVar("S")
+
+
+def servicer(add: Callable[[S, grpc.aio.Server], object], make: Callable[[Deps], S], name: str) -> Register:
+    """The `Register` of one generated service: `servicer(add_XServicer_to_server, XServicer, full_name)`.
+
+    `make` builds the servicer from the process's Deps; `name` is the service's full name
+    (`pb.DESCRIPTOR.services_by_name["X"].full_name`).
+    """
+
+    def register(server: grpc.aio.Server, deps: Deps) -> list[str]:
+        add(make(deps), server)
+        return [name]
+
+    return register
+
+
+def uuid_field(field: str, value: str) -> uuid.UUID:
+    """A message's UUID string field, or INVALID_ARGUMENT naming `field`."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise errors.invalid(field, "must be a UUID") from None
 
 
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:

@@ -33,7 +33,7 @@ from svc_discount.schemas import (
     money,
 )
 
-T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)
 
 _ORDERS = {"createdAt": "created_at", "code": "lower(code)", "name": "lower(name)"}
 LIST_DISCOUNTS = {
@@ -67,18 +67,43 @@ def _discount(row: asyncpg.Record) -> Discount:
     return Discount(**values)
 
 
-def _campaign(row: asyncpg.Record) -> Campaign:
-    return Campaign(**{k: row[k] for k in Campaign.__struct_fields__})
+def _from_row(model: type[S], row: asyncpg.Record) -> S:
+    return model(**{k: row[k] for k in model.__struct_fields__})
 
 
 def _usage(row: asyncpg.Record) -> Usage:
     return Usage(**{k: row[k] for k in Usage.__struct_fields__ if k != "amount"}, amount=float(row["amount"]))
 
 
-def _merged(current: T, patch: msgspec.Struct, model: type[T]) -> T:
-    """Apply a PATCH onto the current value and validate the result as a whole (400 naming the field)."""
+async def _replacement(
+    request: Request,
+    conn: asyncpg.Connection,
+    what: str,
+    key: uuid.UUID,
+    current: str,
+    model: type[S],
+    patch_model: type[msgspec.Struct],
+) -> S:
+    """The PUT body, or the `current` row (locked) with the PATCH body's fields applied.
+
+    The result is validated as a whole, so a PATCH that breaks a rule across fields is a 400 naming one.
+    """
+    if request.method == "PUT":
+        return await body_of(request, model)
+    patch = await body_of(request, patch_model)
+    row = await conn.fetchrow(current, key)
+    if row is None:
+        raise NotFound(f"{what} not found")
     changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
-    return decode(encode(msgspec.structs.replace(current, **changes)), model)  # type: ignore[type-var]
+    return decode(encode(msgspec.structs.replace(_from_row(model, row), **changes)), model)
+
+
+async def _deactivate(request: Request, what: str, statement: str) -> Response:
+    require_role(request, "Admin")
+    async with deps(request).db.acquire() as conn:
+        if await conn.fetchval(statement, _id(request, what)) is None:
+            raise NotFound(f"{what} not found")
+    return Response(status_code=204)
 
 
 def _discount_args(body: DiscountIn) -> list[Any]:
@@ -100,10 +125,6 @@ def _discount_args(body: DiscountIn) -> list[Any]:
         body.active,
         body.campaign_id,
     ]
-
-
-def _as_input(row: asyncpg.Record) -> DiscountIn:
-    return DiscountIn(**{k: row[k] for k in DiscountIn.__struct_fields__})
 
 
 async def _write_discount(
@@ -174,24 +195,15 @@ async def update_discount(request: Request) -> Response:
     require_role(request, "Admin")
     key = _id(request, "Discount")
     async with deps(request).db.acquire() as conn, conn.transaction():
-        if request.method == "PUT":
-            body = await body_of(request, DiscountIn)
-        else:
-            patch = await body_of(request, DiscountPatch)
-            row = await conn.fetchrow(store.DISCOUNT_BY_ID + " FOR UPDATE OF d", key)
-            if row is None:
-                raise NotFound("Discount not found")
-            body = _merged(_as_input(row), patch, DiscountIn)
+        body = await _replacement(
+            request, conn, "Discount", key, store.DISCOUNT_FOR_UPDATE, DiscountIn, DiscountPatch
+        )
         return await _write_discount(conn, store.UPDATE_DISCOUNT, key, body)
 
 
 @doc("Deactivate a discount (its usage history stays)", status=204, auth="Admin")
 async def delete_discount(request: Request) -> Response:
-    require_role(request, "Admin")
-    async with deps(request).db.acquire() as conn:
-        if await conn.fetchval(store.DEACTIVATE_DISCOUNT, _id(request, "Discount")) is None:
-            raise NotFound("Discount not found")
-    return Response(status_code=204)
+    return await _deactivate(request, "Discount", store.DEACTIVATE_DISCOUNT)
 
 
 async def _usages(request: Request, statement: str, key: uuid.UUID, page: Paging) -> Response:
@@ -232,7 +244,7 @@ async def validate(request: Request) -> Response:
     code = request.path_params["code"]
     if len(code) > 40:
         raise invalid("code", "at most 40 characters")
-    answer = await ledger.validate(deps(request).db, code, who and who.user_id, subtotal)
+    answer = await ledger.validate(deps(request).db, code, who.user_id if who else None, subtotal)
     return JSON(
         Validation(
             valid=answer.valid,
@@ -250,7 +262,20 @@ async def _campaign_by_id(conn: asyncpg.Connection, key: uuid.UUID) -> Response:
     row = await conn.fetchrow(store.CAMPAIGN, key)
     if row is None:
         raise NotFound("Campaign not found")
-    return JSON(_campaign(row))
+    return JSON(_from_row(Campaign, row))
+
+
+async def _write_campaign(
+    conn: asyncpg.Connection, statement: str, key: uuid.UUID, body: CampaignIn
+) -> Response:
+    written = await conn.fetchval(
+        statement, key, body.name, body.description, body.kind, body.starts_at, body.ends_at, body.active
+    )
+    if written is None:
+        raise NotFound("Campaign not found")
+    response = await _campaign_by_id(conn, key)
+    response.status_code = 201 if statement is store.INSERT_CAMPAIGN else 200
+    return response
 
 
 @doc("Campaigns, paginated (`?search=&active=`)", response=Page, auth="Admin")
@@ -261,7 +286,7 @@ async def list_campaigns(request: Request) -> Response:
     async with deps(request).db.acquire() as conn:
         rows = await conn.fetch(store.LIST_CAMPAIGNS, search, active, page.page_size, page.offset)
         total = await conn.fetchval(store.COUNT_CAMPAIGNS, search, active)
-    return JSON(page_of([_campaign(r) for r in rows], page, total))
+    return JSON(page_of([_from_row(Campaign, r) for r in rows], page, total))
 
 
 @doc(
@@ -275,19 +300,7 @@ async def create_campaign(request: Request) -> Response:
     require_role(request, "Admin")
     body = await body_of(request, CampaignIn)
     async with deps(request).db.acquire() as conn:
-        key = await conn.fetchval(
-            store.INSERT_CAMPAIGN,
-            uuid.uuid4(),
-            body.name,
-            body.description,
-            body.kind,
-            body.starts_at,
-            body.ends_at,
-            body.active,
-        )
-        response = await _campaign_by_id(conn, key)
-    response.status_code = 201
-    return response
+        return await _write_campaign(conn, store.INSERT_CAMPAIGN, uuid.uuid4(), body)
 
 
 @doc("A campaign", response=Campaign, auth="Admin")
@@ -302,36 +315,15 @@ async def update_campaign(request: Request) -> Response:
     require_role(request, "Admin")
     key = _id(request, "Campaign")
     async with deps(request).db.acquire() as conn, conn.transaction():
-        if request.method == "PUT":
-            body = await body_of(request, CampaignIn)
-        else:
-            patch = await body_of(request, CampaignPatch)
-            row = await conn.fetchrow(store.CAMPAIGN + " FOR UPDATE OF c", key)
-            if row is None:
-                raise NotFound("Campaign not found")
-            body = _merged(CampaignIn(**{k: row[k] for k in CampaignIn.__struct_fields__}), patch, CampaignIn)
-        updated = await conn.fetchval(
-            store.UPDATE_CAMPAIGN,
-            key,
-            body.name,
-            body.description,
-            body.kind,
-            body.starts_at,
-            body.ends_at,
-            body.active,
+        body = await _replacement(
+            request, conn, "Campaign", key, store.CAMPAIGN_FOR_UPDATE, CampaignIn, CampaignPatch
         )
-        if updated is None:
-            raise NotFound("Campaign not found")
-        return await _campaign_by_id(conn, key)
+        return await _write_campaign(conn, store.UPDATE_CAMPAIGN, key, body)
 
 
 @doc("Deactivate a campaign: its discounts stop applying", status=204, auth="Admin")
 async def delete_campaign(request: Request) -> Response:
-    require_role(request, "Admin")
-    async with deps(request).db.acquire() as conn:
-        if await conn.fetchval(store.DEACTIVATE_CAMPAIGN, _id(request, "Campaign")) is None:
-            raise NotFound("Campaign not found")
-    return Response(status_code=204)
+    return await _deactivate(request, "Campaign", store.DEACTIVATE_CAMPAIGN)
 
 
 routes = [

@@ -6,7 +6,7 @@ import uuid
 
 import asyncpg
 
-from kit.bus import Event
+from kit.bus import Event, Handler
 from svc_discount import store
 
 
@@ -30,4 +30,7 @@ async def order_cancelled(conn: asyncpg.Connection, event: OrderCancelled) -> No
     await conn.execute(store.RELEASE_USAGE, event.order_id)
 
 
-handlers = {OrderConfirmed.routing_key: order_confirmed, OrderCancelled.routing_key: order_cancelled}
+handlers: dict[str, Handler] = {
+    OrderConfirmed.routing_key: order_confirmed,
+    OrderCancelled.routing_key: order_cancelled,
+}

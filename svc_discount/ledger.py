@@ -35,7 +35,8 @@ def _answer(row: asyncpg.Record | None, verdict: Verdict) -> Answer:
 async def _uses(conn: asyncpg.Connection, discount_id: uuid.UUID, user_id: uuid.UUID | None) -> int | None:
     if user_id is None:
         return None
-    return await conn.fetchval(store.USER_USES, discount_id, user_id)  # type: ignore[no-any-return]
+    uses: int = await conn.fetchval(store.USER_USES, discount_id, user_id)
+    return uses
 
 
 async def choose(

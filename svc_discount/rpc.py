@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
+from typing import TypedDict
 
 import grpc
 
 from kit.app import Deps
 from kit.errors import invalid
+from kit.grpc import servicer, uuid_field
 from protos import discount_pb2 as pb
 from protos import discount_pb2_grpc
 from svc_discount import ledger
@@ -20,13 +22,8 @@ from svc_discount.schemas import money
 MAX_LINES = 200
 
 
-def _uuid(field: str, value: str, required: bool = True) -> uuid.UUID | None:
-    if not value and not required:
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise invalid(field, "must be a UUID") from None
+def _optional_uuid(field: str, value: str) -> uuid.UUID | None:
+    return uuid_field(field, value) if value else None
 
 
 def _money(field: str, value: str) -> Decimal:
@@ -47,12 +44,10 @@ def _lines(lines: Sequence[pb.OrderLine]) -> list[OrderLine]:
     for i, line in enumerate(lines):
         if line.quantity < 1:
             raise invalid(f"lines[{i}].quantity", "must be at least 1")
-        product = _uuid(f"lines[{i}].product_id", line.product_id)
-        assert product is not None
         parsed.append(
             OrderLine(
-                product,
-                _uuid(f"lines[{i}].category_id", line.category_id, required=False),
+                uuid_field(f"lines[{i}].product_id", line.product_id),
+                _optional_uuid(f"lines[{i}].category_id", line.category_id),
                 line.quantity,
                 _money(f"lines[{i}].unit_price", line.unit_price),
             )
@@ -60,14 +55,31 @@ def _lines(lines: Sequence[pb.OrderLine]) -> list[OrderLine]:
     return parsed
 
 
-def _code(code: str) -> str | None:
-    if len(code) > 40:
+def _order(
+    request: pb.ValidateDiscountRequest | pb.ApplyDiscountRequest,
+) -> tuple[str | None, Decimal, list[OrderLine]]:
+    """The code (None: the best automatic discount), subtotal and lines both calls carry."""
+    if len(request.code) > 40:
         raise invalid("code", "at most 40 characters")
-    return code.strip() or None
+    return request.code.strip() or None, _money("subtotal", request.subtotal), _lines(request.lines)
 
 
-def _amount(answer: Answer) -> str:
-    return f"{answer.amount:f}"
+class _Answered(TypedDict):
+    """The fields both responses share."""
+
+    discount_amount: str
+    reason: str
+    code: str
+    discount_id: str
+
+
+def _answered(answer: Answer) -> _Answered:
+    return _Answered(
+        discount_amount=f"{answer.amount:f}",
+        reason=answer.reason,
+        code=answer.code,
+        discount_id=str(answer.discount_id or ""),
+    )
 
 
 class DiscountServicer(discount_pb2_grpc.DiscountServiceServicer):
@@ -77,46 +89,23 @@ class DiscountServicer(discount_pb2_grpc.DiscountServiceServicer):
     async def ValidateDiscount(
         self, request: pb.ValidateDiscountRequest, context: grpc.aio.ServicerContext
     ) -> pb.ValidateDiscountResponse:
-        answer = await ledger.validate(
-            self.deps.db,
-            _code(request.code),
-            _uuid("user_id", request.user_id, required=False),
-            _money("subtotal", request.subtotal),
-            _lines(request.lines),
-        )
-        return pb.ValidateDiscountResponse(
-            valid=answer.valid,
-            discount_amount=_amount(answer),
-            reason=answer.reason,
-            code=answer.code,
-            discount_id=str(answer.discount_id or ""),
-        )
+        code, subtotal, lines = _order(request)
+        user_id = _optional_uuid("user_id", request.user_id)
+        answer = await ledger.validate(self.deps.db, code, user_id, subtotal, lines)
+        return pb.ValidateDiscountResponse(valid=answer.valid, **_answered(answer))
 
     async def ApplyDiscount(
         self, request: pb.ApplyDiscountRequest, context: grpc.aio.ServicerContext
     ) -> pb.ApplyDiscountResponse:
-        order_id = _uuid("order_id", request.order_id)
-        user_id = _uuid("user_id", request.user_id)
-        assert order_id is not None and user_id is not None
-        answer = await ledger.apply(
-            self.deps.db,
-            order_id,
-            _code(request.code),
-            user_id,
-            _money("subtotal", request.subtotal),
-            _lines(request.lines),
-        )
-        return pb.ApplyDiscountResponse(
-            applied=answer.valid,
-            discount_amount=_amount(answer),
-            reason=answer.reason,
-            code=answer.code,
-            discount_id=str(answer.discount_id or ""),
-            existing=answer.existing,
-        )
+        order_id = uuid_field("order_id", request.order_id)
+        user_id = uuid_field("user_id", request.user_id)
+        code, subtotal, lines = _order(request)
+        answer = await ledger.apply(self.deps.db, order_id, code, user_id, subtotal, lines)
+        return pb.ApplyDiscountResponse(applied=answer.valid, existing=answer.existing, **_answered(answer))
 
 
-def register(server: grpc.aio.Server, deps: Deps) -> list[str]:
-    """Adds the discount servicer to `server` (for `kit.grpc.GrpcServer`)."""
-    discount_pb2_grpc.add_DiscountServiceServicer_to_server(DiscountServicer(deps), server)
-    return [pb.DESCRIPTOR.services_by_name["DiscountService"].full_name]
+register = servicer(
+    discount_pb2_grpc.add_DiscountServiceServicer_to_server,
+    DiscountServicer,
+    pb.DESCRIPTOR.services_by_name["DiscountService"].full_name,
+)

@@ -8,6 +8,7 @@ FROM discounts d LEFT JOIN campaigns c ON c.id = d.campaign_id
 """
 DISCOUNT_BY_CODE = _DISCOUNT + "WHERE lower(d.code) = lower($1)"
 DISCOUNT_BY_ID = _DISCOUNT + "WHERE d.id = $1"
+DISCOUNT_FOR_UPDATE = DISCOUNT_BY_ID + " FOR UPDATE OF d"
 AUTOMATIC = _DISCOUNT + "WHERE d.auto_apply AND d.active"
 USER_USES = """
 SELECT count(*) FROM discount_usages WHERE discount_id = $1 AND user_id = $2 AND state <> 'RELEASED'
@@ -86,6 +87,7 @@ _CAMPAIGN = """
 SELECT c.*, (SELECT count(*) FROM discounts d WHERE d.campaign_id = c.id) AS discount_count FROM campaigns c
 """
 CAMPAIGN = _CAMPAIGN + "WHERE c.id = $1"
+CAMPAIGN_FOR_UPDATE = CAMPAIGN + " FOR UPDATE OF c"
 LIST_CAMPAIGNS = (
     _CAMPAIGN
     + """

@@ -24,19 +24,19 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import msgspec
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from kit import tracing
 from kit.app import Deps
-from kit.bus import EXCHANGES, Event
+from kit.bus import Event, publish
 from kit.errors import BusinessRuleViolation, Forbidden, NotFound, ServiceUnavailable
 from kit.identity import Identity
 from svc_inventory import lua, store
@@ -62,27 +62,6 @@ drift = Counter(
 )
 drift_units = Counter("shop_inventory_drift_units_total", "Units of availability repaired in Redis")
 rebuilds = Counter("shop_inventory_rebuilds_total", "Full rebuilds of Redis from PostgreSQL")
-
-_INSERT_OUTBOX = """
-WITH rows AS (
-    INSERT INTO outbox (event_id, exchange, routing_key, payload, traceparent)
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[])
-)
-SELECT pg_notify('kit_outbox', '')
-"""
-
-
-async def publish_all(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-    """`kit.bus.publish` for many events in one statement (a batch of reservations has hundreds)."""
-    if events:
-        await conn.execute(
-            _INSERT_OUTBOX,
-            [e.event_id for e in events],
-            [EXCHANGES[e.routing_key] for e in events],
-            [e.routing_key for e in events],
-            [msgspec.json.encode(e) for e in events],
-            [e.traceparent for e in events],
-        )
 
 
 @dataclass(slots=True)
@@ -138,7 +117,9 @@ def _lines_of(row: asyncpg.Record) -> list[Line]:
     ]
 
 
-def _deltas(lines: Iterable[tuple[uuid.UUID, uuid.UUID, int, int]]) -> tuple[list, list, list, list]:
+def _deltas(
+    lines: Iterable[tuple[uuid.UUID, uuid.UUID, int, int]],
+) -> tuple[list[uuid.UUID], list[uuid.UUID], list[int], list[int]]:
     """Per-row sums of (on hand, reserved) deltas, sorted by row so writers lock in one order."""
     sums: dict[tuple[uuid.UUID, uuid.UUID], list[int]] = defaultdict(lambda: [0, 0])
     for product_id, variant_id, on_hand, reserved in lines:
@@ -215,8 +196,7 @@ class Inventory:
             await asyncio.gather(*(self._batches() for _ in range(self.writers)))
         finally:
             while not self._queue.empty():
-                request = self._queue.get_nowait()
-                request.future.done() or request.future.set_exception(ServiceUnavailable("Shutting down"))
+                self._fail(self._queue.get_nowait(), ServiceUnavailable("Shutting down"))
 
     async def _batches(self) -> None:
         while True:
@@ -229,24 +209,29 @@ class Inventory:
             except Exception as exc:
                 log.warning("reservation batch failed", extra={"error": repr(exc), "size": len(batch)})
                 for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(exc)
+                    self._fail(request, exc)
 
     @staticmethod
     def _settle(request: _Request, outcome: Outcome) -> None:
         if not request.future.done():  # the caller may have given up (deadline)
             request.future.set_result(outcome)
 
-    def _reserve_call(self, r: _Request) -> tuple[list[str], list[object]]:
+    @staticmethod
+    def _fail(request: _Request, exc: BaseException) -> None:
+        if not request.future.done():
+            request.future.set_exception(exc)
+
+    def _reserve_call(self, r: _Request) -> lua.Call:
         keys = [lua.LOADED, lua.reservation_key(r.order_id), lua.DEADLINES]
         keys += [_key(line) for line in r.lines]
         keys += [lua.gone_key(line.product_id) for line in r.lines]
-        args: list[object] = [str(r.order_id), r.expires_ms, r.token, len(r.lines)]
+        args: list[lua.Arg] = [str(r.order_id), r.expires_ms, r.token, len(r.lines)]
         return keys, args + [line.quantity for line in r.lines]
 
     async def _reserve_batch(self, batch: list[_Request]) -> None:
         async with self._writer() as conn:
-            results = await self.scripts.call_many("reserve", [self._reserve_call(r) for r in batch])
+            calls = [self._reserve_call(r) for r in batch]
+            results = [lua.table(res) for res in await self.scripts.call_many("reserve", calls)]
             missing = {
                 _key(r.lines[int(i) - 1]): r.lines[int(i) - 1]
                 for r, res in zip(batch, results, strict=True)
@@ -261,7 +246,7 @@ class Inventory:
                     "reserve", [self._reserve_call(batch[i]) for i in again]
                 )
                 for i, res in zip(again, retried, strict=True):
-                    results[i] = res
+                    results[i] = lua.table(res)
             taken: list[_Request] = []
             repeats: list[_Request] = []
             for r, res in zip(batch, results, strict=True):
@@ -271,7 +256,7 @@ class Inventory:
                 elif verdict == "EXISTS":
                     repeats.append(r)
                 elif verdict == "NOT_LOADED":
-                    r.future.done() or r.future.set_exception(self.not_loaded())
+                    self._fail(r, self.not_loaded())
                 elif verdict == "MISSING":
                     shortages = [
                         Shortage(r.lines[int(i) - 1], 0, _key(r.lines[int(i) - 1]) not in unknown)
@@ -284,13 +269,13 @@ class Inventory:
                 await self._record(conn, taken, repeats)
 
     @staticmethod
-    def _short(r: _Request, pairs: list[object]) -> Outcome:
+    def _short(r: _Request, pairs: list[lua.Scalar]) -> Outcome:
         shortages = []
         gone = False
         for i in range(0, len(pairs), 2):
-            available = int(pairs[i + 1])  # type: ignore[call-overload]
+            available = int(pairs[i + 1])
             gone = gone or available < 0
-            shortages.append(Shortage(r.lines[int(pairs[i]) - 1], max(available, 0), True))  # type: ignore[call-overload]
+            shortages.append(Shortage(r.lines[int(pairs[i]) - 1], max(available, 0), True))
         return Outcome(
             False, reason="unavailable_product" if gone else "insufficient_stock", shortages=shortages
         )
@@ -327,7 +312,7 @@ class Inventory:
                 # PostgreSQL already knew these orders (Redis had forgotten them): not a new reservation.
                 known = [r for r in taken if r.order_id not in fresh_ids]
                 events = await self._write_reservations(conn, fresh)
-                await publish_all(conn, events)
+                await publish(conn, *events)
                 asked = [r.order_id for r in (*repeats, *known)]
                 existing = {
                     row["order_id"]: row for row in await conn.fetch(store.RESERVATIONS_WITH_LINES, asked)
@@ -344,9 +329,7 @@ class Inventory:
             row = existing.get(r.order_id)
             if row is None:
                 # Redis holds it but PostgreSQL does not yet: the first call is still in flight elsewhere.
-                r.future.done() or r.future.set_exception(
-                    ServiceUnavailable("This order's reservation is in progress, please retry")
-                )
+                self._fail(r, ServiceUnavailable("This order's reservation is in progress, please retry"))
                 continue
             self._settle(
                 r,
@@ -479,7 +462,7 @@ class Inventory:
                             )
                             for o, line, _, _ in moves
                         ]
-                    await publish_all(conn, events)
+                    await publish(conn, *events)
                 states = {r["order_id"]: r["state"] for r in await conn.fetch(store.STATES, order_ids)}
             moved = {r["order_id"] for r in rows}
             # Redis follows PostgreSQL's final word (also repairing a Redis step that failed earlier).
@@ -573,16 +556,14 @@ class Inventory:
                         ["set"],
                     )
                     if result["crossed"]:
-                        await publish_all(
+                        await publish(
                             conn,
-                            [
-                                LowStockAlert(
-                                    product_id=product_id,
-                                    variant_id=wire_variant(variant_id),
-                                    current_stock=result["available"],
-                                    threshold=threshold,
-                                )
-                            ],
+                            LowStockAlert(
+                                product_id=product_id,
+                                variant_id=wire_variant(variant_id),
+                                current_stock=result["available"],
+                                threshold=threshold,
+                            ),
                         )
             except BaseException:
                 if delta < 0:
@@ -607,7 +588,7 @@ class Inventory:
                 raise
             log.warning("could not adjust availability in Redis", extra={"error": repr(exc)})
             return
-        verdict = _text(result[0])  # type: ignore[index]
+        verdict = _text(lua.table(result)[0])
         if verdict == "SHORT":
             raise BusinessRuleViolation("Units are held by reservations; on hand cannot go below that")
         if verdict == "NOT_LOADED":
@@ -634,10 +615,10 @@ class Inventory:
         return report
 
     @staticmethod
-    def _hold(pipe: object, row: asyncpg.Record) -> None:
+    def _hold(pipe: Pipeline, row: asyncpg.Record) -> None:
         lines = _lines_of(row)
         order = str(row["order_id"])
-        pipe.hset(  # type: ignore[attr-defined]
+        pipe.hset(
             lua.reservation_key(row["order_id"]),
             mapping={
                 "s": RESERVED,
@@ -647,7 +628,7 @@ class Inventory:
                 "q": " ".join(str(line.quantity) for line in lines),
             },
         )
-        pipe.zadd(lua.DEADLINES, {order: row["expires_ms"]})  # type: ignore[attr-defined]
+        pipe.zadd(lua.DEADLINES, {order: row["expires_ms"]})
 
     async def _rebuild(self, rows: list[asyncpg.Record], active: list[asyncpg.Record]) -> None:
         stale = [key async for key in self.redis.scan_iter(match="inv:*", count=1000)]
@@ -688,7 +669,7 @@ class Inventory:
             self._hold(pipe, in_pg[order])
         report.reservation_drift = len(extra) + len(set(in_pg) - in_redis)
         keys = [lua.avail_key(row["product_id"], row["variant_id"]) for row in rows]
-        seen: list[bytes | None] = []
+        seen: list[bytes | str | None] = []
         for i in range(0, len(keys), 2000):
             seen += await self.redis.mget(keys[i : i + 2000])
         for key, row, value in zip(keys, rows, seen, strict=True):
@@ -719,10 +700,10 @@ class Inventory:
             group.create_task(self._maintain())
 
     @staticmethod
-    async def _every(seconds: float, step: object) -> None:
+    async def _every(seconds: float, step: Callable[[], Awaitable[object]]) -> None:
         while True:
             try:
-                await step()  # type: ignore[operator]
+                await step()
             except Exception as exc:
                 log.warning("inventory background step failed", extra={"error": repr(exc)})
             await asyncio.sleep(seconds)
@@ -747,20 +728,21 @@ class Inventory:
                 await asyncio.sleep(0.5)
 
 
-# One Inventory per running process, keyed by its pool (Deps has no slot for service objects).
-_running: dict[asyncpg.Pool, Inventory] = {}
+_STATE_KEY = "inventory"
 
 
 def of(deps: Deps) -> Inventory:
-    """The process's Inventory."""
-    return _running[deps.db]
+    """The process's Inventory (created by `start`)."""
+    inventory = deps.state[_STATE_KEY]
+    assert isinstance(inventory, Inventory)
+    return inventory
 
 
 async def start(deps: Deps) -> None:
     """`Service.on_start`: create the process's Inventory from its settings."""
     assert deps.redis is not None
     extra = deps.settings.extra
-    inventory = _running[deps.db] = Inventory(
+    inventory = deps.state[_STATE_KEY] = Inventory(
         deps.db,
         deps.redis,
         hold_seconds=float(extra.get("INVENTORY_RESERVATION_SECONDS", "900")),
@@ -774,7 +756,4 @@ async def start(deps: Deps) -> None:
 
 async def background(deps: Deps) -> None:
     """`Service.jobs` entry: the Inventory's batcher, sweeper and reconciliation."""
-    try:
-        await of(deps).run()
-    finally:
-        _running.pop(deps.db, None)
+    await of(deps).run()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -25,6 +26,22 @@ DEADLINES = "inv:deadlines"
 # A finished reservation's hash is kept a day, so a late repeat of the same order is still recognised
 # without a database round trip (after that, PostgreSQL's primary key recognises it).
 FINISHED_TTL_MS = 24 * 3600 * 1000
+
+
+Arg = bytes | str | int | float
+"""A key or argument of a script call."""
+Scalar = bytes | int
+Reply = Scalar | list[Scalar]
+"""What a script returns: a Lua string arrives as bytes, a number as int, a flat table as a list."""
+Call = tuple[list[str], Sequence[Arg]]
+"""One script call: its keys and its arguments."""
+
+
+def table(reply: Reply) -> list[Scalar]:
+    """The reply of a script that always answers with a table (RESERVE, ADJUST)."""
+    if not isinstance(reply, list):
+        raise TypeError(f"expected a table from the script, got {reply!r}")
+    return reply
 
 
 def avail_key(product_id: uuid.UUID, variant_id: uuid.UUID) -> str:
@@ -139,21 +156,23 @@ class Scripts:
         for source in self.SOURCES.values():
             await self.redis.script_load(source)
 
-    async def call(self, name: str, keys: list[str], args: list[object]) -> object:
+    async def call(self, name: str, keys: list[str], args: Sequence[Arg]) -> Reply:
+        """One script call; the reply has the shape the script's comment above gives."""
         try:
-            return await self.redis.evalsha(self.sha[name], len(keys), *keys, *args)
+            reply: Reply = await self.redis.evalsha(self.sha[name], len(keys), *keys, *args)
         except NoScriptError:
             await self.load_all()
-            return await self.redis.evalsha(self.sha[name], len(keys), *keys, *args)
+            reply = await self.redis.evalsha(self.sha[name], len(keys), *keys, *args)
+        return reply
 
-    async def call_many(self, name: str, calls: list[tuple[list[str], list[object]]]) -> list[object]:
+    async def call_many(self, name: str, calls: Sequence[Call]) -> list[Reply]:
         """One script per call, all in one round trip (each call atomic on its own)."""
 
-        async def run() -> list[object]:
+        async def run() -> list[Reply]:
             pipe = self.redis.pipeline(transaction=False)
             for keys, args in calls:
                 pipe.evalsha(self.sha[name], len(keys), *keys, *args)
-            return await pipe.execute()  # type: ignore[no-any-return]
+            return await pipe.execute()
 
         try:
             return await run()

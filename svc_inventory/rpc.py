@@ -10,10 +10,12 @@ import grpc
 
 from kit.app import Deps
 from kit.errors import invalid
+from kit.grpc import servicer, uuid_field
 from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc
 from svc_inventory import engine, store
 from svc_inventory.engine import Outcome
+from svc_inventory.events import wire_variant
 from svc_inventory.schemas import MAX_LINE_QUANTITY, MAX_LINES, Line
 
 _STATE = {
@@ -25,13 +27,9 @@ _STATE = {
 }
 
 
-def _uuid(field: str, value: str, optional: bool = False) -> uuid.UUID:
-    if optional and not value:
-        return store.PRODUCT_LEVEL
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise invalid(field, f"{field} must be a UUID") from None
+def _variant(field: str, value: str) -> uuid.UUID:
+    """A line's variant; none means the product-level row."""
+    return uuid_field(field, value) if value else store.PRODUCT_LEVEL
 
 
 def _lines(lines: Sequence[pb.StockLine]) -> list[Line]:
@@ -43,8 +41,8 @@ def _lines(lines: Sequence[pb.StockLine]) -> list[Line]:
             raise invalid(f"lines[{i}].quantity", f"quantity must be between 1 and {MAX_LINE_QUANTITY}")
         parsed.append(
             Line(
-                _uuid(f"lines[{i}].product_id", line.product_id),
-                _uuid(f"lines[{i}].variant_id", line.variant_id, optional=True),
+                uuid_field(f"lines[{i}].product_id", line.product_id),
+                _variant(f"lines[{i}].variant_id", line.variant_id),
                 line.quantity,
             )
         )
@@ -53,9 +51,14 @@ def _lines(lines: Sequence[pb.StockLine]) -> list[Line]:
     return parsed
 
 
+def _wire_variant(variant_id: uuid.UUID) -> str:
+    return str(wire_variant(variant_id) or "")
+
+
 def _wire(line: Line) -> pb.StockLine:
-    variant = "" if line.variant_id == store.PRODUCT_LEVEL else str(line.variant_id)
-    return pb.StockLine(product_id=str(line.product_id), variant_id=variant, quantity=line.quantity)
+    return pb.StockLine(
+        product_id=str(line.product_id), variant_id=_wire_variant(line.variant_id), quantity=line.quantity
+    )
 
 
 def _iso(value: datetime | None) -> str:
@@ -106,7 +109,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def ReserveStock(
         self, request: pb.ReserveStockRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReserveStockResponse:
-        order_id = _uuid("order_id", request.order_id)
+        order_id = uuid_field("order_id", request.order_id)
         lines = _lines(request.lines)
         if not 0 <= request.hold_seconds <= 86_400:
             raise invalid("hold_seconds", "hold_seconds must be between 0 and 86400")
@@ -116,7 +119,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def ReleaseStock(
         self, request: pb.ReleaseStockRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReleaseStockResponse:
-        order_id = _uuid("order_id", request.order_id)
+        order_id = uuid_field("order_id", request.order_id)
         if len(request.reason) > 200:
             raise invalid("reason", "reason must be at most 200 characters")
         moved, state = await engine.of(self.deps).release(order_id, request.reason)
@@ -125,7 +128,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def CommitStock(
         self, request: pb.CommitStockRequest, context: grpc.aio.ServicerContext
     ) -> pb.CommitStockResponse:
-        committed, state = await engine.of(self.deps).commit(_uuid("order_id", request.order_id))
+        committed, state = await engine.of(self.deps).commit(uuid_field("order_id", request.order_id))
         return pb.CommitStockResponse(committed=committed, state=_STATE[state])
 
     async def GetInventory(
@@ -133,14 +136,14 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     ) -> pb.GetInventoryResponse:
         if not 1 <= len(request.product_ids) <= 500:
             raise invalid("product_ids", "between 1 and 500 product ids are required")
-        ids = [_uuid(f"product_ids[{i}]", p) for i, p in enumerate(request.product_ids)]
+        ids = [uuid_field(f"product_ids[{i}]", p) for i, p in enumerate(request.product_ids)]
         async with self.deps.db.acquire() as conn:
             rows = await conn.fetch(store.LEVELS_OF_PRODUCTS, ids)
         return pb.GetInventoryResponse(
             items=[
                 pb.StockLevel(
                     product_id=str(r["product_id"]),
-                    variant_id="" if r["variant_id"] == store.PRODUCT_LEVEL else str(r["variant_id"]),
+                    variant_id=_wire_variant(r["variant_id"]),
                     on_hand=r["on_hand"],
                     reserved=r["reserved"],
                     available=r["available"],
@@ -152,7 +155,8 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
 
-def register(server: grpc.aio.Server, deps: Deps) -> list[str]:
-    """Adds the inventory servicer to `server` (for `kit.grpc.GrpcServer`)."""
-    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(deps), server)
-    return [pb.DESCRIPTOR.services_by_name["InventoryService"].full_name]
+register = servicer(
+    inventory_pb2_grpc.add_InventoryServiceServicer_to_server,
+    InventoryServicer,
+    pb.DESCRIPTOR.services_by_name["InventoryService"].full_name,
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,6 +45,11 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: f
     raise RuntimeError(f"{url} not ready within {within} s:\n{log.read_text()[-3000:]}")
 
 
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
+
+
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     logs = tmp_path_factory.mktemp("stack-logs")
@@ -61,6 +67,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 env=os.environ.copy(),
                 stdout=log.open("wb"),
                 stderr=subprocess.STDOUT,
+                # Its own process group, so stopping it stops granian's workers too.
+                start_new_session=True,
             )
             started.append((process, ready_url, log))
         for process, ready_url, log in started:
@@ -68,12 +76,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         yield {"edge": settings.service_url("edge"), "mail": settings.service_url("mailsink")}
     finally:
         for process, _, _ in reversed(started):
-            process.send_signal(signal.SIGTERM)
+            _signal_group(process, signal.SIGTERM)
         for process, _, _ in started:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ import pytest
 
 from kit import settings
 from kit.app import make_app
-from kit.grpc import channel
 from protos import discount_pb2_grpc
 from svc_discount.app import grpc_server, service
-from tests.support import serve
+from tests.support import serve_grpc
 
 CONFIG = dataclasses.replace(settings.load("discount"), grpc_port=0)
 ADMIN = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "Admin", "X-User-Email": "admin@shop.local"}
@@ -31,11 +30,8 @@ class Stack(msgspec.Struct):
 @pytest.fixture(scope="session")
 async def discounts() -> AsyncIterator[Stack]:
     app = make_app(service, CONFIG)
-    async with serve(app) as http:
-        port = await grpc_server.started()
-        async with channel(f"127.0.0.1:{port}") as ch:
-            await ch.channel_ready()
-            yield Stack(http, discount_pb2_grpc.DiscountServiceStub(ch), app.state.deps.db)
+    async with serve_grpc(app, grpc_server) as (http, ch):
+        yield Stack(http, discount_pb2_grpc.DiscountServiceStub(ch), app.state.deps.db)
 
 
 def new_code(prefix: str = "T") -> str:

@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from protos import discount_pb2 as pb
-from tests.support import eventually
+from tests.support import Publish, eventually, publisher
 from tests.svc_discount.conftest import ADMIN, Stack, coupon
-from tests.svc_inventory.conftest import Publish, publisher
 
 
 def apply(

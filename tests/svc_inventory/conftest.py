@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-import aiormq
 import asyncpg
 import httpx
 import msgspec
 import pytest
-from pamqp import commands as spec
 from redis.asyncio import Redis
 
 from kit import settings
 from kit.app import make_app
-from kit.grpc import channel
 from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc
 from svc_inventory import engine
 from svc_inventory.app import grpc_server, service
 from svc_inventory.engine import Inventory
-from tests.support import eventually, serve
+from tests.support import serve_grpc
 
 CONFIG = dataclasses.replace(settings.load("inventory"), grpc_port=0)
 ADMIN = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "Admin", "X-User-Email": "admin@shop.local"}
@@ -41,13 +36,10 @@ class Stack(msgspec.Struct):
 @pytest.fixture(scope="session")
 async def stack() -> AsyncIterator[Stack]:
     app = make_app(service, CONFIG)
-    async with serve(app) as http:
-        port = await grpc_server.started()
-        async with channel(f"127.0.0.1:{port}") as ch:
-            await ch.channel_ready()
-            d = app.state.deps
-            assert d.redis is not None
-            yield Stack(http, inventory_pb2_grpc.InventoryServiceStub(ch), d.db, d.redis, engine.of(d))
+    async with serve_grpc(app, grpc_server) as (http, ch):
+        d = app.state.deps
+        assert d.redis is not None
+        yield Stack(http, inventory_pb2_grpc.InventoryServiceStub(ch), d.db, d.redis, engine.of(d))
 
 
 def seller_headers(seller: uuid.UUID) -> dict[str, str]:
@@ -104,38 +96,3 @@ async def books(stack: Stack, product_id: uuid.UUID) -> Books:
     return Books(
         row["on_hand"], row["reserved"], None if raw is None else int(raw), sums["active"], sums["committed"]
     )
-
-
-Publish = Callable[[str, str, dict[str, object]], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def publisher(queue: str) -> AsyncIterator[Publish]:
-    """Publishes events to RabbitMQ as their services would, once `queue` has its consumer."""
-    connection = await aiormq.connect(os.environ["AMQP_URL"])
-    channel = await connection.channel()
-
-    async def send(exchange: str, routing_key: str, body: dict[str, object]) -> None:
-        body = {"eventId": str(uuid.uuid4()), "occurredAt": "2026-01-01T00:00:00Z", **body}
-        await channel.basic_publish(
-            msgspec.json.encode(body),
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=spec.Basic.Properties(content_type="application/json", delivery_mode=2),
-        )
-
-    # Until the consumer has bound its queue, a published event would be dropped as unroutable.
-    async def bound() -> bool:
-        probe = await connection.channel()
-        try:
-            declared = await probe.queue_declare(queue, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return False
-        await probe.close()
-        return bool(declared.consumer_count)
-
-    await eventually(bound)
-    try:
-        yield send
-    finally:
-        await connection.close()

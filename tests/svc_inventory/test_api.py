@@ -9,18 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from protos import inventory_pb2 as pb
-from tests.support import eventually
-from tests.svc_inventory.conftest import (
-    ADMIN,
-    Publish,
-    Stack,
-    books,
-    line,
-    publisher,
-    reserve,
-    seller_headers,
-    stocked,
-)
+from tests.support import Publish, eventually, publisher
+from tests.svc_inventory.conftest import ADMIN, Stack, books, line, reserve, seller_headers, stocked
 
 USER = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "User", "X-User-Email": "u@shop.test"}
 

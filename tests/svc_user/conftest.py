@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiormq
 import pytest
-from pamqp import commands as spec
 
 from kit import settings
 from kit.app import make_app
 from svc_user.app import service
-from tests.support import eventually, serve
+from tests.support import eventually, publisher, serve
 from tests.svc_user.support import QUEUE, User, UserService, identity, user_verified
 
 CONFIG = settings.load("user")
@@ -29,42 +29,18 @@ async def broker() -> AsyncIterator[aiormq.abc.AbstractConnection]:
     await connection.close()
 
 
-async def _consumed(connection: aiormq.abc.AbstractConnection, queue: str) -> bool:
-    channel = await connection.channel()
-    try:
-        declared = await channel.queue_declare(queue, passive=True)
-    except aiormq.exceptions.ChannelNotFoundEntity:
-        return False  # the failed passive declare closed the channel
-    await channel.close()
-    return bool(declared.consumer_count)
-
-
 @pytest.fixture(scope="session")
-async def svc(broker: aiormq.abc.AbstractConnection) -> AsyncIterator[UserService]:
+async def svc() -> AsyncIterator[UserService]:
     app = make_app(service, CONFIG)
     async with serve(app) as client:
-        # Until the consumer has bound its queue, an announced account would be dropped as unroutable.
-        await eventually(lambda: _consumed(broker, QUEUE))
         yield UserService(client, app.state.deps)
 
 
 @pytest.fixture(scope="session")
-async def announce(broker: aiormq.abc.AbstractConnection) -> AsyncIterator[Announce]:
-    """Publish a `user.verified` message as svc_auth's relay would: persistent and confirmed."""
-    channel = await broker.channel(publisher_confirms=True)
-
-    async def send(body: bytes) -> None:
-        confirm = await channel.basic_publish(
-            body,
-            exchange="auth.exchange",
-            routing_key="user.verified",
-            properties=spec.Basic.Properties(content_type="application/json", delivery_mode=2),
-            mandatory=True,
-        )
-        assert isinstance(confirm, spec.Basic.Ack)
-
-    yield send
-    await channel.close()
+async def announce(svc: UserService) -> AsyncIterator[Announce]:
+    """Publish a `user.verified` message as svc_auth's relay would, once svc_user consumes them."""
+    async with publisher(QUEUE) as send:
+        yield functools.partial(send, "auth.exchange", "user.verified")
 
 
 @pytest.fixture(scope="session")
