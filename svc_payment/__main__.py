@@ -1,0 +1,3 @@
+from kit.serve import run
+
+run("svc_payment.app:app", "payment")
