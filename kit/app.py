@@ -77,12 +77,14 @@ def deps(request: Request) -> Deps:
     return request.app.state.deps  # type: ignore[no-any-return]
 
 
-async def _connect_db(url: str, attempts: int = 30) -> asyncpg.Pool:
+async def _connect_db(config: settings.Settings, attempts: int = 30) -> asyncpg.Pool:
     """Create and open the pool, waiting up to `attempts` seconds for PostgreSQL to come up."""
+    url = config.database_url
+    assert url, f"{config.service} has no database"
     for attempt in range(attempts):
         try:
             await db.ensure_database(url)
-            return await db.create_pool(url)
+            return await db.create_pool(url, config.db_pool_min, config.db_pool_max)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             if attempt == attempts - 1:
                 raise
@@ -93,8 +95,7 @@ async def _connect_db(url: str, attempts: int = 30) -> asyncpg.Pool:
 
 async def open_database(service: Service, config: settings.Settings) -> asyncpg.Pool:
     """The service's pool, with the database created and migrated first."""
-    assert config.database_url, f"{service.name} has no database"
-    pool = await _connect_db(config.database_url)
+    pool = await _connect_db(config)
     await db.migrate(pool, *([service.migrations] if service.migrations else []))
     return pool
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -10,7 +11,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kit.errors import FieldError, PayloadTooLarge, UnsupportedMediaType, ValidationError, invalid
+from kit.errors import FieldError, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationError, invalid
 
 T = TypeVar("T")
 
@@ -83,6 +84,14 @@ async def body_of(request: Request, model: type[T]) -> T:
     if length and length.isdigit() and int(length) > MAX_JSON_BODY:
         raise PayloadTooLarge(f"JSON bodies are limited to {MAX_JSON_BODY} bytes")
     return decode(await request.body(), model)
+
+
+def path_uuid(request: Request, name: str, missing: str) -> uuid.UUID:
+    """The UUID path parameter `name`; a malformed one names nothing that exists, so it is a 404."""
+    try:
+        return uuid.UUID(request.path_params[name])
+    except ValueError:
+        raise NotFound(missing) from None
 
 
 def query_int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -111,6 +111,8 @@ class Settings:
     rate_limit_user_per_minute: int
     rate_limit_ip_per_hour: int
     environment: str
+    db_pool_min: int = 1
+    db_pool_max: int = 10
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -153,5 +155,8 @@ def load(service: str, env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_user_per_minute=_env_int(env, "RATE_LIMIT_USER_PER_MINUTE", 100),
         rate_limit_ip_per_hour=_env_int(env, "RATE_LIMIT_IP_PER_HOUR", 1000),
         environment=environment,
+        # PostgreSQL allows 100 connections by default, shared by every process of the stack.
+        db_pool_min=_env_int(env, "DB_POOL_MIN", 1),
+        db_pool_max=_env_int(env, "DB_POOL_MAX", 10),
         extra={k: v for k, v in env.items() if k.startswith(f"{prefix}_")},
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import jwt
@@ -13,7 +12,7 @@ from starlette.routing import Route
 from kit.app import Service, deps, make_app
 from kit.bus import publish
 from kit.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError, invalid
-from kit.http import JSON, body_of
+from kit.http import JSON, body_of, path_uuid
 from kit.identity import require_role, require_user
 from kit.openapi import doc
 from svc_auth import accounts, credentials, store
@@ -170,10 +169,7 @@ async def roles(request: Request) -> Response:
 @doc("Replace a user's roles", body=SetRolesRequest, response=UserRoles, auth="Admin")
 async def set_roles(request: Request) -> Response:
     require_role(request, "Admin")
-    try:
-        user_id = uuid.UUID(request.path_params["user_id"])
-    except ValueError:
-        raise NotFound("User not found") from None
+    user_id = path_uuid(request, "user_id", "User not found")
     body = await body_of(request, SetRolesRequest)
     wanted = sorted(set(body.roles))
     async with deps(request).db.acquire() as conn, conn.transaction():

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from kit.app import Service, deps, make_app
 from kit.errors import Conflict, NotFound, invalid
 from kit.grpc import GrpcServer
-from kit.http import JSON, Page, Paging, body_of, decode, encode, page_of, paging
+from kit.http import JSON, Page, Paging, body_of, decode, encode, page_of, paging, path_uuid
 from kit.identity import identity, require_role, require_user
 from kit.openapi import doc
 from svc_discount import events, ledger, rpc, store
@@ -41,13 +41,6 @@ LIST_DISCOUNTS = {
     for by, column in _ORDERS.items()
     for direction in ("ASC", "DESC")
 }
-
-
-def _id(request: Request, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.path_params["id"])
-    except ValueError:
-        raise NotFound(f"{what} not found") from None
 
 
 def _filters(query: Mapping[str, str]) -> tuple[str | None, bool | None]:
@@ -101,7 +94,7 @@ async def _replacement(
 async def _deactivate(request: Request, what: str, statement: str) -> Response:
     require_role(request, "Admin")
     async with deps(request).db.acquire() as conn:
-        if await conn.fetchval(statement, _id(request, what)) is None:
+        if await conn.fetchval(statement, path_uuid(request, "id", f"{what} not found")) is None:
             raise NotFound(f"{what} not found")
     return Response(status_code=204)
 
@@ -184,7 +177,7 @@ async def create_discount(request: Request) -> Response:
 async def get_discount(request: Request) -> Response:
     require_role(request, "Admin")
     async with deps(request).db.acquire() as conn:
-        row = await conn.fetchrow(store.DISCOUNT_BY_ID, _id(request, "Discount"))
+        row = await conn.fetchrow(store.DISCOUNT_BY_ID, path_uuid(request, "id", "Discount not found"))
     if row is None:
         raise NotFound("Discount not found")
     return JSON(_discount(row))
@@ -193,7 +186,7 @@ async def get_discount(request: Request) -> Response:
 @doc("Replace (PUT) or change (PATCH) a discount", body=DiscountIn, response=Discount, auth="Admin")
 async def update_discount(request: Request) -> Response:
     require_role(request, "Admin")
-    key = _id(request, "Discount")
+    key = path_uuid(request, "id", "Discount not found")
     async with deps(request).db.acquire() as conn, conn.transaction():
         body = await _replacement(
             request, conn, "Discount", key, store.DISCOUNT_FOR_UPDATE, DiscountIn, DiscountPatch
@@ -217,7 +210,10 @@ async def _usages(request: Request, statement: str, key: uuid.UUID, page: Paging
 async def discount_usages(request: Request) -> Response:
     require_role(request, "Admin")
     return await _usages(
-        request, store.USAGES_OF_DISCOUNT, _id(request, "Discount"), paging(request.query_params)
+        request,
+        store.USAGES_OF_DISCOUNT,
+        path_uuid(request, "id", "Discount not found"),
+        paging(request.query_params),
     )
 
 
@@ -307,13 +303,13 @@ async def create_campaign(request: Request) -> Response:
 async def get_campaign(request: Request) -> Response:
     require_role(request, "Admin")
     async with deps(request).db.acquire() as conn:
-        return await _campaign_by_id(conn, _id(request, "Campaign"))
+        return await _campaign_by_id(conn, path_uuid(request, "id", "Campaign not found"))
 
 
 @doc("Replace (PUT) or change (PATCH) a campaign", body=CampaignIn, response=Campaign, auth="Admin")
 async def update_campaign(request: Request) -> Response:
     require_role(request, "Admin")
-    key = _id(request, "Campaign")
+    key = path_uuid(request, "id", "Campaign not found")
     async with deps(request).db.acquire() as conn, conn.transaction():
         body = await _replacement(
             request, conn, "Campaign", key, store.CAMPAIGN_FOR_UPDATE, CampaignIn, CampaignPatch

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from kit.app import Service, deps, make_app
 from kit.errors import NotFound, invalid
 from kit.grpc import GrpcServer
-from kit.http import JSON, Page, body_of, page_of, paging
+from kit.http import JSON, Page, body_of, page_of, paging, path_uuid
 from kit.identity import require_role
 from kit.openapi import doc
 from svc_inventory import engine, events, rpc, store
@@ -26,11 +26,7 @@ def _uuid(raw: str | None, field: str) -> uuid.UUID:
         raise invalid(field, f"{field} must be a UUID") from None
 
 
-def _product_id(request: Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.path_params["product_id"])
-    except ValueError:
-        raise NotFound("Product not found in inventory") from None
+MISSING = "Product not found in inventory"
 
 
 async def _level(request: Request, product_id: uuid.UUID, variant_id: uuid.UUID | None) -> Level:
@@ -43,7 +39,7 @@ async def _level(request: Request, product_id: uuid.UUID, variant_id: uuid.UUID 
 
 @doc("A product's stock: available, reserved and on hand (all variants, or `?variantId=`)", response=Level)
 async def get_level(request: Request) -> Response:
-    product_id = _product_id(request)
+    product_id = path_uuid(request, "product_id", MISSING)
     raw = request.query_params.get("variantId")
     return JSON(await _level(request, product_id, _uuid(raw, "variantId") if raw else None))
 
@@ -56,7 +52,7 @@ async def get_level(request: Request) -> Response:
 )
 async def set_level(request: Request) -> Response:
     who = require_role(request, "Seller", "Admin")
-    product_id = _product_id(request)
+    product_id = path_uuid(request, "product_id", MISSING)
     body = await body_of(request, SetStock)
     variant_id = body.variant_id or store.PRODUCT_LEVEL
     await engine.of(deps(request)).set_stock(

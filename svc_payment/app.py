@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from kit.app import Service, deps, make_app
 from kit.errors import BusinessRuleViolation, NotFound, invalid
-from kit.http import JSON, body_of
+from kit.http import JSON, body_of, path_uuid
 from kit.identity import require_role, require_user
 from kit.openapi import doc
 from svc_payment import events, ledger, providers, reconcile, store
@@ -32,13 +32,6 @@ log = logging.getLogger(__name__)
 
 # What an IPN handler catches to answer "call again" in the gateway's own terms instead of a 503.
 _DEPENDENCY_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-
-
-def _id(request: Request, name: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.path_params[name])
-    except ValueError:
-        raise NotFound(f"{what} not found") from None
 
 
 def _client_ip(request: Request) -> str:
@@ -54,7 +47,7 @@ def _payment_url(request: Request, order_id: uuid.UUID) -> str:
 @doc("The payment of an order (its buyer or an Admin)", response=PaymentView, auth="user")
 async def payment_of_order(request: Request) -> Response:
     who = require_user(request)
-    order_id = _id(request, "order_id", "Payment")
+    order_id = path_uuid(request, "order_id", "Payment not found")
     async with deps(request).db.acquire() as conn:
         row = await conn.fetchrow(store.PAYMENT_BY_ORDER, order_id)
     if row is None or (row["user_id"] != who.user_id and not who.is_admin):
@@ -92,7 +85,7 @@ async def _payment_of(pool: asyncpg.Pool, order_id: uuid.UUID, wait: float) -> P
 
 @doc("Send the buyer to the gateway's payment page (302 to it)", status=302)
 async def pay(request: Request) -> Response:
-    order_id = _id(request, "order_id", "Payment")
+    order_id = path_uuid(request, "order_id", "Payment not found")
     d = deps(request)
     gateways = providers.of(d)
     payment = await _payment_of(d.db, order_id, gateways.config.pay_wait)
@@ -154,7 +147,7 @@ async def return_page(request: Request) -> Response:
 )
 async def refund(request: Request) -> Response:
     who = require_role(request, "Admin")
-    payment_id = _id(request, "payment_id", "Payment")
+    payment_id = path_uuid(request, "payment_id", "Payment not found")
     body = await body_of(request, RefundRequest) if await request.body() else RefundRequest()
     d = deps(request)
     async with d.db.acquire() as conn, conn.transaction():

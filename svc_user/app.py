@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from kit.app import Deps, Service, deps, make_app
 from kit.errors import BusinessRuleViolation, NotFound, invalid
-from kit.http import JSON, Page, body_of, encode, page_of, paging
+from kit.http import JSON, Page, body_of, encode, page_of, paging, path_uuid
 from kit.identity import require_role, require_user
 from kit.openapi import doc
 from svc_user import avatars, events, profiles, store
@@ -28,13 +28,6 @@ PROFILE_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Profile
 # which costs a 304 without the bytes, so a replaced avatar shows at once.
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "public, no-cache"
-
-
-def _path_id(request: Request, name: str, missing: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.path_params[name])
-    except ValueError:
-        raise NotFound(missing) from None
 
 
 async def _profile_json(d: Deps, user_id: uuid.UUID, missing: str) -> Response:
@@ -138,7 +131,7 @@ async def add_address(request: Request) -> Response:
 @doc("Replace one of the caller's addresses", body=AddressInput, response=Address, auth="user")
 async def update_address(request: Request) -> Response:
     who = require_user(request)
-    address_id = _path_id(request, "address_id", "Address not found")
+    address_id = path_uuid(request, "address_id", "Address not found")
     body = await body_of(request, AddressInput)
     async with profiles.change(deps(request), who.user_id) as unit:
         old = await unit.conn.fetchrow(store.ADDRESS, address_id, who.user_id)
@@ -162,7 +155,7 @@ async def update_address(request: Request) -> Response:
 )
 async def delete_address(request: Request) -> Response:
     who = require_user(request)
-    address_id = _path_id(request, "address_id", "Address not found")
+    address_id = path_uuid(request, "address_id", "Address not found")
     async with profiles.change(deps(request), who.user_id) as unit:
         was_default = await unit.conn.fetchval(store.DELETE_ADDRESS, address_id, who.user_id)
         if was_default is None:
@@ -203,7 +196,7 @@ def _entity_tags(header: str) -> list[str]:
 
 @doc("A user's avatar image, with ETag and caching headers")
 async def get_avatar(request: Request) -> Response:
-    user_id = _path_id(request, "user_id", "Avatar not found")
+    user_id = path_uuid(request, "user_id", "Avatar not found")
     tags = _entity_tags(request.headers.get("if-none-match", ""))
     async with deps(request).db.acquire() as conn:
         row = await conn.fetchrow(store.AVATAR, user_id, tags)
@@ -270,7 +263,7 @@ async def list_users(request: Request) -> Response:
 @doc("Any user's profile", response=Profile, auth="Admin")
 async def get_user(request: Request) -> Response:
     require_role(request, "Admin")
-    user_id = _path_id(request, "user_id", "User not found")
+    user_id = path_uuid(request, "user_id", "User not found")
     return await _profile_json(deps(request), user_id, "User not found")
 
 
