@@ -191,8 +191,10 @@ class OutboxRelay:
                     if await self.flush(channel) >= self.batch:
                         continue
                     await self._cleanup()
+                    # Not wait_for: on 3.11 it can swallow a cancellation that races the wake-up.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                        async with asyncio.timeout(1.0):
+                            await self._wake.wait()
                 except Exception as exc:
                     log.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
                     channel = None

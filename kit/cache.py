@@ -33,6 +33,14 @@ _GET_VERSIONED = """
 local version = redis.call('GET', KEYS[1]) or '0'
 return {version, redis.call('GET', KEYS[1] .. ':v' .. version .. ':' .. ARGV[1])}
 """
+_BUMP = """
+local now = redis.call('TIME')
+local previous = tonumber(redis.call('GET', KEYS[1])) or 0
+local version = math.max(now[1] * 1000 + math.floor(now[2] / 1000), previous + 1)
+redis.call('SET', KEYS[1], version)
+if tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return version
+"""
 _LOCK_TTL_MS = 5000
 _LOCK_WAIT = 2.0
 _PAUSE_AFTER_ERROR = 1.0
@@ -62,6 +70,7 @@ class Cache:
         self._inflight: dict[str, asyncio.Future[bytes | None]] = {}
         self._paused_until = 0.0
         self._get_versioned = redis.register_script(_GET_VERSIONED) if redis is not None else None
+        self._bump = redis.register_script(_BUMP) if redis is not None else None
 
     @property
     def available(self) -> bool:
@@ -111,18 +120,15 @@ class Cache:
     async def bump(self, namespace: str, keep: int | None = None) -> None:
         """Invalidate every key of `namespace`: old versions are never read again and expire by TTL.
 
-        `keep` (seconds, at least the TTL of the namespace's values) lets the version counter itself
-        expire once nothing under it can be alive, so per-entity namespaces do not pile up.
+        Versions are Redis clock milliseconds (kept increasing), so a counter that expired never comes
+        back to a version still cached. `keep` (seconds, at least the TTL of the namespace's values)
+        lets it expire that way, so per-entity namespaces do not pile up.
         """
         if not self.available:
             return
-        assert self.redis is not None
+        assert self._bump is not None
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.incr(namespace)
-                if keep is not None:
-                    pipe.expire(namespace, keep)
-                await pipe.execute()
+            await self._bump(keys=[namespace], args=[keep or 0])
         except (RedisError, OSError) as exc:
             self._failed(exc)
 

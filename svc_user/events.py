@@ -20,6 +20,8 @@ class ProfileUpdated(Event):
     routing_key = "user.profile.updated"
     user_id: uuid.UUID
     updated_fields: list[str]
+    # The new name when it is among the changes, for services that show it (review authors).
+    full_name: str | None = None
 
 
 class UserVerified(Event):

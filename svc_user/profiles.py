@@ -91,7 +91,10 @@ async def change(d: Deps, user_id: uuid.UUID) -> AsyncIterator[Change]:
         unit = Change(conn, await conn.fetchrow(store.LOCKED_PROFILE, user_id))
         yield unit
         if unit.fields:
-            await publish(conn, ProfileUpdated(user_id=user_id, updated_fields=sorted(unit.fields)))
+            name = await conn.fetchval(store.FULL_NAME, user_id) if "fullName" in unit.fields else None
+            await publish(
+                conn, ProfileUpdated(user_id=user_id, updated_fields=sorted(unit.fields), full_name=name)
+            )
     if unit.fields:
         assert d.cache is not None
         await d.cache.bump(cache_namespace(user_id), keep=PROFILE_TTL)

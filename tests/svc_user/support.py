@@ -90,12 +90,17 @@ def webp() -> bytes:
 
 async def announced(db: asyncpg.Pool, user_id: uuid.UUID) -> list[list[str]]:
     """The `updatedFields` of every `user.profile.updated` the user's changes wrote to the outbox."""
+    return [payload["updatedFields"] for payload in await announcements(db, user_id)]
+
+
+async def announcements(db: asyncpg.Pool, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every `user.profile.updated` payload the user's changes wrote to the outbox, oldest first."""
     rows = await db.fetch(
         "SELECT payload FROM outbox WHERE routing_key = 'user.profile.updated'"
         " AND convert_from(payload, 'UTF8')::jsonb->>'userId' = $1 ORDER BY id",
         str(user_id),
     )
-    return [json.loads(row["payload"])["updatedFields"] for row in rows]
+    return [json.loads(row["payload"]) for row in rows]
 
 
 class ProfileUpdates:

@@ -14,7 +14,15 @@ from kit.app import make_app
 from svc_user.app import service
 from tests.support import eventually, serve
 from tests.svc_user.conftest import Announce, NewUser
-from tests.svc_user.support import QUEUE, ProfileUpdates, UserService, announced, identity, user_verified
+from tests.svc_user.support import (
+    QUEUE,
+    ProfileUpdates,
+    UserService,
+    announced,
+    announcements,
+    identity,
+    user_verified,
+)
 
 DEFAULT_PREFERENCES = {
     "language": "vi",
@@ -90,6 +98,8 @@ async def test_patch_changes_personal_fields_and_announces_them_once(
     cleared = await svc.http.patch("/api/users/me", headers=user.headers, json={"phone": None})
     assert cleared.json()["phone"] is None and cleared.json()["fullName"] == "Phạm Minh Đức"
     assert await announced(svc.deps.db, user.id) == [["dateOfBirth", "fullName", "phone"], ["phone"]]
+    # The new name travels with the event for services that show it; only when it changed.
+    assert [e["fullName"] for e in await announcements(svc.deps.db, user.id)] == ["Phạm Minh Đức", None]
 
 
 async def test_a_patch_that_changes_nothing_announces_nothing(svc: UserService, new_user: NewUser) -> None:
@@ -196,8 +206,10 @@ async def test_profile_reads_come_from_the_cache_until_a_change_invalidates_it(
     await svc.http.patch("/api/users/me", headers=user.headers, json={"phone": "+84987654321"})
     fresh = (await svc.http.get("/api/users/me", headers=user.headers)).json()
     assert (fresh["fullName"], fresh["phone"]) == ("Changed In SQL", "+84987654321")
-    ttl = await svc.deps.redis.ttl(f"user:profile:{user.id}:v1:json")  # type: ignore[union-attr]
-    assert 29 * 60 < ttl <= 30 * 60
+    redis = svc.deps.redis
+    assert redis is not None
+    version = (await redis.get(f"user:profile:{user.id}")).decode()
+    assert 29 * 60 < await redis.ttl(f"user:profile:{user.id}:v{version}:json") <= 30 * 60
 
 
 async def test_without_redis_profiles_are_served_and_changed_from_the_database(
