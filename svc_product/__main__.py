@@ -1,0 +1,3 @@
+from kit.serve import run
+
+run("svc_product.app:app", "product")

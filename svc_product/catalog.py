@@ -1,0 +1,178 @@
+"""The catalog's reads: cached documents (cache-aside through kit.cache), loaded from PostgreSQL on a miss.
+
+Only what every caller sees alike is cached: active products, the public list, the tree, the brands,
+review pages. A seller's drafts and an admin's view of every status are read from PostgreSQL each time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from prometheus_client import Counter
+
+from kit.app import Deps
+from kit.cache import Cache
+from kit.errors import Forbidden, NotFound
+from kit.http import encode
+from kit.identity import Identity
+from svc_product import caching, documents, store
+from svc_product.query import ListQuery, ReviewQuery
+from svc_product.stock import stock
+
+loads = Counter("shop_catalog_loads_total", "Catalog documents read from PostgreSQL", ["document"])
+FALLBACK_AUTHOR = "Customer"
+Reader = Callable[[asyncpg.Connection], Awaitable[bytes | None]]
+
+
+def _cache(d: Deps) -> Cache:
+    assert d.cache is not None, "svc_product runs with Redis configured"
+    return d.cache
+
+
+async def product_document(d: Deps, product_id: uuid.UUID) -> bytes | None:
+    """The cached detail document (without stock) of an active product, None when there is none."""
+
+    async def read(conn: asyncpg.Connection) -> bytes | None:
+        rows = await conn.fetch(store.ACTIVE_DETAILS, [product_id])
+        return documents.encode_detail(rows[0]) if rows else None
+
+    namespace = caching.product_namespace(product_id)
+    return await _one(d, namespace, caching.DETAIL, caching.DETAIL_TTL, "detail", read)
+
+
+async def product_view(d: Deps, product_id: uuid.UUID, who: Identity | None) -> bytes:
+    """`GET /api/products/{id}`: the detail with its current stock.
+
+    A draft or inactive product is shown to its seller and to admins only (read uncached); to anyone else
+    it does not exist.
+    """
+    document = await product_document(d, product_id)
+    if document is None:
+        document = await _unlisted_document(d, product_id, who)
+    return documents.with_stock(document, await stock.of(str(product_id)))
+
+
+async def _unlisted_document(d: Deps, product_id: uuid.UUID, who: Identity | None) -> bytes:
+    if who is not None and (who.is_admin or who.has("Seller")):
+        async with d.db.acquire() as conn:
+            row = await conn.fetchrow(store.DETAIL, product_id)
+        if row is not None and (who.is_admin or row["seller_id"] == who.user_id):
+            return documents.encode_detail(row)
+    raise NotFound("Product not found")
+
+
+def seller_scope(query: ListQuery, who: Identity | None) -> uuid.UUID | None:
+    """Whose products a list beyond the active ones may show: anyone's to an admin, their own to a seller."""
+    if query.status == "active" or (who is not None and who.is_admin):
+        return None
+    if who is not None and who.has("Seller"):
+        return who.user_id
+    raise Forbidden("Only sellers (their own products) and admins may list products that are not active")
+
+
+async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> bytes:
+    """`GET /api/products`: a page of summaries. The public list (active products) is cached."""
+    scope = seller_scope(query, who)
+
+    async def read(conn: asyncpg.Connection) -> bytes:
+        rows, total = await store.product_page(conn, query, scope)
+        items = documents.trimmed([documents.summary(row) for row in rows], query.fields)
+        return documents.page(items, query.page, query.page_size, total)
+
+    if query.status != "active":
+        async with d.db.acquire() as conn:
+            return await read(conn)
+    found = await _one(d, caching.LISTS, query.cache_key(), caching.LIST_TTL, "list", read)
+    assert found is not None
+    return found
+
+
+async def product_batch(d: Deps, ids: tuple[uuid.UUID, ...]) -> bytes:
+    """`GET /api/products?ids=...`: the detail documents of the active products among `ids`, in that order.
+
+    Read from PostgreSQL, not the cache: svc_order prices carts with it and wants the latest price.
+    """
+    async with d.db.acquire() as conn:
+        rows = await conn.fetch(store.ACTIVE_DETAILS, list(ids))
+    by_id = {row["id"]: row for row in rows}
+    items = [documents.detail(by_id[i]) for i in ids if i in by_id]
+    return documents.page(items, 1, len(ids), len(items))
+
+
+async def reviews(d: Deps, product_id: uuid.UUID, query: ReviewQuery) -> bytes:
+    """A page of an active product's reviews with their authors' current names."""
+
+    async def read(conn: asyncpg.Connection) -> bytes | None:
+        if not await conn.fetchval(store.VISIBLE, product_id):
+            return None
+        statement = store.REVIEWS[(query.sort_by, query.descending)]
+        rows = await conn.fetch(statement, product_id, query.page_size, query.offset, FALLBACK_AUTHOR)
+        total = rows[0]["total"] if rows else await conn.fetchval(store.COUNT_REVIEWS, product_id)
+        return documents.page([documents.review(row) for row in rows], query.page, query.page_size, total)
+
+    namespace = caching.reviews_namespace(product_id)
+    found = await _one(d, namespace, query.cache_key(), caching.REVIEWS_TTL, "reviews", read)
+    if found is None:
+        raise NotFound("Product not found")
+    return found
+
+
+async def _one(d: Deps, namespace: str, key: str, ttl: int, kind: str, read: Reader) -> bytes | None:
+    """Cache-aside for one document: `read` builds it from a connection on a miss (None: no such thing)."""
+
+    async def load() -> bytes | None:
+        loads.labels(kind).inc()
+        async with d.db.acquire() as conn:
+            return await read(conn)
+
+    return await _cache(d).get_or_load(key, ttl, load, namespace=namespace)
+
+
+async def _all(d: Deps, namespace: str, ttl: int, kind: str, read: Reader) -> bytes:
+    found = await _one(d, namespace, caching.ALL, ttl, kind, read)
+    assert found is not None
+    return found
+
+
+async def _by_id(
+    d: Deps, namespace: str, ttl: int, kind: str, entity_id: uuid.UUID, sql: str, build: Callable[..., Any]
+) -> bytes:
+    """One cached entity by id, built by `build` from the row of `sql`; 404 when there is none."""
+
+    async def read(conn: asyncpg.Connection) -> bytes | None:
+        row = await conn.fetchrow(sql, entity_id)
+        return encode(build(row)) if row is not None else None
+
+    found = await _one(d, namespace, str(entity_id), ttl, kind, read)
+    if found is None:
+        raise NotFound(f"{kind.capitalize()} not found")
+    return found
+
+
+async def category_tree(d: Deps) -> bytes:
+    async def read(conn: asyncpg.Connection) -> bytes:
+        return encode(documents.category_tree(await conn.fetch(store.ALL_CATEGORIES)))
+
+    return await _all(d, caching.TREE, caching.TREE_TTL, "tree", read)
+
+
+async def category(d: Deps, category_id: uuid.UUID) -> bytes:
+    return await _by_id(
+        d, caching.TREE, caching.TREE_TTL, "category", category_id, store.CATEGORY, documents.category
+    )
+
+
+async def brands(d: Deps) -> bytes:
+    async def read(conn: asyncpg.Connection) -> bytes:
+        return encode([documents.brand(row) for row in await conn.fetch(store.ALL_BRANDS)])
+
+    return await _all(d, caching.BRANDS, caching.BRANDS_TTL, "brands", read)
+
+
+async def brand(d: Deps, brand_id: uuid.UUID) -> bytes:
+    return await _by_id(
+        d, caching.BRANDS, caching.BRANDS_TTL, "brand", brand_id, store.BRAND, documents.brand
+    )

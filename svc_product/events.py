@@ -1,0 +1,98 @@
+"""Events svc_product publishes (product.exchange) and the user events it consumes for review authors."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import asyncpg
+
+from kit.app import Deps
+from kit.bus import Event, Handler
+from svc_product import caching, store
+from svc_product.store import ProductFields
+
+
+class ProductEvent(Event):
+    """A product as it is after the change. `sellerId` tells svc_inventory who may set its stock."""
+
+    product_id: uuid.UUID
+    seller_id: uuid.UUID
+    name: str
+    slug: str
+    price: float
+    status: str
+    category_id: uuid.UUID
+    brand_id: uuid.UUID | None
+    image: str | None
+
+    @classmethod
+    def of(cls, product_id: uuid.UUID, fields: ProductFields, image: str | None) -> ProductEvent:
+        return cls(
+            product_id=product_id,
+            seller_id=fields.seller_id,
+            name=fields.name,
+            slug=fields.slug,
+            price=fields.price,
+            status=fields.status,
+            category_id=fields.category_id,
+            brand_id=fields.brand_id,
+            image=image,
+        )
+
+
+class ProductCreated(ProductEvent):
+    routing_key = "product.created"
+
+
+class ProductUpdated(ProductEvent):
+    routing_key = "product.updated"
+
+
+class ProductDeleted(ProductEvent):
+    routing_key = "product.deleted"
+
+
+class UserVerified(Event):
+    """From svc_auth: an account's first name on record."""
+
+    routing_key = "user.verified"
+    user_id: uuid.UUID
+    full_name: str
+
+
+class UserProfileUpdated(Event):
+    """From svc_user: `fullName` is there when the name is among the changes."""
+
+    routing_key = "user.profile.updated"
+    user_id: uuid.UUID
+    full_name: str | None = None
+
+
+async def on_user_verified(conn: asyncpg.Connection, event: UserVerified, deps: Deps) -> None:
+    await _rename(conn, deps, event.user_id, event.full_name, event.occurred_at)
+
+
+async def on_user_profile_updated(conn: asyncpg.Connection, event: UserProfileUpdated, deps: Deps) -> None:
+    if event.full_name is not None and event.full_name.strip():
+        await _rename(conn, deps, event.user_id, event.full_name.strip(), event.occurred_at)
+
+
+async def _rename(conn: asyncpg.Connection, deps: Deps, user_id: uuid.UUID, name: str, at: datetime) -> None:
+    """Record the author's name and drop the review pages that show it.
+
+    The pages are bumped before the consumer's transaction commits; a reader reloading a page in that
+    instant would cache the old name until the page's TTL (15 min). A post-commit hook in kit.bus would
+    close that window.
+    """
+    if await conn.fetchval(store.UPSERT_AUTHOR, user_id, name, at) is None:
+        return  # the same name, or an older event than the name on record
+    assert deps.cache is not None
+    products = [row["product_id"] for row in await conn.fetch(store.REVIEWED_BY, user_id)]
+    await caching.authors_changed(deps.cache, products)
+
+
+handlers: dict[str, Handler] = {
+    UserVerified.routing_key: on_user_verified,
+    UserProfileUpdated.routing_key: on_user_profile_updated,
+}

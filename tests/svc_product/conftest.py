@@ -1,0 +1,192 @@
+"""svc_product running in-process on the test environment, callers of every role, and catalog builders.
+
+svc_inventory does not run here: the stock URL points at a port where nothing listens unless a test
+starts the stand-in of `stand_in_inventory` on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiormq
+import asyncpg
+import httpx
+import msgspec
+import pytest
+
+from kit import settings
+from kit.app import make_app
+from svc_product.app import service
+from tests.support import serve
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+INVENTORY_PORT = _free_port()
+CONFIG = settings.load(
+    "product",
+    {**os.environ, "PRODUCT_INVENTORY_URL": f"http://127.0.0.1:{INVENTORY_PORT}", "PRODUCT_STOCK_TTL": "1"},
+)
+
+
+@pytest.fixture(scope="session")
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(make_app(service, CONFIG)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def db(client: httpx.AsyncClient) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to svc_product's test database, to look at what a request wrote."""
+    assert CONFIG.database_url
+    conn = await asyncpg.connect(CONFIG.database_url)
+    yield conn
+    await conn.close()
+
+
+def caller(*roles: str, user_id: uuid.UUID | None = None) -> dict[str, str]:
+    """The identity headers the edge would set for a new user holding `roles`."""
+    user_id = user_id or uuid.uuid4()
+    return {
+        "X-User-Id": str(user_id),
+        "X-User-Roles": ",".join(roles),
+        "X-User-Email": f"{user_id}@shop.test",
+    }
+
+
+def seller() -> dict[str, str]:
+    return caller("Seller")
+
+
+def admin() -> dict[str, str]:
+    return caller("Admin")
+
+
+def user() -> dict[str, str]:
+    return caller("User")
+
+
+def word() -> str:
+    """A word no other product has, so a search or a filter sees only the test's own products."""
+    return f"zq{uuid.uuid4().hex[:10]}"
+
+
+async def new_category(
+    client: httpx.AsyncClient, parent_id: str | None = None, name: str | None = None
+) -> dict[str, Any]:
+    name = name or f"Category {word()}"
+    response = await client.post(
+        "/api/categories", json={"name": name, "slug": word(), "parentId": parent_id}, headers=admin()
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def new_brand(client: httpx.AsyncClient, name: str | None = None) -> dict[str, Any]:
+    response = await client.post("/api/brands", json={"name": name or f"Brand {word()}"}, headers=admin())
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def new_product(
+    client: httpx.AsyncClient, category_id: str, owner: dict[str, str] | None = None, **fields: Any
+) -> dict[str, Any]:
+    body = {"name": f"Product {word()}", "price": 100000, "categoryId": category_id, **fields}
+    response = await client.post("/api/products", json=body, headers=owner or seller())
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def loads(client: httpx.AsyncClient, document: str) -> float:
+    """How many `document`s svc_product has read from PostgreSQL so far (its Prometheus counter)."""
+    text = (await client.get("/metrics")).text
+    match = re.search(rf'^shop_catalog_loads_total\{{document="{document}"\}} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+async def events_of(db: asyncpg.Connection, routing_key: str, product_id: str) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT payload FROM outbox WHERE routing_key = $1"
+        " AND convert_from(payload, 'UTF8')::jsonb->>'productId' = $2 ORDER BY id",
+        routing_key,
+        product_id,
+    )
+    return [msgspec.json.decode(r["payload"]) for r in rows]
+
+
+@pytest.fixture
+async def category(client: httpx.AsyncClient) -> dict[str, Any]:
+    """A fresh top-level category: lists filtered by it see only the test's products."""
+    return await new_category(client)
+
+
+@pytest.fixture(scope="module")
+async def broker() -> AsyncIterator[aiormq.abc.AbstractConnection]:
+    connection = await aiormq.connect(os.environ["AMQP_URL"])
+    yield connection
+    await connection.close()
+
+
+async def bound(connection: aiormq.abc.AbstractConnection, queue: str) -> int:
+    """Consumers on `queue` (0 when it does not exist yet); a passive declare of a missing queue closes
+    its channel, hence a channel per look."""
+    channel = await connection.channel()
+    try:
+        declared = await channel.queue_declare(queue, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return 0
+    await channel.close()
+    return declared.consumer_count or 0
+
+
+class StandInInventory:
+    """svc_inventory's `GET /api/inventory/{id}` on the configured port: fixed levels, an optional delay,
+    and a count of the calls it answered."""
+
+    def __init__(self) -> None:
+        self.levels: dict[str, dict[str, Any]] = {}
+        self.delay = 0.0
+        self.calls = 0
+        self.connections: set[asyncio.StreamWriter] = set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections.add(writer)
+        try:
+            while request := await reader.readuntil(b"\r\n\r\n"):
+                product_id = request.split(b" ", 2)[1].decode().rsplit("/", 1)[-1]
+                self.calls += 1
+                await asyncio.sleep(self.delay)
+                level = self.levels.get(product_id)
+                status = b"200 OK" if level else b"404 Not Found"
+                body = msgspec.json.encode(level or {"error": "NotFound", "message": "", "details": []})
+                writer.write(
+                    b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\ncontent-length: "
+                    + str(len(body)).encode() + b"\r\n\r\n" + body
+                )  # fmt: skip
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.connections.discard(writer)
+            writer.close()
+
+
+@pytest.fixture
+async def stand_in_inventory() -> AsyncIterator[StandInInventory]:
+    inventory = StandInInventory()
+    server = await asyncio.start_server(inventory._serve, "127.0.0.1", INVENTORY_PORT)
+    yield inventory
+    server.close()
+    for connection in list(inventory.connections):
+        connection.close()
+    await server.wait_closed()

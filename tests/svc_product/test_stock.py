@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from tests.support import eventually
+from tests.svc_product.conftest import StandInInventory, new_product
+
+
+def level(product_id: str, available: int) -> dict[str, Any]:
+    return {
+        "productId": product_id,
+        "available": available,
+        "reserved": 2,
+        "onHand": available + 2,
+        "lowStockThreshold": 5,
+        "updatedAt": datetime(2025, 5, 1, tzinfo=UTC).isoformat(),
+    }
+
+
+async def stock_of(client: httpx.AsyncClient, product_id: str) -> Any:
+    response = await client.get(f"/api/products/{product_id}")
+    assert response.status_code == 200
+    return response.json()["stock"]
+
+
+async def test_the_detail_shows_the_stock_inventory_reports(
+    client: httpx.AsyncClient, category: dict[str, Any], stand_in_inventory: StandInInventory
+) -> None:
+    product = await new_product(client, category["id"])
+    stand_in_inventory.levels[product["id"]] = level(product["id"], 7)
+    stock = await eventually(lambda: stock_of(client, product["id"]))
+    assert stock == {"available": 7, "reserved": 2, "onHand": 9, "updatedAt": "2025-05-01T00:00:00Z"}
+
+
+async def test_views_within_a_few_seconds_share_one_inventory_call(
+    client: httpx.AsyncClient, category: dict[str, Any], stand_in_inventory: StandInInventory
+) -> None:
+    product = await new_product(client, category["id"])
+    stand_in_inventory.levels[product["id"]] = level(product["id"], 3)
+    await eventually(lambda: stock_of(client, product["id"]))
+    calls = stand_in_inventory.calls
+    views = await asyncio.gather(*(stock_of(client, product["id"]) for _ in range(30)))
+    assert {v["available"] for v in views} == {3} and stand_in_inventory.calls == calls
+
+    # Past its lifetime (1 s in these tests) the figure is refreshed behind the answers.
+    stand_in_inventory.levels[product["id"]] = level(product["id"], 1)
+    await asyncio.sleep(1.1)
+    assert (await stock_of(client, product["id"]))["available"] == 3
+    await eventually(lambda: _available_is(client, product["id"], 1))
+
+
+async def _available_is(client: httpx.AsyncClient, product_id: str, available: int) -> bool:
+    stock = await stock_of(client, product_id)
+    return stock is not None and stock["available"] == available
+
+
+async def test_a_product_inventory_does_not_know_has_no_stock_figure(
+    client: httpx.AsyncClient, category: dict[str, Any], stand_in_inventory: StandInInventory
+) -> None:
+    product = await new_product(client, category["id"])
+
+    async def asked() -> bool:
+        assert await stock_of(client, product["id"]) is None
+        return stand_in_inventory.calls > 0
+
+    await eventually(asked)
+
+
+async def test_a_slow_inventory_does_not_hold_the_detail_up(
+    client: httpx.AsyncClient, category: dict[str, Any], stand_in_inventory: StandInInventory
+) -> None:
+    product = await new_product(client, category["id"])
+    stand_in_inventory.levels[product["id"]] = level(product["id"], 5)
+    stand_in_inventory.delay = 0.6
+    await asyncio.sleep(1.1)  # past any pause left by an earlier test's unreachable inventory
+    started = time.perf_counter()
+    assert await stock_of(client, product["id"]) is None
+    assert time.perf_counter() - started < 0.3
+
+
+async def test_the_detail_answers_without_stock_when_inventory_is_down(
+    client: httpx.AsyncClient, category: dict[str, Any]
+) -> None:
+    product = await new_product(client, category["id"])
+    assert await stock_of(client, product["id"]) is None
+    assert (await client.get(f"/api/products/{product['id']}")).json()["name"] == product["name"]
