@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -32,6 +32,16 @@ class Claims:
     email: str
     roles: tuple[str, ...]
     exp: float
+    # The identity header lines for the services, built once per verified token.
+    headers: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        lines = b"x-user-id: %s\r\nx-user-roles: %s\r\nx-user-email: %s\r\n" % (
+            self.sub.encode(),
+            ",".join(self.roles).encode(),
+            self.email.encode(),
+        )
+        object.__setattr__(self, "headers", lines)
 
 
 def _b64decode(segment: str) -> bytes:

@@ -7,6 +7,10 @@ Two layers, as in uvicorn's `httptools_impl.py`:
   go out in request order, enforces the size limits, and applies flow control both ways.
 - `Exchange` is the per-request state and the only awaitable surface: the handler reads the request
   body with `receive()` and answers with `respond()`, or `start()` / `write()` / `drain()` / `finish()`.
+- `Deadlines` is each worker's one timer: every connection keeps its deadlines as plain numbers
+  (a complete head within `header_timeout`, no silence longer than `idle_timeout` while idle, sending
+  a body or not reading our answer), and a periodic sweep enforces them. Arming a timer per request
+  would cost more than the request's whole header parsing.
 
 Nothing here knows about routes, tokens or upstreams; a handler gets an `Exchange` and must answer it.
 """
@@ -16,14 +20,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
+from time import monotonic
 from typing import cast
 
 import httptools
 
-from edge.errors import BadRequest, EdgeError, HeadersTooLarge, PayloadTooLarge, RequestTimeout, UriTooLong
+from edge.errors import (
+    BadRequest,
+    EdgeError,
+    HeadersTooLarge,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedCoding,
+    UriTooLong,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +49,9 @@ STATUS_LINES: dict[int, bytes] = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 
+# Request headers the protocol itself looks at.
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host", b"expect"})
+
 # How the response body goes on the wire.
 _AS_IS = 0  # Content-Length, or until close for an HTTP/1.0 client
 _CHUNKED = 1
@@ -47,11 +63,15 @@ class Limits:
     max_target: int = 8 * 1024
     max_headers: int = 32 * 1024
     max_body: int = 10 * 1024 * 1024
-    # How long a silent client may hold the edge: idle between requests, mid-head, mid-body, not reading.
+    # How long a silent client may hold the edge: idle between requests, mid-body, not reading.
     idle_timeout: float = 30.0
+    # How long a client has to send a whole request head, from its first byte (slowloris).
+    header_timeout: float = 10.0
 
 
-Handler = Callable[["Exchange"], Awaitable[None]]
+# Takes an exchange and either answers it before returning (None), or will answer it from callbacks
+# and then call `Exchange.done()` (None), or returns the awaitable that answers it.
+Handler = Callable[["Exchange"], Awaitable[None] | None]
 
 
 class Exchange:
@@ -61,6 +81,7 @@ class Exchange:
         "_body",
         "_buffered",
         "_conn",
+        "_finished",
         "_mode",
         "_received",
         "_waiter",
@@ -105,6 +126,7 @@ class Exchange:
         self._received = 0
         self._waiter: asyncio.Future[None] | None = None
         self._mode = _AS_IS
+        self._finished = False
 
     # -- request body ------------------------------------------------------------------------------
 
@@ -153,7 +175,8 @@ class Exchange:
 
     # -- response ----------------------------------------------------------------------------------
 
-    def _head(self, status: int, headers: bytes, content_length: int | None) -> bytes:
+    def _head(self, status: int, headers: bytes, content_length: int | None, body: bytes = b"") -> bytes:
+        """The response head; and `body` after it, unless the answer must not have one."""
         self.status = status
         self.response_started = True
         parts = [STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status, headers]
@@ -176,6 +199,8 @@ class Exchange:
         elif self.version == "1.0":
             parts.append(b"connection: keep-alive\r\n")
         parts.append(b"\r\n")
+        if body and self._mode != _NO_BODY:
+            parts.append(body)
         return b"".join(parts)
 
     def start(self, status: int, headers: bytes, content_length: int | None) -> None:
@@ -201,8 +226,7 @@ class Exchange:
 
     def respond(self, status: int, headers: bytes, body: bytes) -> None:
         """A whole response in one write (for HEAD, the head of what a GET would get)."""
-        head = self._head(status, headers, len(body))
-        self._conn.write(head + body if body and self._mode != _NO_BODY else head)
+        self._conn.write(self._head(status, headers, len(body), body))
         self.response_complete = True
 
     async def drain(self) -> None:
@@ -213,6 +237,16 @@ class Exchange:
         """Give up on this response: whatever was sent stays incomplete and the connection closes."""
         self.keep_alive = False
         self._conn.close()
+
+    def done(self) -> None:
+        """The handler is through with this exchange (answered, or aborted); the next one may start."""
+        if not self._finished:
+            self._finished = True
+            self._conn._finished(self)
+
+    def continue_async(self, work: Awaitable[None]) -> None:
+        """A handler answering from callbacks hands the rest of the answer to a task (see `Handler`)."""
+        self._conn.run_async(self, work)
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -229,8 +263,10 @@ class HttpProtocol(asyncio.Protocol):
         self._closed = False
         self._stopping = False
         self._lingering = False
-        # Exchanges parsed and not yet answered; the first one is being handled by `_task`.
+        # Exchanges parsed and not yet answered; the first one is being handled (by `_task`, if async)
+        # once `_started`.
         self._pipeline: deque[Exchange] = deque()
+        self._started: Exchange | None = None
         self._task: asyncio.Task[None] | None = None
         # The exchange the parser is filling, from its first byte to the end of its body.
         self._parsing: Exchange | None = None
@@ -240,7 +276,14 @@ class HttpProtocol(asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._hosts = 0
+        self._max_target = limits.max_target
+        self._max_headers = limits.max_headers
+        # Loop times past which the connection is given up (0: none); see `Deadlines`.
+        self.idle_deadline = 0.0
+        self.head_deadline = 0.0
+        self.wait_deadline = 0.0
+        self._on_wait_expired: Callable[[], None] | None = None
         # Resolved when the connection is gone, for a graceful stop to wait on.
         self.closed: asyncio.Future[None] = self._loop.create_future()
 
@@ -252,7 +295,7 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else ""
         self._connections.add(self)
-        self._arm_idle_timer()
+        self.idle_deadline = monotonic() + self._limits.idle_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -260,7 +303,6 @@ class HttpProtocol(asyncio.Protocol):
         self._connections.discard(self)
         if not self.closed.done():
             self.closed.set_result(None)
-        self._cancel_idle_timer()
         for waiter in self._drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -277,8 +319,9 @@ class HttpProtocol(asyncio.Protocol):
         if self._in_head:
             # httptools buffers a header until it ends; bound what a client can make it hold.
             self._head_wire_bytes += len(data)
-            if self._head_wire_bytes > self._limits.max_target + self._limits.max_headers:
+            if self._head_wire_bytes > self._max_target + self._max_headers:
                 self._reject(HeadersTooLarge())
+                self._kick()
                 return
         try:
             parser.feed_data(data)
@@ -298,7 +341,15 @@ class HttpProtocol(asyncio.Protocol):
                 self._reject(EdgeError())
         except httptools.HttpParserError as exc:
             self._reject(BadRequest(f"Malformed HTTP request: {exc}."))
-        self.update_reading()
+        # Exchanges start once the parser is done with these bytes, never from inside its callbacks:
+        # a request answered at once must not close the connection under the parser's feet.
+        self._kick()
+        if self._read_paused or len(self._pipeline) > 1 or self._parser is None or self._parsing is not None:
+            self.update_reading()
+
+    def _kick(self) -> None:
+        if self._started is None and self._pipeline:
+            self._start(self._pipeline[0])
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -317,28 +368,41 @@ class HttpProtocol(asyncio.Protocol):
         self._in_head = True
         self._head_wire_bytes = 0
         self._header_bytes = 0
+        self._hosts = 0
+        self.idle_deadline = 0.0
+        self.head_deadline = monotonic() + self._limits.header_timeout
 
     def on_url(self, url: bytes) -> None:
         ex = self._parsing
         assert ex is not None
         ex.target += url
-        if len(ex.target) > self._limits.max_target:
+        if len(ex.target) > self._max_target:
             raise UriTooLong()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         ex = self._parsing
         assert ex is not None
         self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self._limits.max_headers:
+        if self._header_bytes > self._max_headers:
             raise HeadersTooLarge()
         name = name.lower()
         ex.headers.append((name, value))
+        if name not in _FRAMING:
+            return
         if name == b"content-length":
             # llhttp has checked the digits and refused duplicates and CL together with TE.
             ex.content_length = int(value)
         elif name == b"transfer-encoding":
-            # llhttp refuses a request whose last coding is not chunked, so this means chunked.
+            # Only a lone `chunked`: any other coding (or chunked twice) is framing we would have to
+            # guess at, which is how requests get smuggled (RFC 9112, 6.1 and 6.3).
+            codings = value.lower().split(b",")
+            if ex.chunked or codings[-1].strip() != b"chunked":
+                raise BadRequest("The request's Transfer-Encoding does not end in a single chunked.")
+            if len(codings) > 1:
+                raise UnsupportedCoding()
             ex.chunked = True
+        elif name == b"host":
+            self._hosts += 1
         elif name == b"expect" and value.lower() == b"100-continue":
             ex.expect_continue = True
 
@@ -346,9 +410,16 @@ class HttpProtocol(asyncio.Protocol):
         ex, parser = self._parsing, self._parser
         assert ex is not None and parser is not None
         self._in_head = False
+        self.head_deadline = 0.0
         ex.method = parser.get_method().decode("ascii")
         ex.version = parser.get_http_version()
         ex.keep_alive = parser.should_keep_alive()
+        # RFC 9112, 3.2: exactly one Host in HTTP/1.1; HTTP/1.0 may have none. And 6.1: an HTTP/1.0
+        # message with Transfer-Encoding has faulty framing.
+        if self._hosts > 1 or (self._hosts == 0 and ex.version != "1.0"):
+            raise BadRequest("An HTTP/1.1 request needs exactly one Host header.")
+        if ex.chunked and ex.version == "1.0":
+            raise BadRequest("Transfer-Encoding is not allowed in HTTP/1.0.")
         # We never tunnel. llhttp would also skip the body of an upgrade request, so refuse those.
         if parser.should_upgrade() and (ex.method == "CONNECT" or ex.chunked or ex.content_length):
             raise BadRequest("Protocol upgrades are not supported.")
@@ -377,31 +448,55 @@ class HttpProtocol(asyncio.Protocol):
         if self._stopping:
             ex.keep_alive = False
         self._pipeline.append(ex)
-        self._cancel_idle_timer()
-        if self._task is None:
-            self._task = self._loop.create_task(self._run())
+        self.idle_deadline = 0.0
 
-    async def _run(self) -> None:
-        pipeline = self._pipeline
-        while pipeline:
-            ex = pipeline[0]
-            try:
-                await self._handler(ex)
-            except Exception:
-                log.exception("edge handler failed")
-                ex.keep_alive = False
-            pipeline.popleft()
-            # Unread body bytes would be parsed as the next request, so an unfinished body means close.
-            if not (ex.keep_alive and ex.response_complete and ex.body_complete) or self._stopping:
-                self._task = None
-                if ex.body_complete:
-                    self.close()
-                else:
-                    self.linger()
-                return
-            self.update_reading()
+    def _start(self, ex: Exchange) -> None:
+        """Hand the exchange to the handler; run what it returns, if anything, as this connection's task."""
+        self._started = ex
+        try:
+            work = self._handler(ex)
+        except Exception:
+            log.exception("edge handler failed")
+            ex.keep_alive = False
+            ex.done()
+            return
+        if work is not None:
+            self.run_async(ex, work)
+
+    def run_async(self, ex: Exchange, work: Awaitable[None]) -> None:
+        """Finish the exchange with `work`, a task cancelled if the client goes away meanwhile."""
+        self._task = self._loop.create_task(self._run(ex, work))
+
+    async def _run(self, ex: Exchange, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("edge handler failed")
+            ex.keep_alive = False
         self._task = None
-        self._arm_idle_timer()
+        ex.done()
+
+    def _finished(self, ex: Exchange) -> None:
+        """The exchange at the head of the pipeline is over: start the next one, or close."""
+        pipeline = self._pipeline
+        if not pipeline or pipeline[0] is not ex:
+            return
+        pipeline.popleft()
+        self._started = None
+        if self._closed:
+            return
+        # Unread body bytes would be parsed as the next request, so an unfinished body means close.
+        if not (ex.keep_alive and ex.response_complete and ex.body_complete) or self._stopping:
+            if ex.body_complete:
+                self.close()
+            else:
+                self.linger()
+            return
+        self.update_reading()
+        if pipeline:
+            self._start(pipeline[0])
+        elif self._parsing is None:
+            self.idle_deadline = monotonic() + self._limits.idle_timeout
 
     def _reject(self, error: EdgeError) -> None:
         """Stop parsing; the error is answered in its turn, then the connection closes."""
@@ -435,14 +530,23 @@ class HttpProtocol(asyncio.Protocol):
             else:
                 transport.resume_reading()
 
-    async def wait_for_body(self, ex: Exchange) -> None:
-        waiter = self._loop.create_future()
-        ex._waiter = waiter
-        timer = self._loop.call_later(self._limits.idle_timeout, ex.fail, RequestTimeout())
+    async def _wait(self, waiter: asyncio.Future[None], on_expiry: Callable[[], None]) -> None:
+        self.wait_deadline = monotonic() + self._limits.idle_timeout
+        self._on_wait_expired = on_expiry
         try:
             await waiter
         finally:
-            timer.cancel()
+            self.wait_deadline = 0.0
+            self._on_wait_expired = None
+
+    async def wait_for_body(self, ex: Exchange) -> None:
+        waiter = self._loop.create_future()
+        ex._waiter = waiter
+        try:
+            await self._wait(
+                waiter, lambda: ex.fail(RequestTimeout("The request body did not arrive in time."))
+            )
+        finally:
             ex._waiter = None
 
     async def drain(self) -> None:
@@ -451,25 +555,27 @@ class HttpProtocol(asyncio.Protocol):
         waiter = self._loop.create_future()
         self._drain_waiters.append(waiter)
         # A client that stops reading must not hold the edge forever; its unsent data is dropped.
-        timer = self._loop.call_later(self._limits.idle_timeout, self.abort)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
+        await self._wait(waiter, self.abort)
 
-    def _arm_idle_timer(self) -> None:
-        self._cancel_idle_timer()
-        self._idle_timer = self._loop.call_later(self._limits.idle_timeout, self._on_idle_timeout)
-
-    def _cancel_idle_timer(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-
-    def _on_idle_timeout(self) -> None:
-        self._idle_timer = None
-        if self._task is None:
-            self.close()
+    def expire(self, now: float) -> None:
+        """Act on whichever deadline has passed (called by `Deadlines`)."""
+        if self.wait_deadline and now > self.wait_deadline:
+            self.wait_deadline = 0.0
+            if self._on_wait_expired is not None:
+                self._on_wait_expired()
+        if self.head_deadline and now > self.head_deadline:
+            if self._read_paused:
+                # The head is stuck behind our own back-pressure, not the client's slowness.
+                self.head_deadline = now + self._limits.header_timeout
+            else:
+                self.head_deadline = 0.0
+                self._reject(RequestTimeout("The request head did not arrive in time."))
+                self._kick()
+                self.update_reading()
+        if self.idle_deadline and now > self.idle_deadline:
+            self.idle_deadline = 0.0
+            if not self._pipeline:
+                self.close()
 
     # -- writing and closing -----------------------------------------------------------------------
 
@@ -503,8 +609,9 @@ class HttpProtocol(asyncio.Protocol):
         transport.write_eof()
         self._read_paused = False
         transport.resume_reading()
-        self._cancel_idle_timer()
-        self._idle_timer = self._loop.call_later(LINGER_SECONDS, self.abort)
+        self.head_deadline = self.wait_deadline = 0.0
+        self.idle_deadline = monotonic() + LINGER_SECONDS
+        self._on_wait_expired = None
 
     def abort(self) -> None:
         """Close now, dropping unsent data."""
@@ -514,9 +621,43 @@ class HttpProtocol(asyncio.Protocol):
     def shutdown(self) -> None:
         """Finish the exchange in progress, if any, then close; used by a graceful stop."""
         self._stopping = True
-        if self._task is None:
+        if not self._pipeline:
             self.close()
             return
         for ex in self._pipeline:
             if not ex.response_started:
                 ex.keep_alive = False
+
+
+class Deadlines:
+    """One periodic sweep over a worker's connections, enforcing their deadlines.
+
+    `also` are other deadline holders swept in the same pass (the upstream pools' `expire`).
+    """
+
+    def __init__(
+        self, connections: set[HttpProtocol], limits: Limits, also: Iterable[Callable[[float], None]] = ()
+    ) -> None:
+        self._connections = connections
+        self._also = list(also)
+        # Fine enough for the shortest timeout, never busier than ten sweeps a second.
+        self._interval = max(0.01, min(0.1, limits.header_timeout / 4, limits.idle_timeout / 4))
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            now = monotonic()
+            for conn in [
+                c for c in self._connections if c.idle_deadline or c.head_deadline or c.wait_deadline
+            ]:
+                conn.expire(now)
+            for expire in self._also:
+                expire(now)

@@ -1,86 +1,78 @@
-"""The edge's request handler: route, authenticate, rewrite headers, forward, stream the answer back.
+"""The edge's request handler: route, authenticate, limit, rewrite headers, forward, stream back.
 
-Header policy, both ways: hop-by-hop headers (and those a `Connection` header names) never cross the
-edge; the identity headers (`X-User-*`) are the edge's alone and are set only from a verified token;
-`X-Request-ID` is the client's when sane, else new, and goes upstream and onto every response;
-`traceparent` is kept when valid, else started; `X-Forwarded-For` gains the peer, and
-`X-Forwarded-Proto` says http. `Host` passes through.
+The steps of one request, in order:
+
+1. one pass over the client's headers: keep what goes upstream, pick out what the edge acts on;
+2. the edge's own endpoints (`/health/live`, `/health/ready`, `/metrics`) and CORS preflights are
+   answered here;
+3. route; verify the bearer token (a bad one is refused, but only after step 4, so a flood of forged
+   tokens is limited like any anonymous traffic);
+4. rate limits: per user with a valid token, else per client IP, plus the route's own limit;
+5. forward to a destination of the route's cluster, retrying an idempotent request once elsewhere if
+   it failed before any answer; stream the answer back.
+
+Most requests take a fast path with no task, coroutine or future: steps 1-4 decide from memory, a
+request without a body goes out on an idle pooled connection, and the answer is written from the
+upstream connection's callback once it is complete. Anything else (a body to stream, a caller only
+Redis can judge, a new connection, a retry, a big answer) continues in a coroutine from where the fast
+path stopped. One `_Call` carries the request's state across both.
+
+The header policy it applies is `edge.headers`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import re
 import time
-from collections.abc import Callable, Mapping
-from urllib.parse import unquote
+from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 
-from edge.errors import BadGateway, BadRequest, EdgeError, NotFound, TokenRejected, Unauthorized
+from edge.accesslog import AccessLog
+from edge.cors import Cors
+from edge.errors import (
+    BadGateway,
+    EdgeError,
+    Forbidden,
+    GatewayTimeout,
+    NotFound,
+    RateLimited,
+    TokenRejected,
+    Unauthorized,
+)
+from edge.headers import (
+    INTERESTING,
+    KIND_AUTHORIZATION,
+    KIND_CONNECTION,
+    KIND_FORWARDED_FOR,
+    KIND_HOST,
+    KIND_ORIGIN,
+    KIND_PREFLIGHT,
+    KIND_REQUEST_ID,
+    KIND_SKIP,
+    KIND_TRACEPARENT,
+    RESPONSE_OWNED,
+    SANE_REQUEST_ID,
+    RequestIds,
+    connection_tokens,
+    new_traceparent,
+    route_path,
+    sane_traceparent,
+)
 from edge.jwt import Claims, InvalidToken, Verifier
-from edge.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edge.metrics import Metrics
+from edge.peers import TrustedProxies
 from edge.protocol import Exchange
+from edge.ratelimit import Limiter, PolicyState
 from edge.routes import READS, Route, RouteTable
-from edge.upstream import Cluster, Connection
+from edge.upstream import Cluster, Connection, Pool
 
 log = logging.getLogger(__name__)
 
-HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
-)
-IDENTITY = frozenset({b"x-user-id", b"x-user-roles", b"x-user-email"})
-# Request headers the edge writes itself; whatever the client sent under these names is replaced.
-REQUEST_OWNED = (
-    HOP_BY_HOP
-    | IDENTITY
-    | {
-        b"x-request-id",
-        b"traceparent",
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"content-length",
-        b"expect",
-    }
-)
-RESPONSE_OWNED = HOP_BY_HOP | {b"content-length", b"x-request-id"}
-
-# Safe to send twice when a pooled connection turned out dead before any byte of an answer.
-RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Safe to send twice: the same request again has the same effect (RFC 9110, 9.2.2).
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 JSON = b"content-type: application/json\r\n"
-REQUEST_ID = re.compile(rb"[\x20-\x7e]{1,128}")
-# W3C trace context: version (not ff), trace id and parent id (not all zeros), flags.
-TRACEPARENT = re.compile(rb"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
-
-
-def _sane_traceparent(value: bytes) -> bool:
-    if TRACEPARENT.match(value) is None:
-        return False
-    # Version 00 is exactly 55 bytes; later versions may append fields after a dash.
-    return len(value) == 55 or (not value.startswith(b"00") and value[55:56] == b"-")
-
-
-def _connection_tokens(value: bytes) -> frozenset[bytes]:
-    return frozenset(token.strip().lower() for token in value.split(b","))
-
-
-def route_path(target: bytes) -> str:
-    """The path to route on: percent-decoded, refused if it is not a path or has dot segments.
-
-    Deciding on the decoded path means `/api/users/me%2Fx/avatar` is not the public avatar route, and
-    refusing `.`/`..` means no service can resolve a path into a route other than the one we checked.
-    """
-    if not target.startswith(b"/"):
-        raise BadRequest("The request target must be a path.")
-    path = target.split(b"?", 1)[0].decode("latin-1")
-    if "%" in path:
-        path = unquote(path)
-    if "." in path and any(segment in (".", "..") for segment in path.split("/")):
-        raise BadRequest("Dot segments are not allowed in the path.")
-    return path
 
 
 class Proxy:
@@ -93,91 +85,226 @@ class Proxy:
         verifier: Verifier,
         metrics: Metrics,
         response_timeout: float,
+        *,
+        limiter: Limiter,
+        user_limit: str,
+        ip_limit: str,
+        cors: Cors,
+        peers: TrustedProxies,
+        retries: int = 1,
+        access_log: AccessLog | None = None,
     ) -> None:
         self._routes = routes
         self._clusters = clusters
         self._verifier = verifier
         self._metrics = metrics
         self._timeout = response_timeout
-        self._local: dict[str, Callable[[], tuple[bytes, bytes]]] = {
+        self._limiter = limiter
+        self._user_limit = limiter.state(user_limit)
+        self._ip_limit = limiter.state(ip_limit)
+        self._cors = cors
+        self._peers = peers
+        self._retries = retries
+        self._access_log = access_log
+        self._request_id = RequestIds()
+        self._local: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
             "/health/live": self._live,
             "/health/ready": self._ready,
             "/metrics": self._render_metrics,
         }
 
-    async def __call__(self, ex: Exchange) -> None:
-        started = time.perf_counter()
-        cluster = "edge"
-        request_id = b""
+    def __call__(self, ex: Exchange) -> Awaitable[None] | None:
+        """Answer `ex` (a `Handler`): synchronously when it can, from upstream callbacks for a request
+        without a body to a destination with an idle connection (the common case: no task, no
+        future), else through the returned coroutine."""
+        call = _Call(ex)
         try:
-            # One pass over the client's headers: keep what goes upstream, pick out what we act on.
-            kept: list[tuple[bytes, bytes]] = []
-            authorization = traceparent = forwarded_for = connection = None
-            for name, value in ex.headers:
-                if name in REQUEST_OWNED:
-                    if name == b"x-request-id":
-                        request_id = request_id or value
-                    elif name == b"traceparent":
-                        traceparent = value
-                    elif name == b"x-forwarded-for":
-                        forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
-                    elif name == b"connection":
-                        connection = value
-                    continue
-                if name == b"authorization" and authorization is None:
-                    authorization = value
-                kept.append((name, value))
-            if not REQUEST_ID.fullmatch(request_id):
-                request_id = os.urandom(16).hex().encode()
-
-            if ex.error is not None:
-                raise ex.error
-            path = route_path(ex.target)
-            local = self._local.get(path) if ex.method in READS else None
-            if local is not None:
-                content_type, body = local()
-                ex.respond(200, content_type + b"x-request-id: " + request_id + b"\r\n", body)
-            else:
-                route = self._routes.match(ex.method, path)
-                if route is None:
-                    cluster = "none"
-                    raise NotFound()
-                cluster = route.cluster
-                claims = self._authenticate(authorization, route)
-                if connection is not None:
-                    dropped = _connection_tokens(connection)
-                    kept = [(name, value) for name, value in kept if name not in dropped]
-                head = self._request_head(ex, kept, claims, request_id, traceparent, forwarded_for)
-                await self._forward(ex, self._clusters[cluster], head, request_id)
+            pending = self._front(call)
+            if call.answered:
+                self._end(call)
+                return None
+            route = call.route
+            assert route is not None
+            if pending is None and not (ex.chunked or ex.content_length):
+                order = call.order = self._clusters[route.cluster].order()
+                conn = order[0].take_idle()
+                if conn is not None:
+                    self._send_watching(call, conn)
+                    return None
+            return self._finish(call, pending)
         except EdgeError as error:
-            self._answer_error(ex, error, request_id)
+            self._answer_error(ex, error, call.request_id, call.cors)
         except Exception:
             log.exception("edge failed on %s %r", ex.method, ex.target)
-            self._answer_error(ex, EdgeError(), request_id)
-        self._metrics.observe(cluster, ex.status, time.perf_counter() - started)
+            self._answer_error(ex, EdgeError(), call.request_id, call.cors)
+        self._end(call)
+        return None
+
+    def _end(self, call: _Call) -> None:
+        """Book-keeping once the answer is out, then let the connection move on."""
+        self._record(call)
+        call.ex.done()
+
+    def _front(self, call: _Call) -> list[PolicyState] | None:
+        """Steps 1 to 4, as far as they go without waiting. Returns the limits only Redis can decide."""
+        ex = call.ex
+        # Step 1: one pass over the client's headers; those kept go straight into the upstream head's
+        # lines, four pieces each (name, ": ", value, CRLF).
+        kept: list[bytes] = [ex.method.encode(), b" ", ex.target, b" HTTP/1.1\r\n"]
+        authorization = traceparent = forwarded_for = connection = origin = None
+        preflight = has_host = False
+        request_id = b""
+        for name, value in ex.headers:
+            kind = INTERESTING.get(name)
+            if kind is None:
+                kept += (name, b": ", value, b"\r\n")
+                continue
+            if kind == KIND_SKIP:
+                continue
+            if kind == KIND_REQUEST_ID:
+                request_id = request_id or value
+            elif kind == KIND_TRACEPARENT:
+                traceparent = value
+            elif kind == KIND_FORWARDED_FOR:
+                forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
+            elif kind == KIND_CONNECTION:
+                connection = value
+                continue
+            elif kind == KIND_AUTHORIZATION:
+                authorization = authorization or value
+            elif kind == KIND_ORIGIN:
+                origin = value
+            elif kind == KIND_PREFLIGHT:
+                preflight = True
+            elif kind == KIND_HOST:
+                has_host = True
+            if kind >= KIND_AUTHORIZATION:
+                kept += (name, b": ", value, b"\r\n")
+        call.request_id = (
+            request_id if request_id and SANE_REQUEST_ID.fullmatch(request_id) else self._request_id()
+        )
+        if origin is not None and self._cors.enabled:
+            call.cors = self._cors.response_headers(origin)
+
+        if ex.error is not None:
+            raise ex.error
+        path = route_path(ex.target)
+        # Step 2: what the edge answers itself.
+        local = self._local.get(path) if ex.method in READS else None
+        if local is not None:
+            status, content_type, body = local()
+            ex.respond(status, content_type + b"x-request-id: " + call.request_id + b"\r\n", body)
+            call.answered = True
+            return None
+        if preflight and origin is not None and ex.method == "OPTIONS" and self._cors.enabled:
+            self._answer_preflight(ex, origin, call.request_id)
+            call.answered = True
+            return None
+        # Step 3: route and authenticate.
+        route = call.route = self._routes.match(ex.method, path)
+        if route is None:
+            raise NotFound()
+        rejected: EdgeError | None = None
+        try:
+            call.claims = self._authenticate(authorization, route)
+        except (Unauthorized, TokenRejected) as error:
+            rejected = error
+        # Step 4: rate limits, from memory when it can tell (the common case).
+        if call.claims is not None:
+            states, key = [self._user_limit], call.claims.sub
+        else:
+            states, key = [self._ip_limit], self._peers.client(ex.peer, forwarded_for)
+        if route.limit is not None:
+            states.append(self._limiter.state(route.limit.name))
+        call.key = key
+        pending = None
+        for i, state in enumerate(states):
+            wait = self._limiter.check(state, key)
+            if wait is None:
+                pending = states[i:]
+                break
+            self._refuse(state, wait)
+        if rejected is not None:
+            if pending is None:
+                raise rejected
+            call.rejected = rejected
+        if connection is not None:
+            dropped = connection_tokens(connection)
+            kept = kept[:4] + [
+                piece
+                for at in range(4, len(kept), 4)
+                if kept[at] not in dropped
+                for piece in kept[at : at + 4]
+            ]
+        head = self._request_head(ex, kept, call.claims, call.request_id, traceparent, forwarded_for)
+        call.head = head + b"\r\n" if has_host else head
+        call.has_host = has_host
+        return pending
+
+    async def _finish(self, call: _Call, pending: list[PolicyState] | None) -> None:
+        """The rest of steps 4 and 5 for whatever could not be done without waiting."""
+        ex = call.ex
+        try:
+            for state in pending or ():
+                wait = self._limiter.check(state, call.key)
+                self._refuse(
+                    state, wait if wait is not None else await self._limiter.acquire(state, call.key)
+                )
+            if call.rejected is not None:
+                raise call.rejected
+            assert call.route is not None
+            conn = await self._send(call)
+            try:
+                await self._stream_back(ex, conn, self._response_headers(call, conn))
+            finally:
+                conn.release()
+        except EdgeError as error:
+            self._answer_error(ex, error, call.request_id, call.cors)
+        except Exception:
+            log.exception("edge failed on %s %r", ex.method, ex.target)
+            self._answer_error(ex, EdgeError(), call.request_id, call.cors)
+        finally:
+            self._record(call)
+
+    def _record(self, call: _Call) -> None:
+        elapsed = time.perf_counter() - call.started
+        self._metrics.observe(call.route, call.ex.status, elapsed)
+        if self._access_log is not None:
+            self._access_log.record(call.ex, call.route, elapsed, call.request_id, call.claims)
 
     # -- the edge's own answers --------------------------------------------------------------------
 
-    def _live(self) -> tuple[bytes, bytes]:
-        return JSON, b'{"status":"ok"}'
+    def _live(self) -> tuple[int, bytes, bytes]:
+        return 200, JSON, b'{"status":"ok"}'
 
-    def _ready(self) -> tuple[bytes, bytes]:
-        clusters = {name: cluster.destinations for name, cluster in self._clusters.items()}
-        return JSON, orjson.dumps({"status": "ok", "clusters": clusters})
+    def _ready(self) -> tuple[int, bytes, bytes]:
+        """Ready while it can serve; Redis and destinations are reported, not required (see README)."""
+        clusters = {
+            name: {pool.url: "up" if pool.healthy else "down" for pool in cluster.pools}
+            for name, cluster in self._clusters.items()
+        }
+        checks = {"rateLimitStore": "up" if self._limiter.redis_up else "down (per-process limits)"}
+        return 200, JSON, orjson.dumps({"status": "ok", "checks": checks, "clusters": clusters})
 
-    def _render_metrics(self) -> tuple[bytes, bytes]:
-        return b"content-type: " + METRICS_CONTENT_TYPE + b"\r\n", self._metrics.render()
+    def _render_metrics(self) -> tuple[int, bytes, bytes]:
+        return 200, self._metrics.content_type, self._metrics.render(self._clusters, self._limiter)
 
-    def _answer_error(self, ex: Exchange, error: EdgeError, request_id: bytes) -> None:
+    def _answer_preflight(self, ex: Exchange, origin: bytes, request_id: bytes) -> None:
+        allowed = self._cors.preflight(origin)
+        if allowed is None:
+            raise Forbidden("This origin may not call the API.")
+        ex.respond(204, allowed + b"x-request-id: " + request_id + b"\r\n", b"")
+
+    def _answer_error(self, ex: Exchange, error: EdgeError, request_id: bytes, cors: bytes) -> None:
         if ex.response_started:
             # Too late for a status: cutting the connection is how the client learns the body is short.
             log.warning("edge aborted %s %r mid-response: %s", ex.method, ex.target, error.message)
             ex.abort()
             return
-        headers = JSON + error.headers + b"x-request-id: " + (request_id or os.urandom(16).hex().encode())
+        headers = JSON + error.headers + cors + b"x-request-id: " + (request_id or self._request_id())
         ex.respond(error.status, headers + b"\r\n", error.body())
 
-    # -- identity ----------------------------------------------------------------------------------
+    # -- identity and limits -----------------------------------------------------------------------
 
     def _authenticate(self, authorization: bytes | None, route: Route) -> Claims | None:
         """The caller's claims, None for an anonymous call to a public route; raises 401 otherwise."""
@@ -194,34 +321,29 @@ class Proxy:
         except InvalidToken as exc:
             raise TokenRejected(f"The bearer token is not valid: {exc}.") from None
 
+    @staticmethod
+    def _refuse(state: PolicyState, wait: float) -> None:
+        if wait:
+            policy = state.policy
+            raise RateLimited(policy.header, policy.name.encode(), wait)
+
     # -- forwarding --------------------------------------------------------------------------------
 
     def _request_head(
         self,
         ex: Exchange,
-        kept: list[tuple[bytes, bytes]],
+        parts: list[bytes],
         claims: Claims | None,
         request_id: bytes,
         traceparent: bytes | None,
         forwarded_for: bytes | None,
-    ) -> list[bytes]:
-        """The upstream request head, without its final blank line (the Host may still be missing)."""
-        parts = [ex.method.encode(), b" ", ex.target, b" HTTP/1.1\r\n"]
-        for name, value in kept:
-            parts += (name, b": ", value, b"\r\n")
+    ) -> bytes:
+        """The upstream request head from its request line and kept header lines (`parts`), without its
+        final blank line (the Host may still be missing)."""
         if claims is not None:
-            parts += (
-                b"x-user-id: ",
-                claims.sub.encode(),
-                b"\r\nx-user-roles: ",
-                ",".join(claims.roles).encode(),
-                b"\r\nx-user-email: ",
-                claims.email.encode(),
-                b"\r\n",
-            )
-        if traceparent is None or not _sane_traceparent(traceparent):
-            ids = os.urandom(24).hex().encode()
-            traceparent = b"00-" + ids[:32] + b"-" + ids[32:] + b"-01"
+            parts.append(claims.headers)
+        if traceparent is None or not sane_traceparent(traceparent):
+            traceparent = new_traceparent()
         peer = ex.peer.encode()
         parts += (
             b"x-request-id: ",
@@ -236,39 +358,98 @@ class Proxy:
             parts.append(b"transfer-encoding: chunked\r\n")
         elif ex.content_length is not None:
             parts.append(b"content-length: %d\r\n" % ex.content_length)
-        return parts
+        return b"".join(parts)
 
-    async def _forward(self, ex: Exchange, cluster: Cluster, head: list[bytes], request_id: bytes) -> None:
-        conn = await self._send(ex, cluster, head)
+    def _send_watching(self, call: _Call, conn: Connection) -> None:
+        """The fast path of step 5: send on an idle connection, answer when the service's answer is in."""
+        ex, route = call.ex, call.route
+        assert route is not None
+        head = call.head if call.has_host else call.head + b"host: " + conn.pool.authority + b"\r\n\r\n"
+        conn.send_head(
+            head,
+            head_only=ex.method == "HEAD",
+            body_follows=False,
+            timeout=route.response_timeout or self._timeout,
+        )
+        conn.watch(lambda: self._on_answer(call, conn))
+
+    def _on_answer(self, call: _Call, conn: Connection) -> None:
+        ex = call.ex
+        error = conn.error
+        if error is None and conn.complete and ex.method != "HEAD" and conn.status not in (204, 304):
+            conn.pool.succeeded()
+            headers = self._response_headers(call, conn)
+            ex.respond(conn.status, headers, conn.take_body())
+            conn.release()
+            self._end(call)
+            return
+        if error is None:
+            # A body still coming (or none to send): streamed by the general path.
+            conn.pool.succeeded()
+            ex.continue_async(self._stream_rest(call, conn))
+            return
+        if self._may_retry(call, conn, error, reused=True):
+            ex.continue_async(self._finish(call, None))
+            return
+        self._answer_error(ex, error, call.request_id, call.cors)
+        self._end(call)
+
+    async def _stream_rest(self, call: _Call, conn: Connection) -> None:
         try:
-            await self._stream_back(ex, conn, request_id)
+            await self._stream_back(call.ex, conn, self._response_headers(call, conn))
+        except EdgeError as error:
+            self._answer_error(call.ex, error, call.request_id, call.cors)
         finally:
             conn.release()
+            self._record(call)
 
-    async def _send(self, ex: Exchange, cluster: Cluster, head: list[bytes]) -> Connection:
-        """Send the request and wait for the response head; the connection is the caller's to release."""
+    def _may_retry(self, call: _Call, conn: Connection, error: EdgeError, *, reused: bool) -> bool:
+        """After a failed attempt (released here): whether to try again, and where not to."""
+        conn.release()
+        pool = conn.pool
+        # A pooled connection the service closed as we picked it is nobody's failure.
+        stale = reused and not conn.received_any and isinstance(error, BadGateway)
+        if not stale:
+            pool.failed()
+        if call.retries is None:
+            ex = call.ex
+            has_body = ex.chunked or bool(ex.content_length)
+            call.retries = self._retries if not has_body and ex.method in IDEMPOTENT else 0
+        if call.retries and isinstance(error, BadGateway):
+            call.retries -= 1
+            call.avoid = None if stale else pool
+            call.order = None
+            return True
+        return False
+
+    async def _send(self, call: _Call) -> Connection:
+        """Send the request and wait for the response head; the connection is the caller's to release.
+
+        An idempotent request without a body that fails before any answer is sent again, to another
+        destination when there is one; a timeout is not retried (it would double the wait and the
+        load on a service that is already slow).
+        """
+        ex, route = call.ex, call.route
+        assert route is not None
+        cluster = self._clusters[route.cluster]
         has_body = ex.chunked or bool(ex.content_length)
-        retry = not has_body and ex.method in RETRYABLE
-        has_host = any(name == b"host" for name, _ in ex.headers)
+        timeout = route.response_timeout or self._timeout
         while True:
-            conn, reused = await cluster.connect()
+            # The first attempt goes where the fast path looked (balancing moves on at every look).
+            order, call.order = call.order or cluster.order(call.avoid), None
+            conn, reused = await cluster.connect(route.connect_timeout, order)
             try:
-                host = b"" if has_host else b"host: " + conn.pool.authority + b"\r\n"
-                conn.send_head(
-                    b"".join(head) + host + b"\r\n",
-                    head_only=ex.method == "HEAD",
-                    body_follows=has_body,
-                    timeout=self._timeout,
+                head = (
+                    call.head if call.has_host else call.head + b"host: " + conn.pool.authority + b"\r\n\r\n"
                 )
+                conn.send_head(head, head_only=ex.method == "HEAD", body_follows=has_body, timeout=timeout)
                 if has_body:
                     await self._send_body(ex, conn)
                 await conn.read_head()
+                conn.pool.succeeded()
                 return conn
-            except BadGateway:
-                conn.release()
-                # A pooled connection the service closed as we picked it: nothing reached the service.
-                if retry and reused and not conn.received_any:
-                    retry = False
+            except (BadGateway, GatewayTimeout) as error:
+                if self._may_retry(call, conn, error, reused=reused):
                     continue
                 raise
             except BaseException:
@@ -286,22 +467,23 @@ class Proxy:
             conn.write(b"0\r\n\r\n")
         conn.request_sent = True
 
-    async def _stream_back(self, ex: Exchange, conn: Connection, request_id: bytes) -> None:
+    def _response_headers(self, call: _Call, conn: Connection) -> bytes:
+        """The service's response headers less the edge's own, plus the request id and CORS lines."""
         dropped = RESPONSE_OWNED
+        if conn.connection is not None:
+            dropped = dropped | connection_tokens(conn.connection)
         parts: list[bytes] = []
-        for name, value in conn.headers:
-            if name == b"connection":
-                dropped = dropped | _connection_tokens(value)
         for name, value in conn.headers:
             if name not in dropped:
                 parts += (name, b": ", value, b"\r\n")
-        parts += (b"x-request-id: ", request_id, b"\r\n")
-        headers = b"".join(parts)
+        parts += (b"x-request-id: ", call.request_id, b"\r\n", call.cors)
+        return b"".join(parts)
 
+    async def _stream_back(self, ex: Exchange, conn: Connection, headers: bytes) -> None:
         bodiless = ex.method == "HEAD" or conn.status in (204, 304)
         if conn.complete and not bodiless:
             # The whole answer is already here (the common case): one write, with an exact length.
-            ex.respond(conn.status, headers, await conn.read_body())
+            ex.respond(conn.status, headers, conn.take_body())
             return
         # Bodiless answers keep the service's Content-Length: it describes what a GET would return.
         ex.start(conn.status, headers, conn.content_length)
@@ -309,3 +491,41 @@ class Proxy:
             ex.write(data)
             await ex.drain()
         ex.finish()
+
+
+class _Call:
+    """One request's state between the steps of `Proxy`, on whichever path it takes."""
+
+    __slots__ = (
+        "answered",
+        "avoid",
+        "claims",
+        "cors",
+        "ex",
+        "has_host",
+        "head",
+        "key",
+        "order",
+        "rejected",
+        "request_id",
+        "retries",
+        "route",
+        "started",
+    )
+
+    def __init__(self, ex: Exchange) -> None:
+        self.ex = ex
+        self.started = time.perf_counter()
+        self.answered = False
+        self.route: Route | None = None
+        self.request_id = b""
+        self.cors = b""
+        self.claims: Claims | None = None
+        self.rejected: EdgeError | None = None
+        self.key = ""
+        self.head = b""
+        self.has_host = False
+        self.order: list[Pool] | None = None
+        # Attempts left after the first (decided at the first failure), and a destination to avoid.
+        self.retries: int | None = None
+        self.avoid: Pool | None = None

@@ -15,11 +15,16 @@ import signal
 
 import uvloop
 
+from edge.accesslog import AccessLog
 from edge.config import EdgeConfig
+from edge.cors import Cors
+from edge.health import HealthChecks
 from edge.jwt import Verifier
 from edge.metrics import Metrics
-from edge.protocol import HttpProtocol
+from edge.peers import TrustedProxies
+from edge.protocol import Deadlines, HttpProtocol
 from edge.proxy import Proxy
+from edge.ratelimit import Limiter, Policy
 from edge.upstream import Cluster, Pool
 
 log = logging.getLogger(__name__)
@@ -38,13 +43,27 @@ class Edge:
                         max_connections=config.pool_max_connections,
                         connect_timeout=config.connect_timeout,
                         idle_timeout=config.pool_idle_timeout,
+                        eject_after=config.eject_after,
+                        eject_seconds=config.eject_seconds,
                     )
                     for url in urls
                 ],
+                config.balance.get(name, "least_requests"),
             )
             for name, urls in config.clusters.items()
         }
+        policies = [config.user_limit, config.ip_limit]
+        policies += [Policy(limit.name, limit.count, limit.seconds) for limit in config.routes.limits]
+        self.limiter = Limiter(config.redis_url, policies, share=config.workers)
+        self.health = HealthChecks(
+            [pool for cluster in self.clusters.values() for pool in cluster.pools],
+            config.health_interval,
+            config.health_timeout,
+        )
         self._connections: set[HttpProtocol] = set()
+        self._deadlines = Deadlines(
+            self._connections, config.limits, [cluster.expire for cluster in self.clusters.values()]
+        )
         self._server: asyncio.Server | None = None
         # The port actually bound, known once started (the config may ask for 0).
         self.port = 0
@@ -52,7 +71,23 @@ class Edge:
     async def start(self) -> None:
         config = self.config
         verifier = Verifier(config.jwt_secret.reveal(), config.jwt_issuer, config.jwt_audience)
-        proxy = Proxy(config.routes, self.clusters, verifier, self.metrics, config.response_timeout)
+        proxy = Proxy(
+            config.routes,
+            self.clusters,
+            verifier,
+            self.metrics,
+            config.response_timeout,
+            limiter=self.limiter,
+            user_limit=config.user_limit.name,
+            ip_limit=config.ip_limit.name,
+            cors=Cors(config.cors),
+            peers=TrustedProxies(config.trusted_proxies),
+            retries=config.retries,
+            access_log=AccessLog(config.access_log) if config.access_log > 0 else None,
+        )
+        await self.limiter.start()
+        self.health.start()
+        self._deadlines.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: HttpProtocol(proxy, config.limits, self._connections),
@@ -77,7 +112,11 @@ class Edge:
             )
         for conn in list(self._connections):
             conn.abort()
-        # 4. Close the upstream pools.
+        # 4. Stop the helpers: deadlines, health checks, the limiter (handing unused tokens back).
+        self._deadlines.stop()
+        await self.health.stop()
+        await self.limiter.close()
+        # 5. Close the upstream pools.
         for cluster in self.clusters.values():
             cluster.close()
 

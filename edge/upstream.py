@@ -1,14 +1,21 @@
 """The service side of the edge: keep-alive connections, one pool per destination, a cluster over them.
 
 - `Connection` is one HTTP/1.1 connection to a service, carrying one exchange at a time. Its response
-  is parsed by httptools into per-response state that the proxy awaits with a timeout
-  (`read_head`, `read_body`, `drain`); a full body buffer pauses the socket, so a slow client
-  slows the service down instead of filling the edge's memory.
+  is parsed by httptools into per-response state that the proxy either awaits (`read_head`,
+  `read_body`, `drain`) or is called back on (`watch`: once the answer's head is in, which for a small
+  answer means all of it, or it failed) without a task or a future. A full body buffer
+  pauses the socket, so a slow client slows the service down instead of filling the edge's memory.
+  A service silent for longer than the exchange's timeout fails it with GatewayTimeout: a deadline
+  checked by the worker's periodic sweep (`Cluster.expire`), not a timer per request.
 - `Pool` keeps a destination's idle connections (most recently used first, so the hot ones stay warm
   and the rest age out), caps how many are open, and discards a connection after any error, an
   unfinished exchange or `Connection: close`.
-- `Cluster` is a service's destinations. It balances round-robin and fails over to the next destination
-  when one cannot be reached; health checks and other policies will plug in at `Cluster.connect`.
+- `Cluster` is a service's destinations. It balances round-robin or to the destination with the fewest
+  requests in flight, skips destinations that failed their health check (edge.health) or were ejected
+  after `eject_after` failures in a row (for `eject_seconds`, doubled on each ejection in a row, at most
+  ten times), and fails over to the next one when a destination cannot be reached. When every
+  destination is down or ejected it tries them all anyway: a wrong health verdict must not turn into
+  an outage, and a real outage answers 503 just the same.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
+from time import monotonic
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -27,10 +36,17 @@ log = logging.getLogger(__name__)
 
 # Response body bytes held per connection before the upstream socket stops being read.
 HIGH_WATER = 64 * 1024
+BALANCING = ("least_requests", "round_robin")
+# Response headers the connection itself looks at.
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 
 
 class ConnectFailed(Exception):
     """A destination could not give us a connection (refused, timed out, or its pool is exhausted)."""
+
+
+class PoolExhausted(ConnectFailed):
+    """Every connection to the destination stayed busy: overload, not a sign of a broken destination."""
 
 
 class Connection(asyncio.Protocol):
@@ -49,8 +65,11 @@ class Connection(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._waiter: asyncio.Future[None] | None = None
-        # How long the service may stay silent while we wait on it, set per exchange.
+        self._watcher: Callable[[], None] | None = None
+        # How long the service may stay silent while we wait on it, set per exchange; the loop time
+        # past which it has been silent too long while we wait (0: not waiting).
         self._timeout = 0.0
+        self.deadline = 0.0
         self._new_response(head_only=False)
         self.request_sent = False
 
@@ -59,6 +78,8 @@ class Connection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.content_length: int | None = None
         self.chunked = False
+        # The value of a `Connection` header, if the service sent one.
+        self.connection: bytes | None = None
         self.head_done = False
         self.complete = False
         self.received_any = False
@@ -89,6 +110,19 @@ class Connection(asyncio.Protocol):
         self._timeout = timeout
         self.write(head)
 
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call back once the response head is in (often the whole response with it), or the exchange
+        failed; never from inside the parser. The service has the exchange's timeout meanwhile."""
+        self._watcher = callback
+        self.deadline = monotonic() + self._timeout
+
+    def _notify(self) -> None:
+        watcher = self._watcher
+        if watcher is not None:
+            self._watcher = None
+            self.deadline = 0.0
+            watcher()
+
     def write(self, data: bytes) -> None:
         if self.usable:
             assert self.transport is not None
@@ -108,6 +142,23 @@ class Connection(asyncio.Protocol):
                 raise self._error
             await self._wait()
 
+    def take_body(self) -> bytes:
+        """The body received so far, without waiting (all of it once `complete`)."""
+        body = self._body
+        if not body:
+            return b""
+        data = body[0] if len(body) == 1 else b"".join(body)
+        body.clear()
+        self._resume()
+        return data
+
+    def _resume(self) -> None:
+        self._buffered = 0
+        if self._read_paused and self.usable:
+            assert self.transport is not None
+            self._read_paused = False
+            self.transport.resume_reading()
+
     async def read_body(self) -> bytes:
         """The response body received so far and not yet read; b"" at its end."""
         while not self._body:
@@ -116,24 +167,20 @@ class Connection(asyncio.Protocol):
             if self._error is not None:
                 raise self._error
             await self._wait()
-        body = self._body
-        data = body[0] if len(body) == 1 else b"".join(body)
-        body.clear()
-        self._buffered = 0
-        if self._read_paused and self.usable:
-            assert self.transport is not None
-            self._read_paused = False
-            self.transport.resume_reading()
-        return data
+        return self.take_body()
+
+    @property
+    def error(self) -> EdgeError | None:
+        return self._error
 
     async def _wait(self) -> None:
         waiter = self._loop.create_future()
         self._waiter = waiter
-        timer = self._loop.call_later(self._timeout, self._fail, GatewayTimeout())
+        self.deadline = monotonic() + self._timeout
         try:
             await waiter
         finally:
-            timer.cancel()
+            self.deadline = 0.0
             self._waiter = None
 
     def _wake(self) -> None:
@@ -141,11 +188,16 @@ class Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def expire(self, now: float) -> None:
+        if self.deadline and now > self.deadline:
+            self._fail(GatewayTimeout())
+
     def _fail(self, error: EdgeError) -> None:
         if self._error is None:
             self._error = error
         self.reusable = False
         self._wake()
+        self._notify()
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
 
@@ -165,6 +217,7 @@ class Connection(asyncio.Protocol):
                 self._fail(BadGateway("The upstream service closed the connection mid-response."))
         self._write_paused = False
         self._wake()
+        self._notify()
 
     def data_received(self, data: bytes) -> None:
         if not self.busy or self.complete:
@@ -172,12 +225,20 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self.received_any = True
+        if self.deadline:
+            # Not silent: the service has until a timeout from now for the next bytes.
+            self.deadline = monotonic() + self._timeout
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             self._fail(cause if isinstance(cause, EdgeError) else BadGateway("Invalid HTTP from upstream."))
             self.close()
+            return
+        if self._watcher is not None and self.head_done:
+            # Complete (the common case of a small answer arriving in one piece), or the rest of the
+            # body is still coming: either way the watcher takes it from here, with no extra latency.
+            self._notify()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -189,7 +250,15 @@ class Connection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        name = name.lower()
+        self.headers.append((name, value))
+        if name in _FRAMING:
+            if name == b"content-length":
+                self.content_length = int(value)
+            elif name == b"transfer-encoding":
+                self.chunked = True
+            else:
+                self.connection = value if self.connection is None else self.connection + b"," + value
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -199,14 +268,11 @@ class Connection(asyncio.Protocol):
             # 100 Continue, 103 Early Hints: informational, not forwarded; the real answer follows.
             self._interim = True
             self.headers = []
+            self.content_length = self.connection = None
+            self.chunked = False
             return
         self.status = status
         self._keep_alive = self._parser.should_keep_alive()
-        for name, value in self.headers:
-            if name == b"content-length":
-                self.content_length = int(value)
-            elif name == b"transfer-encoding":
-                self.chunked = True
         self.head_done = True
         if self._head_only:
             self.complete = True
@@ -245,10 +311,17 @@ class Connection(asyncio.Protocol):
 
 
 class Pool:
-    """The connections to one destination."""
+    """The connections to one destination, and what the edge knows of its health."""
 
     def __init__(
-        self, url: str, *, max_connections: int, connect_timeout: float, idle_timeout: float
+        self,
+        url: str,
+        *,
+        max_connections: int,
+        connect_timeout: float,
+        idle_timeout: float,
+        eject_after: int = 3,
+        eject_seconds: float = 10.0,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
@@ -267,36 +340,86 @@ class Pool:
         self._connecting = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        # Requests in flight (for least-requests balancing) and the health verdicts.
+        self.outstanding = 0
+        self.healthy = True
+        self.failures = 0
+        self.ejected_until = 0.0
+        self._ejections = 0
+        self._eject_after = eject_after
+        self._eject_seconds = eject_seconds
 
-    async def acquire(self) -> tuple[Connection, bool]:
-        """A connection for one exchange, and whether it was reused from the idle list."""
+    # -- health ------------------------------------------------------------------------------------
+
+    def usable_at(self, now: float) -> bool:
+        return self.healthy and now >= self.ejected_until
+
+    def succeeded(self) -> None:
+        if self.failures:
+            self.failures = 0
+            self._ejections = 0
+
+    def failed(self) -> None:
+        """A connect or exchange failure; enough in a row eject the destination for a while."""
+        self.failures += 1
+        if self.failures >= self._eject_after:
+            now = monotonic()
+            seconds = self._eject_seconds * 2 ** min(self._ejections, 10)
+            self.ejected_until = now + seconds
+            self._ejections += 1
+            self.failures = 0
+            log.warning("upstream %s ejected for %.1f s after repeated failures", self.url, seconds)
+
+    # -- connections -------------------------------------------------------------------------------
+
+    async def acquire(self, connect_timeout: float | None = None) -> tuple[Connection, bool]:
+        """A connection for one exchange, and whether it was reused from the idle list.
+
+        The caller must `release` it; until then it counts as a request in flight.
+        """
+        conn, reused = await self._acquire(connect_timeout or self._connect_timeout)
+        self.outstanding += 1
+        return conn, reused
+
+    def take_idle(self) -> Connection | None:
+        """An idle connection, now, or None; like `acquire`, the caller must `release` it."""
+        now = monotonic()
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if conn.lost or conn.transport is None or conn.transport.is_closing():
+                continue
+            if now - conn.idle_since > self._idle_timeout:
+                conn.close()
+                continue
+            conn.busy = True
+            self.outstanding += 1
+            return conn
+        return None
+
+    async def _acquire(self, connect_timeout: float) -> tuple[Connection, bool]:
         loop = asyncio.get_running_loop()
         while True:
-            now = loop.time()
-            while self._idle:
-                conn = self._idle.pop()
-                if not conn.usable:
-                    continue
-                if now - conn.idle_since > self._idle_timeout:
-                    conn.close()
-                    continue
-                conn.busy = True
+            conn = self.take_idle()
+            if conn is not None:
+                # Counted again by `acquire`.
+                self.outstanding -= 1
                 return conn, True
             if len(self._open) + self._connecting < self._max_connections:
                 break
             waiter = loop.create_future()
             self._waiters.append(waiter)
             try:
-                async with asyncio.timeout(self._connect_timeout):
+                async with asyncio.timeout(connect_timeout):
                     await waiter
             except TimeoutError:
-                raise ConnectFailed(f"{self.url}: all {self._max_connections} connections busy") from None
+                raise PoolExhausted(f"{self.url}: all {self._max_connections} connections busy") from None
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
         self._connecting += 1
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout(connect_timeout):
                 _, conn = await loop.create_connection(lambda: Connection(self), self.host, self.port)
         except (OSError, TimeoutError) as exc:
             raise ConnectFailed(f"{self.url}: {exc or 'connect timed out'}") from None
@@ -307,13 +430,15 @@ class Pool:
         return conn, False
 
     def release(self, conn: Connection) -> None:
+        self.outstanding -= 1
         conn.busy = False
         if self._closed or not (conn.reusable and conn.complete and conn.request_sent and conn.usable):
             conn.close()
             return
-        conn.idle_since = asyncio.get_running_loop().time()
+        conn.idle_since = monotonic()
         self._idle.append(conn)
-        self._wake_one()
+        if self._waiters:
+            self._wake_one()
 
     def forget(self, conn: Connection) -> None:
         """Drop a closing connection from the books, freeing its slot."""
@@ -330,6 +455,11 @@ class Pool:
                 waiter.set_result(None)
                 return
 
+    def expire(self, now: float) -> None:
+        """Fail the exchanges whose service has been silent past their timeout."""
+        for conn in [conn for conn in self._open if conn.deadline and now > conn.deadline]:
+            conn.expire(now)
+
     def close(self) -> None:
         """Close the idle connections now; busy ones close when they are released."""
         self._closed = True
@@ -341,27 +471,55 @@ class Pool:
 class Cluster:
     """The destinations of one service."""
 
-    def __init__(self, name: str, pools: list[Pool]) -> None:
+    def __init__(self, name: str, pools: list[Pool], balance: str = "least_requests") -> None:
         if not pools:
             raise ValueError(f"cluster {name} has no destinations")
+        if balance not in BALANCING:
+            raise ValueError(
+                f"cluster {name}: balancing must be one of {', '.join(BALANCING)}, got {balance!r}"
+            )
         self.name = name
         self.pools = pools
+        self._least_requests = balance == "least_requests"
         self._next = 0
 
     @property
     def destinations(self) -> list[str]:
         return [pool.url for pool in self.pools]
 
-    async def connect(self) -> tuple[Connection, bool]:
-        """A connection to the next destination in turn, trying the others if it is unreachable."""
+    def order(self, avoid: Pool | None = None) -> list[Pool]:
+        """The destinations to try, best first: usable ones in balancing order, then the rest.
+
+        The first is the one to use; its idle connection, when it has one, can be taken at once.
+        """
         pools = self.pools
         start = self._next
         self._next = (start + 1) % len(pools)
-        for i in range(len(pools)):
-            pool = pools[(start + i) % len(pools)]
+        if len(pools) == 1:
+            return pools
+        rotated = pools[start:] + pools[:start]
+        if self._least_requests:
+            # Stable sort: ties keep the rotation, so an idle cluster is served round-robin.
+            rotated.sort(key=lambda pool: pool.outstanding)
+        now = monotonic()
+        usable = [pool for pool in rotated if pool.usable_at(now) and pool is not avoid]
+        return usable + [pool for pool in rotated if pool not in usable]
+
+    def expire(self, now: float) -> None:
+        for pool in self.pools:
+            pool.expire(now)
+
+    async def connect(
+        self, connect_timeout: float | None = None, order: list[Pool] | None = None
+    ) -> tuple[Connection, bool]:
+        """A connection to the best destination (or the first of `order`), trying the others in turn if
+        it cannot be reached."""
+        for pool in order or self.order():
             try:
-                return await pool.acquire()
+                return await pool.acquire(connect_timeout)
             except ConnectFailed as exc:
+                if not isinstance(exc, PoolExhausted):
+                    pool.failed()
                 log.debug("upstream unreachable: %s", exc)
         raise ServiceUnavailable(f"No {self.name} service destination is reachable.")
 

@@ -17,6 +17,14 @@ import pytest
 from kit import settings
 
 ROOT = Path(__file__).resolve().parents[2]
+# Every e2e request comes from 127.0.0.1 and the seed accounts are shared, so the stack runs with the
+# limits a load test would set; tests/e2e/test_edge.py still shows the per-user limit at work.
+STACK_ENVIRONMENT = {
+    "RATE_LIMIT_IP_PER_HOUR": "1000000",
+    "RATE_LIMIT_USER_PER_MINUTE": "600",
+    "EDGE_RATE_LIMIT_LOGIN": "off",
+    "EDGE_RATE_LIMIT_MAIL": "off",
+}
 
 
 def _processes() -> list[tuple[str, list[str], str]]:
@@ -64,7 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             process = subprocess.Popen(
                 [executable, *command[1:]],
                 cwd=ROOT,
-                env=os.environ.copy(),
+                env={**os.environ, **STACK_ENVIRONMENT},
                 stdout=log.open("wb"),
                 stderr=subprocess.STDOUT,
                 # Its own process group, so stopping it stops granian's workers too.

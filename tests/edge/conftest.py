@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from edge.config import EdgeConfig
 from edge.server import Edge
@@ -14,8 +16,15 @@ from tests.edge.support import CLUSTERS, RawClient, Upstream, edge_config
 
 
 @pytest.fixture(scope="session", autouse=True)
-def clean_servers() -> None:
-    """The edge tests touch no database, broker or cache: skip the suite-wide reset of those."""
+async def clean_servers() -> AsyncIterator[None]:
+    """The edge tests touch no database or broker: skip the suite-wide reset of those. They use the
+    test run's Redis database for rate limits only, and leave no limit state behind."""
+    yield
+    redis = Redis.from_url(os.environ["REDIS_URL"])
+    keys = [key async for key in redis.scan_iter("edge:rl:*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
 
 
 @pytest.fixture(scope="session")

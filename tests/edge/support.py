@@ -11,6 +11,7 @@ The upstream answers every path; the query string picks a behaviour:
     close=mid       announce 100000 bytes, send 1000, close
     reset=1         close without answering
     status=<code>   echo with that status
+    cors=1          echo with Access-Control-Allow-Origin: * of its own
     hop=1           echo with hop-by-hop headers and an X-Request-ID of its own in the response
     bye=1           echo, then close the connection (as a service's keep-alive timeout would)
 """
@@ -18,6 +19,7 @@ The upstream answers every path; the query string picks a behaviour:
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -83,13 +85,17 @@ class Upstream:
         self.body_bytes_seen = 0
         self._server: asyncio.Server | None = None
         self.port = 0
+        # What /health/ready answers: 200 while ready, else 503.
+        self.ready = True
+        # Hang up on every connection without reading it (a broken destination that still accepts).
+        self.hang_up = False
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -99,6 +105,9 @@ class Upstream:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         number = self.connections
+        if self.hang_up:
+            writer.close()
+            return
         parser = _RequestParser(self)
         try:
             while data := await reader.read(65536):
@@ -120,6 +129,8 @@ class Upstream:
     async def _answer(self, request: UpstreamRequest, number: int, writer: asyncio.StreamWriter) -> bool:
         path, _, query = request.target.decode().partition("?")
         params = {key: values[0] for key, values in parse_qs(query).items()}
+        if path == "/health/ready":
+            params["status"] = "200" if self.ready else "503"
         if "reset" in params:
             return False
         if "close" in params:
@@ -154,6 +165,8 @@ class Upstream:
         )
         status = int(params.get("status", "200"))
         extra = b""
+        if "cors" in params:
+            extra += b"Access-Control-Allow-Origin: *\r\n"
         if "hop" in params:
             extra = (
                 b"Connection: keep-alive, X-Secret-Hop\r\nKeep-Alive: timeout=5\r\nX-Secret-Hop: 1\r\n"
@@ -270,10 +283,28 @@ def make_token(claims_override: dict[str, object] | None = None, *, secret: str 
     return jwt.encode(claims, secret or edge_settings.jwt_secret.reveal(), algorithm="HS256")
 
 
+# Limits no test reaches unless it sets its own: most tests are about other things.
+UNLIMITED = {
+    "RATE_LIMIT_USER_PER_MINUTE": "1000000000",
+    "RATE_LIMIT_IP_PER_HOUR": "1000000000",
+    "EDGE_RATE_LIMIT_LOGIN": "off",
+    "EDGE_RATE_LIMIT_MAIL": "off",
+}
+
+
 def edge_config(destinations: dict[str, str], **env: str) -> EdgeConfig:
     """The edge's config as `python -m edge` builds it, from variables: `destinations` maps a cluster
-    (or "*" for the rest) to its EDGE_CLUSTER_<NAME> value."""
-    environment = {"EDGE_PORT": "0", "EDGE_RESPONSE_TIMEOUT": "0.5", "EDGE_SHUTDOWN_GRACE": "2", **env}
+    (or "*" for the rest) to its EDGE_CLUSTER_<NAME> value. Limits are out of reach, active health
+    checks off (they would add requests a test counts), Redis is the test run's."""
+    environment = {
+        "EDGE_PORT": "0",
+        "EDGE_RESPONSE_TIMEOUT": "0.5",
+        "EDGE_SHUTDOWN_GRACE": "2",
+        "EDGE_HEALTH_INTERVAL": "0",
+        "REDIS_URL": os.environ["REDIS_URL"],
+        **UNLIMITED,
+        **env,
+    }
     for name in CLUSTERS:
         environment[f"EDGE_CLUSTER_{name.upper()}"] = destinations.get(name) or destinations["*"]
     return load_config(settings.load("edge", environment))

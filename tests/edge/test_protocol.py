@@ -45,6 +45,20 @@ async def test_answers_pipelined_requests_in_order(raw: RawClient) -> None:
     assert [a.json().get("path") for a in answers[:4]] == [path.split("?")[0] for path in paths[:4]]
 
 
+async def test_keeps_the_connection_after_answers_the_edge_gives_itself(raw: RawClient) -> None:
+    # 404, 401 and the edge's own endpoints are answered without a service, at once: still keep-alive.
+    for path, status in (
+        ("/nowhere", 404),
+        ("/api/orders", 401),
+        ("/health/live", 200),
+        ("/api/brands", 200),
+    ):
+        await raw.send(get(path))
+        assert (await raw.response()).status == status
+    await raw.send(get("/nowhere") + get("/api/orders") + get("/api/brands"))
+    assert [(await raw.response()).status for _ in range(3)] == [404, 401, 200]
+
+
 async def test_closes_after_answering_connection_close(raw: RawClient) -> None:
     await raw.send(get("/api/products", b"Connection: close\r\n"))
     response = await raw.response()

@@ -61,6 +61,7 @@ def test_prefixes_match_on_segment_boundaries_only(path: str) -> None:
         ("POST", "/api/payments/momo/ipn"),
         ("GET", "/api/discounts/SAVE10/validate"),
         ("GET", "/api/inventory/5b1e"),
+        ("GET", "/api/payments/pay/5b1e"),
     ],
 )
 def test_public_routes_need_no_token(method: str, path: str) -> None:
@@ -78,6 +79,7 @@ def test_public_routes_need_no_token(method: str, path: str) -> None:
         ("PATCH", "/api/categories/1"),
         ("PUT", "/api/users/me/avatar"),
         ("PUT", "/api/inventory/5b1e"),
+        ("POST", "/api/payments/pay/5b1e"),
         ("GET", "/api/users/a/b/avatar"),
         ("GET", "/api/users//avatar"),
         ("GET", "/api/payments/orders/1"),

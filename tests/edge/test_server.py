@@ -8,6 +8,7 @@ import signal
 import sys
 
 import httpx
+import orjson
 
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
@@ -26,16 +27,29 @@ async def test_answers_readiness_with_the_cluster_list(
 ) -> None:
     response = await client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json()["clusters"] == {name: [server.url] for name, server in upstreams.items()}
+    assert response.json()["clusters"] == {name: {server.url: "up"} for name, server in upstreams.items()}
+    assert response.json()["checks"] == {"rateLimitStore": "up"}
 
 
-async def test_counts_requests_by_cluster_and_status_class_in_metrics(client: httpx.AsyncClient) -> None:
+async def test_counts_requests_by_route_and_status_class_in_metrics(client: httpx.AsyncClient) -> None:
+    def count(text: str, series: str) -> int:
+        found = [line for line in text.splitlines() if line.startswith(series + " ")]
+        return int(float(found[0].split()[-1])) if found else 0
+
+    products = 'edge_requests_total{route="GET|HEAD /api/products/**",cluster="product",status="2xx"}'
+    orders = 'edge_requests_total{route="/api/orders/**",cluster="order",status="4xx"}'
+    before = (await client.get("/metrics")).text
     await client.get("/api/products")
     await client.get("/api/orders")
-    text = (await client.get("/metrics")).text
-    assert 'edge_requests_total{cluster="product",status="2xx"}' in text
-    assert 'edge_requests_total{cluster="order",status="4xx"}' in text
-    assert 'edge_request_duration_seconds_bucket{cluster="product",le="0.005"}' in text
+    after = (await client.get("/metrics")).text
+    assert count(after, products) == count(before, products) + 1
+    assert count(after, orders) == count(before, orders) + 1
+    bucket = (
+        'edge_request_duration_seconds_bucket{route="GET|HEAD /api/products/**",cluster="product",le="+Inf"}'
+    )
+    assert count(after, bucket) == count(before, bucket) + 1
+    assert "edge_rate_limit_store_up 1" in after
+    assert "edge_upstream_up{" in after
 
 
 async def test_stops_gracefully_letting_in_flight_requests_finish(
@@ -58,16 +72,25 @@ async def test_stops_gracefully_letting_in_flight_requests_finish(
         raise AssertionError("the stopped edge still accepts connections")
 
 
-async def test_python_m_edge_serves_with_two_workers_and_stops_on_sigterm(upstream: Upstream) -> None:
+async def test_python_m_edge_serves_with_two_workers_logs_json_and_stops_on_sigterm(
+    upstream: Upstream,
+) -> None:
     port = int(dead_url().rsplit(":", 1)[1])
-    env = {**os.environ, "EDGE_PORT": str(port), "EDGE_WORKERS": "2", "EDGE_SHUTDOWN_GRACE": "1"}
+    env = {
+        **os.environ,
+        "EDGE_PORT": str(port),
+        "EDGE_WORKERS": "2",
+        "EDGE_SHUTDOWN_GRACE": "1",
+        "EDGE_ACCESS_LOG": "1",
+        "EDGE_HEALTH_INTERVAL": "0",
+    }
     env.update({f"EDGE_CLUSTER_{name}": upstream.url for name in ("PRODUCT", "AUTH")})
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "edge",
         env=env,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -82,7 +105,12 @@ async def test_python_m_edge_serves_with_two_workers_and_stops_on_sigterm(upstre
             assert (await client.get("/api/products/1")).json()["upstream"] == "product"
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(10):
-            assert await process.wait() == 0
+            stdout, _ = await process.communicate()
+            assert process.returncode == 0
+        logged = [orjson.loads(line) for line in stdout.splitlines()]
+        [entry] = [entry for entry in logged if entry["target"] == "/api/products/1"]
+        assert entry["status"] == 200 and entry["route"] == "GET|HEAD /api/products/**"
+        assert entry["requestId"] and entry["ms"] >= 0
     finally:
         if process.returncode is None:
             process.kill()

@@ -1,0 +1,148 @@
+"""Several destinations per cluster: balancing, health checks, ejection and return, retries, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from edge.routes import Route, RouteTable
+from edge.server import Edge
+from tests.edge.conftest import StartEdge
+from tests.edge.support import Upstream, edge_config, make_token
+from tests.support import eventually
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[Upstream, Upstream]]:
+    """Two destinations of one service, each answering with its own name."""
+    first, second = Upstream("first"), Upstream("second")
+    await first.start()
+    await second.start()
+    yield first, second
+    await first.stop()
+    await second.stop()
+
+
+def client_of(edge: Edge) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.port}", timeout=5)
+
+
+async def names(client: httpx.AsyncClient, count: int, path: str = "/api/products") -> list[str]:
+    return [(await client.get(path)).json()["upstream"] for _ in range(count)]
+
+
+async def test_least_requests_sends_new_work_to_the_idle_destination(
+    pair: tuple[Upstream, Upstream], start_edge: StartEdge
+) -> None:
+    first, second = pair
+    edge = await start_edge(edge_config({"*": f"{first.url},{second.url}"}, EDGE_RESPONSE_TIMEOUT="5"))
+    async with client_of(edge) as client:
+        slow = asyncio.create_task(client.get("/api/products?slow=1"))
+
+        async def arrived() -> bool:
+            return bool(first.requests or second.requests)
+
+        await eventually(arrived, within=2, interval=0.01)
+        busy = "first" if first.requests else "second"
+        # While one destination holds a slow request, everything else goes to the other.
+        assert set(await names(client, 4)) == {"second" if busy == "first" else "first"}
+        assert (await slow).json()["upstream"] == busy
+
+
+async def test_round_robin_when_asked(pair: tuple[Upstream, Upstream], start_edge: StartEdge) -> None:
+    first, second = pair
+    edge = await start_edge(edge_config({"*": f"{first.url},{second.url}"}, EDGE_BALANCE="round_robin"))
+    async with client_of(edge) as client:
+        assert await names(client, 4) == ["first", "second", "first", "second"]
+
+
+async def test_ejects_a_failing_destination_and_takes_it_back_later(
+    pair: tuple[Upstream, Upstream], start_edge: StartEdge
+) -> None:
+    first, second = pair
+    first.hang_up = True
+    edge = await start_edge(
+        edge_config({"*": f"{first.url},{second.url}"}, EDGE_EJECT_AFTER="2", EDGE_EJECT_SECONDS="0.5")
+    )
+    async with client_of(edge) as client:
+        # Every GET succeeds: a hang-up before any answer is retried on the other destination.
+        assert await names(client, 6) == ["second"] * 6
+        tried = first.connections
+        assert tried == 2  # two failures in a row, then ejected: no more attempts
+        metrics = (await client.get("/metrics")).text
+        assert f'edge_upstream_up{{cluster="product",destination="{first.url}"}} 0' in metrics
+        first.hang_up = False
+        await asyncio.sleep(0.6)
+        assert "first" in await names(client, 4)
+
+
+async def test_a_destination_failing_its_readiness_check_leaves_the_rotation(
+    pair: tuple[Upstream, Upstream], start_edge: StartEdge
+) -> None:
+    first, second = pair
+    edge = await start_edge(edge_config({"*": f"{first.url},{second.url}"}, EDGE_HEALTH_INTERVAL="0.05"))
+    async with client_of(edge) as client:
+        first.ready = False
+
+        async def only_second() -> bool:
+            return set(await names(client, 4, "/api/brands")) == {"second"}
+
+        await eventually(only_second, within=3)
+        ready = (await client.get("/health/ready")).json()
+        assert ready["clusters"]["product"] == {first.url: "down", second.url: "up"}
+        first.ready = True
+
+        async def both() -> bool:
+            return set(await names(client, 4, "/api/brands")) == {"first", "second"}
+
+        await eventually(both, within=3)
+
+
+async def test_every_destination_down_is_still_tried(
+    pair: tuple[Upstream, Upstream], start_edge: StartEdge
+) -> None:
+    first, second = pair
+    first.ready = second.ready = False
+    edge = await start_edge(edge_config({"*": f"{first.url},{second.url}"}, EDGE_HEALTH_INTERVAL="0.05"))
+    await asyncio.sleep(0.3)
+    async with client_of(edge) as client:
+        assert (await client.get("/api/brands")).status_code == 200
+
+
+async def test_a_request_with_a_body_is_not_retried(
+    pair: tuple[Upstream, Upstream], start_edge: StartEdge
+) -> None:
+    first, second = pair
+    edge = await start_edge(edge_config({"*": f"{first.url},{second.url}"}, EDGE_BALANCE="round_robin"))
+    async with client_of(edge) as client:
+        # The first destination answers nothing to this request: not safe to send it again.
+        response = await client.post(
+            "/api/products?reset=1", json={"name": "x"}, headers={"Authorization": f"Bearer {make_token()}"}
+        )
+        assert response.status_code == 502
+        assert len(first.requests) + len(second.requests) == 1
+
+
+async def test_a_get_the_service_hung_up_on_is_retried_once(
+    pair: tuple[Upstream, Upstream], start_edge: StartEdge
+) -> None:
+    first, second = pair
+    edge = await start_edge(edge_config({"*": f"{first.url},{second.url}"}))
+    async with client_of(edge) as client:
+        response = await client.get("/api/products?reset=1")
+        # Both destinations hang up on this one: one retry, then 502.
+        assert response.status_code == 502
+        assert len(first.requests) + len(second.requests) == 2
+
+
+async def test_a_route_can_wait_longer_than_the_default(upstream: Upstream, start_edge: StartEdge) -> None:
+    config = edge_config({"*": upstream.url})
+    patient = RouteTable([Route("/api/products/**", "product", public=True, response_timeout=2.0)])
+    edge = await start_edge(replace(config, routes=patient))
+    async with client_of(edge) as client:
+        # The default (0.5 s in tests) would give up on this one.
+        assert (await client.get("/api/products/export?slow=0.8")).status_code == 200
