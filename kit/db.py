@@ -52,9 +52,16 @@ async def drop_database(url: str) -> None:
         await conn.close()
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None
+
+
 async def create_pool(url: str, min_size: int = 2, max_size: int = 16) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         url,
+        # No session state is left behind by our code (listeners and advisory locks are undone where
+        # taken), so the reset query asyncpg runs on every release is pure cost: ~9% of a cart read.
+        reset=_no_reset,
         min_size=min_size,
         max_size=max_size,
         timeout=5,
