@@ -3,7 +3,7 @@ edge's public route -> the payment settled, seen and refunded through the edge.
 
 order.created is published here the way svc_order publishes it (through an outbox, here svc_payment's,
 whose relay sends it to order.exchange), so this runs without svc_order. The sandbox is handed the
-payment service's own `/api/payments/pay/{orderId}` until the edge serves that route publicly.
+edge's public `/api/payments/pay/{orderId}`, the paymentUrl checkout gives a buyer.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ async def test_a_buyer_pays_at_each_gateway_and_an_admin_refunds(edge: httpx.Asy
             assert pending["amount"] == 150000 and pending["method"] == method
             assert (await edge.get(url, headers=seller)).status_code == 404
 
-            pay_url = f"{settings.service_url('payment')}/api/payments/pay/{order_id}"
+            pay_url = f"{settings.service_url('edge')}/api/payments/pay/{order_id}"  # the public route
             paid = await sandbox.post("/sandbox/pay", json={"paymentUrl": pay_url, "outcome": "success"})
             assert paid.status_code == 200 and paid.json()["ipnStatus"] in (200, 204), paid.text
             settled = await eventually(lambda: payment("SUCCEEDED"))

@@ -1,0 +1,3 @@
+from kit.serve import run
+
+run("svc_order.app:app", "order")

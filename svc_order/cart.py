@@ -1,0 +1,164 @@
+"""The cart: lines in PostgreSQL, priced from the catalog when shown and at checkout.
+
+PostgreSQL (not Redis) holds the lines, so a cart survives a Redis flush or restart like any order
+data; every cart request is one statement (a change answers the new cart in the same round trip) plus
+the catalog's prices, which come from svc_order's in-process cache almost always (`downstream.Catalog`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from kit.app import Deps
+from kit.errors import BusinessRuleViolation, NotFound, ValidationError, invalid
+from svc_order import downstream, store
+from svc_order.downstream import Product, Variant
+from svc_order.schemas import MAX_CART_LINES, MAX_LINE_QUANTITY, AddItem, Cart, CartLine
+from svc_order.store import NO_VARIANT
+
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A cart line as stored."""
+
+    product_id: uuid.UUID
+    variant_id: uuid.UUID  # NO_VARIANT for none
+    quantity: int
+    added_at: datetime
+
+    @property
+    def key(self) -> tuple[uuid.UUID, uuid.UUID]:
+        return self.product_id, self.variant_id
+
+
+@dataclass(frozen=True, slots=True)
+class PricedLine:
+    """A cart line with its product as the catalog sells it now."""
+
+    product: Product
+    variant: Variant | None
+    quantity: int
+
+    @property
+    def unit_price(self) -> Decimal:
+        return (self.variant.price if self.variant else self.product.price).quantize(CENT)
+
+    @property
+    def total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+    @property
+    def variant_id(self) -> uuid.UUID | None:
+        return self.variant.id if self.variant else None
+
+
+def merged(rows: Iterable[asyncpg.Record]) -> tuple[list[Row], bool]:
+    """The cart after a change statement of `store` (lines before it, then the changed lines) and
+    whether anything changed."""
+    lines: dict[tuple[uuid.UUID, uuid.UUID], Row] = {}
+    changed = False
+    for record in rows:
+        row = Row(record["product_id"], record["variant_id"], record["quantity"], record["added_at"])
+        changed = changed or record["changed"]
+        if row.quantity:
+            lines[row.key] = row
+        else:
+            lines.pop(row.key, None)
+    return sorted(lines.values(), key=lambda r: (r.added_at, r.product_id, r.variant_id)), changed
+
+
+def priced(product: Product | None, variant_id: uuid.UUID, quantity: int) -> PricedLine | None:
+    """The line at the product's current price; None when it can no longer be bought."""
+    if product is None:
+        return None
+    if variant_id == NO_VARIANT:
+        return PricedLine(product, None, quantity)
+    variant = product.variant(variant_id)
+    return PricedLine(product, variant, quantity) if variant is not None else None
+
+
+async def show(d: Deps, user_id: uuid.UUID) -> Cart:
+    rows, _ = merged(await d.db.fetch(store.CART, user_id))
+    return await view(d, rows)
+
+
+async def add(d: Deps, user_id: uuid.UUID, item: AddItem) -> Cart:
+    """Add a product the catalog sells now; the same product and variant add up to at most 99."""
+    product = (await downstream.of(d).catalog.products([item.product_id]))[item.product_id]
+    if product is None:
+        raise BusinessRuleViolation("This product does not exist or is not for sale")
+    if item.variant_id is not None and product.variant(item.variant_id) is None:
+        raise invalid("variantId", "This product has no such variant")
+    key = (item.product_id, item.variant_id or NO_VARIANT)
+    records = await d.db.fetch(
+        store.ADD_ITEM, user_id, *key, item.quantity, MAX_CART_LINES, MAX_LINE_QUANTITY
+    )
+    rows, changed = merged(records)
+    if not changed:
+        if any(row.key == key for row in rows):
+            raise BusinessRuleViolation(f"At most {MAX_LINE_QUANTITY} of a product per order")
+        raise BusinessRuleViolation(f"A cart holds at most {MAX_CART_LINES} different products")
+    return await view(d, rows)
+
+
+async def set_quantity(
+    d: Deps, user_id: uuid.UUID, product_id: uuid.UUID, variant_id: uuid.UUID | None, quantity: int
+) -> Cart:
+    """Set a line's quantity (0 removes it); without a variant, the product's only line."""
+    if quantity == 0:
+        return await remove(d, user_id, product_id, variant_id)
+    records = await d.db.fetch(store.SET_QUANTITY, user_id, product_id, variant_id, quantity)
+    rows, changed = merged(records)
+    if not changed:
+        if not any(r.product_id == product_id and variant_id in (None, r.variant_id) for r in rows):
+            raise NotFound("This product is not in the cart")
+        raise ValidationError("The cart holds several variants of this product: name one with ?variantId=")
+    return await view(d, rows)
+
+
+async def remove(d: Deps, user_id: uuid.UUID, product_id: uuid.UUID, variant_id: uuid.UUID | None) -> Cart:
+    """Remove a product's line (`variant_id`), or all its lines (None)."""
+    rows, _ = merged(await d.db.fetch(store.REMOVE_ITEM, user_id, product_id, variant_id))
+    return await view(d, rows)
+
+
+async def view(d: Deps, rows: Sequence[Row]) -> Cart:
+    """The cart as the API shows it: current prices, line totals, lines no longer sold flagged."""
+    down = downstream.of(d)
+    products = await down.catalog.products(row.product_id for row in rows)
+    lines: list[CartLine] = []
+    subtotal = Decimal(0)
+    for row in rows:
+        line = priced(products[row.product_id], row.variant_id, row.quantity)
+        if line is not None:
+            subtotal += line.total
+        lines.append(
+            CartLine(
+                product_id=row.product_id,
+                variant_id=None if row.variant_id == NO_VARIANT else row.variant_id,
+                quantity=row.quantity,
+                product_name=line.product.name if line else None,
+                variant_name=line.variant.name if line and line.variant else None,
+                image_url=line.product.image if line else None,
+                unit_price=float(line.unit_price) if line else None,
+                line_total=float(line.total) if line else None,
+                available=line is not None,
+                added_at=row.added_at,
+            )
+        )
+    shipping = down.config.shipping_for(subtotal) if subtotal else Decimal(0)
+    return Cart(
+        items=lines,
+        total_quantity=sum(row.quantity for row in rows),
+        subtotal=float(subtotal),
+        shipping_fee=float(shipping),
+        total=float(subtotal + shipping),
+    )

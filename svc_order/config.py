@@ -1,0 +1,52 @@
+"""svc_order's own settings (`ORDER_*` variables), read once at start beside kit's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from kit import grpc, settings
+
+
+@dataclass(frozen=True, slots=True)
+class OrderConfig:
+    """Everything svc_order reads from its environment besides kit's settings."""
+
+    # Where the catalog's batch endpoint and the gRPC servers are.
+    product_url: str
+    inventory_target: str
+    discount_target: str
+    # Seconds a downstream call may take (each call and each compensation has its own deadline).
+    deadline: float
+    # Seconds a product's price and name are reused for carts and checkouts (a price change shows within it).
+    price_ttl: float
+    # Seconds a PENDING order waits for its payment; inventory holds the stock `hold_grace` longer, so the
+    # sweeper always cancels (and releases) before the hold could expire on its own.
+    payment_window: int
+    hold_grace: int
+    sweep_every: float
+    idempotency_hours: int
+    # Shipping: free from this amount (subtotal after discount), else the flat fee. VND.
+    free_shipping_from: Decimal
+    shipping_fee: Decimal
+
+    @classmethod
+    def of(cls, config: settings.Settings) -> OrderConfig:
+        env = config.extra
+        return cls(
+            product_url=(env.get("ORDER_PRODUCT_URL") or settings.service_url("product")).rstrip("/"),
+            inventory_target=env.get("ORDER_INVENTORY_GRPC_URL") or grpc.target("inventory"),
+            discount_target=env.get("ORDER_DISCOUNT_GRPC_URL") or grpc.target("discount"),
+            deadline=float(env.get("ORDER_DEADLINE_SECONDS", "2")),
+            price_ttl=float(env.get("ORDER_PRICE_TTL", "5")),
+            payment_window=int(env.get("ORDER_PAYMENT_WINDOW_SECONDS", "900")),
+            hold_grace=int(env.get("ORDER_HOLD_GRACE_SECONDS", "300")),
+            sweep_every=float(env.get("ORDER_SWEEP_SECONDS", "10")),
+            idempotency_hours=int(env.get("ORDER_IDEMPOTENCY_HOURS", "24")),
+            free_shipping_from=Decimal(env.get("ORDER_FREE_SHIPPING_FROM", "500000")),
+            shipping_fee=Decimal(env.get("ORDER_SHIPPING_FEE", "30000")),
+        )
+
+    def shipping_for(self, goods: Decimal) -> Decimal:
+        """The shipping fee of an order whose goods cost `goods` after discount."""
+        return Decimal(0) if goods >= self.free_shipping_from else self.shipping_fee

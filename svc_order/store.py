@@ -1,0 +1,200 @@
+"""svc_order's SQL, as constants (asyncpg prepares and caches each once per connection)."""
+
+from __future__ import annotations
+
+import uuid
+
+# The cart's "no variant" (cart_items.variant_id is part of the primary key, so it cannot be NULL).
+NO_VARIANT = uuid.UUID(int=0)
+
+# -- cart ------------------------------------------------------------------------------------------------
+# Every cart change answers the whole cart in the same round trip: the statement's main query reads the
+# lines as they were before it (a data-modifying CTE is invisible to it), followed by the changed lines
+# (quantity 0 = removed), and svc_order.cart merges the two.
+
+_LINES = (
+    "SELECT product_id, variant_id, quantity, added_at, false AS changed FROM cart_items WHERE user_id = $1"
+)
+_AND_CHANGED = " UNION ALL SELECT product_id, variant_id, quantity, added_at, true FROM changed"
+
+CART = _LINES
+# $2 product, $3 variant (NO_VARIANT for none), $4 quantity to add, $5 most lines, $6 most per line.
+# A new line only while the cart has fewer than $5; an existing one only while it stays within $6.
+ADD_ITEM = f"""
+WITH changed AS (
+    INSERT INTO cart_items AS c (user_id, product_id, variant_id, quantity)
+    SELECT $1::uuid, $2::uuid, $3::uuid, $4::int
+    WHERE EXISTS (SELECT 1 FROM cart_items WHERE user_id = $1 AND product_id = $2 AND variant_id = $3)
+       OR (SELECT count(*) FROM cart_items WHERE user_id = $1) < $5
+    ON CONFLICT (user_id, product_id, variant_id) DO UPDATE
+        SET quantity = c.quantity + EXCLUDED.quantity, updated_at = now()
+        WHERE c.quantity + EXCLUDED.quantity <= $6
+    RETURNING product_id, variant_id, quantity, added_at
+)
+{_LINES}{_AND_CHANGED}
+"""
+# $2 product, $3 variant or NULL for "the product's only line", $4 new quantity (1..99).
+SET_QUANTITY = f"""
+WITH target AS (
+    SELECT variant_id FROM cart_items
+    WHERE user_id = $1 AND product_id = $2 AND variant_id = coalesce($3, variant_id)
+), changed AS (
+    UPDATE cart_items c SET quantity = $4, updated_at = now()
+    FROM target t
+    WHERE c.user_id = $1 AND c.product_id = $2 AND c.variant_id = t.variant_id
+      AND (SELECT count(*) FROM target) = 1
+    RETURNING c.product_id, c.variant_id, c.quantity, c.added_at
+)
+{_LINES}{_AND_CHANGED}
+"""
+# $2 product, $3 variant or NULL for every line of the product.
+REMOVE_ITEM = f"""
+WITH changed AS (
+    DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2 AND variant_id = coalesce($3, variant_id)
+    RETURNING product_id, variant_id, 0 AS quantity, added_at
+)
+{_LINES}{_AND_CHANGED}
+"""
+CLEAR_CART = "DELETE FROM cart_items WHERE user_id = $1"
+
+# -- checkout ----------------------------------------------------------------------------------------------
+
+# Locked for the checkout's transaction: a second checkout of the same cart waits, then finds it emptied.
+CART_FOR_CHECKOUT = """
+SELECT product_id, variant_id, quantity FROM cart_items WHERE user_id = $1
+ORDER BY added_at, product_id, variant_id
+FOR UPDATE
+"""
+# The order, its items, its first history entry, and the cart lines it took (only those still as they
+# were: a line changed meanwhile stays in the cart), in one statement.
+# $1 id, $2 user, $3 method, $4 subtotal, $5 discount, $6 shipping, $7 total, $8 units, $9 discount code,
+# $10 address (JSON), $11 payment window (s); per line: $12 product, $13 variant, $14 name,
+# $15 variant name, $16 image, $17 seller, $18 unit price, $19 quantity, $20 cart variant.
+CREATE_ORDER = """
+WITH new_order AS (
+    INSERT INTO orders (id, user_id, order_number, status, payment_status, payment_method, subtotal,
+                        discount_amount, shipping_fee, total_amount, item_count, discount_code,
+                        shipping_address, expires_at)
+    SELECT $1::uuid, $2::uuid,
+           'ORD-' || to_char(now() AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYYMMDD')
+               || '-' || lpad(n, greatest(6, length(n)), '0'),
+           'PENDING', 'PENDING', $3::text, $4::numeric, $5::numeric, $6::numeric, $7::numeric, $8::int,
+           $9::text, $10::jsonb, now() + make_interval(secs => $11::float8)
+    FROM (SELECT nextval('order_number_seq')::text AS n) AS seq
+    RETURNING id, order_number, expires_at
+), items AS (
+    INSERT INTO order_items (order_id, line_no, product_id, variant_id, product_name, variant_name,
+                             product_image, seller_id, unit_price, quantity)
+    SELECT $1::uuid, l.n, l.p, l.v, l.name, l.vname, l.image, l.seller, l.price, l.q
+    FROM unnest($12::uuid[], $13::uuid[], $14::text[], $15::text[], $16::text[], $17::uuid[],
+                $18::numeric[], $19::int[])
+         WITH ORDINALITY AS l(p, v, name, vname, image, seller, price, q, n)
+), logged AS (
+    INSERT INTO order_history (order_id, status, note, actor) VALUES ($1, 'PENDING', 'order placed', $2)
+), emptied AS (
+    DELETE FROM cart_items c USING unnest($12::uuid[], $20::uuid[], $19::int[]) AS o(p, v, q)
+    WHERE c.user_id = $2 AND c.product_id = o.p AND c.variant_id = o.v AND c.quantity = o.q
+)
+SELECT order_number, expires_at FROM new_order
+"""
+
+# -- idempotency -------------------------------------------------------------------------------------------
+
+# Waits while another transaction holds the same (user, key): its outcome decides whether we claim it.
+CLAIM_KEY = """
+INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES ($1, $2, $3)
+ON CONFLICT (user_id, key) DO NOTHING
+RETURNING true
+"""
+CLAIMED_KEY = "SELECT fingerprint, status, response FROM idempotency_keys WHERE user_id = $1 AND key = $2"
+REMEMBER_ANSWER = "UPDATE idempotency_keys SET status = $3, response = $4 WHERE user_id = $1 AND key = $2"
+FORGET_KEYS = "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)"
+
+# -- status workflow ---------------------------------------------------------------------------------------
+
+# Moves the orders among $1 whose status is one of $3 to $2, with a history entry each.
+# $4 actor (NULL: the system), $5 payment status (NULL: unchanged), $6 cancel reason or NULL, $7 note.
+TRANSITION = """
+WITH moved AS (
+    UPDATE orders SET status = $2, updated_at = now(),
+                      payment_status = CASE
+                          -- a cancellation never hides that an order was paid (it is refunded instead)
+                          WHEN $5::text IS NULL OR ($5 = 'CANCELLED' AND payment_status <> 'PENDING')
+                          THEN payment_status ELSE $5 END,
+                      cancel_reason = coalesce($6, cancel_reason)
+    WHERE id = ANY($1::uuid[]) AND status = ANY($3::text[])
+    RETURNING id, user_id, discount_code
+), logged AS (
+    INSERT INTO order_history (order_id, status, note, actor) SELECT id, $2, $7, $4 FROM moved
+)
+SELECT id, user_id, discount_code FROM moved
+"""
+STATUS_OF = "SELECT status FROM orders WHERE id = $1"
+OWNER_OF = "SELECT user_id FROM orders WHERE id = $1"
+# Held until the payment handler's transaction ends, so the sweeper cannot cancel it meanwhile.
+PAYMENT_OF = "SELECT status, payment_id FROM orders WHERE id = $1 FOR UPDATE"
+RECORD_PAYMENT = """
+UPDATE orders SET payment_id = $2, transaction_id = $3, paid_at = $4, updated_at = now() WHERE id = $1
+"""
+NOTE = "INSERT INTO order_history (order_id, status, note) SELECT id, status, $2 FROM orders WHERE id = $1"
+STOCK_LINES = """
+SELECT order_id, product_id, variant_id, quantity FROM order_items WHERE order_id = ANY($1::uuid[])
+ORDER BY order_id, line_no
+"""
+DUE_FOR_CANCELLATION = """
+SELECT id FROM orders WHERE status = 'PENDING' AND expires_at <= now()
+ORDER BY expires_at LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+
+# -- views -------------------------------------------------------------------------------------------------
+
+_ITEM_JSON = """json_build_object(
+    'productId', i.product_id, 'variantId', i.variant_id, 'productName', i.product_name,
+    'variantName', i.variant_name, 'productImage', i.product_image, 'sellerId', i.seller_id,
+    'unitPrice', i.unit_price, 'quantity', i.quantity, 'totalPrice', i.total_price) ORDER BY i.line_no"""
+
+# $2 NULL: any owner (an Admin asking).
+ORDER = f"""
+SELECT o.id, o.order_number, o.user_id, o.status, o.payment_status, o.payment_method, o.currency,
+       o.subtotal::float8 AS subtotal, o.discount_amount::float8 AS discount_amount, o.discount_code,
+       o.shipping_fee::float8 AS shipping_fee, o.total_amount::float8 AS total_amount, o.item_count,
+       o.shipping_address::text AS shipping_address, o.expires_at, o.paid_at, o.transaction_id,
+       o.cancel_reason, o.created_at, o.updated_at,
+       (SELECT json_agg({_ITEM_JSON}) FROM order_items i WHERE i.order_id = o.id)::text AS items,
+       (SELECT json_agg(json_build_object('status', h.status, 'note', h.note, 'at', h.created_at)
+                        ORDER BY h.id)
+        FROM order_history h WHERE h.order_id = o.id)::text AS history
+FROM orders o
+WHERE o.id = $1 AND ($2::uuid IS NULL OR o.user_id = $2)
+"""
+
+ORDER_SORTS = {"createdAt": "created_at", "totalAmount": "total_amount"}
+_ORDERS_OF_USER = """
+SELECT id, order_number, status, payment_status, payment_method, total_amount::float8 AS total_amount,
+       item_count, created_at, updated_at, count(*) OVER () AS total
+FROM orders WHERE user_id = $1 AND ($2::text IS NULL OR status = $2)
+ORDER BY {column} {direction}, id {direction}
+LIMIT $3 OFFSET $4
+"""
+ORDERS_OF_USER = {
+    (sort, direction): _ORDERS_OF_USER.format(column=column, direction=direction)
+    for sort, column in ORDER_SORTS.items()
+    for direction in ("ASC", "DESC")
+}
+COUNT_ORDERS_OF_USER = "SELECT count(*) FROM orders WHERE user_id = $1 AND ($2::text IS NULL OR status = $2)"
+
+ORDERS_OF_SELLER = f"""
+SELECT o.id, o.order_number, o.status, o.shipping_address::text AS shipping_address, o.created_at,
+       json_agg({_ITEM_JSON})::text AS items, sum(i.total_price)::float8 AS seller_total,
+       count(*) OVER () AS total
+FROM orders o JOIN order_items i ON i.order_id = o.id
+WHERE i.seller_id = $1 AND ($2::text IS NULL OR o.status = $2)
+GROUP BY o.id
+ORDER BY o.created_at DESC, o.id DESC
+LIMIT $3 OFFSET $4
+"""
+COUNT_ORDERS_OF_SELLER = """
+SELECT count(DISTINCT o.id) FROM orders o JOIN order_items i ON i.order_id = o.id
+WHERE i.seller_id = $1 AND ($2::text IS NULL OR o.status = $2)
+"""

@@ -1,0 +1,141 @@
+"""Checkout through the edge with the whole stack: cart -> order -> the gateway sandbox -> confirmed or
+failed, with stock committed or given back as svc_inventory reports it.
+
+The sandbox is handed the `paymentUrl` checkout answered, as a buyer's browser would follow it: the
+edge's public `/api/payments/pay/{orderId}`, redirecting to the gateway's page.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from kit import settings
+from tests.e2e.support import demo_leaf
+from tests.e2e.test_inventory import token
+from tests.support import eventually
+
+pytestmark = pytest.mark.e2e
+POLL = 0.25
+
+ADDRESS = {
+    "fullName": "Tran Thi B",
+    "phone": "+84987654321",
+    "line1": "2 Hai Ba Trung",
+    "city": "Hanoi",
+    "country": "VN",
+}
+
+
+async def _stocked_product(edge: httpx.AsyncClient, seller: dict[str, str], units: int, price: float) -> str:
+    category = demo_leaf((await edge.get("/api/categories")).json())
+    body = {"name": f"E2E Kettle {uuid.uuid4().hex[:8]}", "price": price, "categoryId": category["id"]}
+    created = await edge.post("/api/products", json=body, headers=seller)
+    assert created.status_code == 201, created.text
+    product_id: str = created.json()["id"]
+
+    # svc_inventory learns the product's seller from product.created; then the seller may stock it.
+    async def stocked() -> bool:
+        answer = await edge.put(
+            f"/api/inventory/{product_id}", json={"quantity": units, "lowStockThreshold": 0}, headers=seller
+        )
+        return answer.status_code == 200
+
+    await eventually(stocked, within=15, interval=POLL)
+    return product_id
+
+
+async def _stock(edge: httpx.AsyncClient, product_id: str) -> dict[str, int]:
+    level = (await edge.get(f"/api/inventory/{product_id}")).json()
+    return {k: level[k] for k in ("onHand", "reserved", "available")}
+
+
+async def _pay(order: dict[str, Any], outcome: str) -> None:
+    pay_url = order["paymentUrl"]
+    assert pay_url == f"{settings.service_url('edge')}/api/payments/pay/{order['orderId']}"
+    async with httpx.AsyncClient(base_url=settings.service_url("sandbox"), timeout=10) as sandbox:
+        paid = await sandbox.post("/sandbox/pay", json={"paymentUrl": pay_url, "outcome": outcome})
+    assert paid.status_code == 200, paid.text
+
+
+async def _order_when(
+    edge: httpx.AsyncClient, who: dict[str, str], order_id: str, status: str
+) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        answer = await edge.get(f"/api/orders/{order_id}", headers=who)
+        assert answer.status_code == 200, answer.text
+        order: dict[str, Any] = answer.json()
+        return order if order["status"] == status else None
+
+    # Polled gently: the buyer's requests count against the edge's per-user rate limit.
+    return await eventually(reached, within=20, interval=POLL)
+
+
+async def test_a_buyer_checks_out_pays_and_the_stock_is_committed(edge: httpx.AsyncClient) -> None:
+    buyer = await token(edge, "user@shop.local", "User123!")
+    seller = await token(edge, "seller@shop.local", "Seller123!")
+    product = await _stocked_product(edge, seller, units=3, price=260_000)
+    assert (await edge.get("/api/cart")).status_code == 401
+    await edge.delete("/api/cart", headers=buyer)
+    added = await edge.post("/api/cart/items", json={"productId": product, "quantity": 2}, headers=buyer)
+    assert added.status_code == 200 and added.json()["subtotal"] == 520_000
+
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"shippingAddress": ADDRESS, "paymentMethod": "vnpay"}
+    placed = await edge.post("/api/orders/checkout", json=body, headers={**buyer, **key})
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    assert (order["status"], order["totalAmount"], order["shippingFee"]) == ("PENDING", 520_000, 0)
+    replayed = await edge.post("/api/orders/checkout", json=body, headers={**buyer, **key})
+    assert replayed.json()["orderId"] == order["orderId"]
+    other = await edge.post(
+        "/api/orders/checkout", json={**body, "paymentMethod": "momo"}, headers={**buyer, **key}
+    )
+    assert other.status_code == 409
+    assert await _stock(edge, product) == {"onHand": 3, "reserved": 2, "available": 1}
+    assert (await edge.get(f"/api/orders/{order['orderId']}", headers=seller)).status_code == 404
+
+    await _pay(order, "success")
+
+    confirmed = await _order_when(edge, buyer, order["orderId"], "CONFIRMED")
+    assert confirmed["paymentStatus"] == "PAID" and confirmed["transactionId"]
+
+    async def committed() -> bool:
+        return await _stock(edge, product) == {"onHand": 1, "reserved": 0, "available": 1}
+
+    await eventually(committed, within=15, interval=POLL)
+    mine = (await edge.get("/api/orders", headers=buyer)).json()
+    assert any(o["id"] == order["orderId"] for o in mine["items"])
+    sold = (await edge.get("/api/orders/seller", headers=seller)).json()
+    assert any(o["id"] == order["orderId"] for o in sold["items"])
+
+
+async def test_a_failed_payment_cancels_the_order_and_only_one_of_two_buyers_gets_the_last_unit(
+    edge: httpx.AsyncClient,
+) -> None:
+    buyer = await token(edge, "user@shop.local", "User123!")
+    seller = await token(edge, "seller@shop.local", "Seller123!")
+    product = await _stocked_product(edge, seller, units=1, price=80_000)
+    # MoMo notifies a failure (ZaloPay, like the real one, calls back only for a paid order).
+    body = {"shippingAddress": ADDRESS, "paymentMethod": "momo"}
+    for who in (buyer, seller):  # a seller shops too
+        await edge.delete("/api/cart", headers=who)
+        await edge.post("/api/cart/items", json={"productId": product, "quantity": 1}, headers=who)
+    first = await edge.post("/api/orders/checkout", json=body, headers=buyer)
+    second = await edge.post("/api/orders/checkout", json=body, headers=seller)
+    assert (first.status_code, second.status_code) == (201, 422), second.text
+    assert second.json()["error"] == "BusinessRuleViolation"
+
+    await _pay(first.json(), "failed")
+
+    await _order_when(edge, buyer, first.json()["orderId"], "FAILED")
+
+    async def given_back() -> bool:
+        return await _stock(edge, product) == {"onHand": 1, "reserved": 0, "available": 1}
+
+    await eventually(given_back, within=15, interval=POLL)
+    retried = await edge.post("/api/orders/checkout", json=body, headers=seller)
+    assert retried.status_code == 201, retried.text
