@@ -1,17 +1,13 @@
 """`python -m edge`: the gateway on EDGE_HOST:EDGE_PORT (127.0.0.1:5010)."""
 
-import logging
-
 from edge.config import load_config
 from edge.server import run
-from kit import settings
+from kit import logs, settings
 
 
 def main() -> None:
     edge_settings = settings.load("edge")
-    logging.basicConfig(
-        level=edge_settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.setup("edge", edge_settings.log_level)
     run(load_config(edge_settings))
 
 
