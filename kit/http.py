@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -105,6 +105,20 @@ def query_int(query: Mapping[str, str], name: str, default: int, low: int, high:
     if not low <= value <= high:
         raise invalid(name, f"{name} must be between {low} and {high}")
     return value
+
+
+def sorting(
+    query: Mapping[str, str], columns: Collection[str], default: str = "createdAt"
+) -> tuple[str, str]:
+    """`?sortBy=` (one of `columns`, else `default`) and `?sortOrder=asc|desc` (default desc), as the
+    pair (sortBy, "ASC" or "DESC") that services key their prepared ORDER BY variants with."""
+    by = query.get("sortBy") or default
+    if by not in columns:
+        raise invalid("sortBy", f"sortBy must be one of {', '.join(columns)}")
+    direction = (query.get("sortOrder") or "desc").upper()
+    if direction not in ("ASC", "DESC"):
+        raise invalid("sortOrder", "sortOrder must be asc or desc")
+    return by, direction
 
 
 class Paging(msgspec.Struct, frozen=True):

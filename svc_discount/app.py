@@ -17,7 +17,7 @@ from starlette.routing import Route
 from kit.app import Service, deps, make_app
 from kit.errors import Conflict, NotFound, invalid
 from kit.grpc import GrpcServer
-from kit.http import JSON, Page, Paging, body_of, decode, encode, page_of, paging, path_uuid
+from kit.http import JSON, Page, Paging, body_of, decode, encode, page_of, paging, path_uuid, sorting
 from kit.identity import identity, require_role, require_user
 from kit.openapi import doc
 from svc_discount import events, ledger, rpc, store
@@ -146,12 +146,7 @@ async def list_discounts(request: Request) -> Response:
     require_role(request, "Admin")
     query = request.query_params
     page = paging(query)
-    by = query.get("sortBy") or "createdAt"
-    if by not in _ORDERS:
-        raise invalid("sortBy", f"sortBy must be one of {', '.join(_ORDERS)}")
-    direction = (query.get("sortOrder") or "desc").upper()
-    if direction not in ("ASC", "DESC"):
-        raise invalid("sortOrder", "sortOrder must be asc or desc")
+    by, direction = sorting(query, _ORDERS)
     search, active = _filters(query)
     async with deps(request).db.acquire() as conn:
         rows = await conn.fetch(LIST_DISCOUNTS[by, direction], search, active, page.page_size, page.offset)

@@ -9,7 +9,7 @@ import asyncpg
 import msgspec
 
 from kit.errors import invalid
-from kit.http import Page, Paging, page_of
+from kit.http import Page, Paging, page_of, sorting
 from svc_order import store
 from svc_order.schemas import (
     HistoryEntry,
@@ -37,13 +37,7 @@ def status_filter(query: Mapping[str, str]) -> str | None:
 
 def sort_of(query: Mapping[str, str]) -> tuple[str, str]:
     """`?sortBy=createdAt|totalAmount` (default createdAt) and `?sortOrder=asc|desc` (default desc)."""
-    by = query.get("sortBy") or "createdAt"
-    if by not in store.ORDER_SORTS:
-        raise invalid("sortBy", f"sortBy must be one of {', '.join(store.ORDER_SORTS)}")
-    order = (query.get("sortOrder") or "desc").lower()
-    if order not in ("asc", "desc"):
-        raise invalid("sortOrder", "sortOrder must be asc or desc")
-    return by, order.upper()
+    return sorting(query, store.ORDER_SORTS)
 
 
 async def order(

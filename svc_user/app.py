@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from kit.app import Deps, Service, deps, make_app
 from kit.errors import BusinessRuleViolation, NotFound, invalid
-from kit.http import JSON, Page, body_of, encode, page_of, paging, path_uuid
+from kit.http import JSON, Page, body_of, encode, page_of, paging, path_uuid, sorting
 from kit.identity import require_role, require_user
 from kit.openapi import doc
 from svc_user import avatars, events, profiles, store
@@ -216,13 +216,6 @@ async def get_avatar(request: Request) -> Response:
     return Response(row["data"], media_type=row["content_type"], headers=headers)
 
 
-def _choice(request: Request, name: str, choices: tuple[str, ...], default: str) -> str:
-    value = request.query_params.get(name) or default
-    if value not in choices:
-        raise invalid(name, f"{name} must be one of {', '.join(choices)}")
-    return value
-
-
 def _selected_fields(request: Request) -> frozenset[str] | None:
     """`?fields=id,email` as a set of profile fields, or None for all of them."""
     raw = request.query_params.get("fields")
@@ -243,8 +236,7 @@ def _like_pattern(search: str) -> str:
 async def list_users(request: Request) -> Response:
     require_role(request, "Admin")
     page = paging(request.query_params)
-    sort = _choice(request, "sortBy", tuple(store.SORTS), "createdAt")
-    order = _choice(request, "sortOrder", store.ORDERS, "desc")
+    sort, order = sorting(request.query_params, store.SORTS)
     fields = _selected_fields(request)
     search = (request.query_params.get("search") or "").strip()
     if len(search) > MAX_SEARCH:

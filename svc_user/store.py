@@ -39,7 +39,7 @@ UPDATE_PREFERENCES = "UPDATE profiles SET preferences = $2::jsonb, updated_at = 
 # Admin listing: one statement per sort, so each keeps its own plan; `search` is a LIKE pattern matched,
 # folded like it (lower case, no accents), against the trigram-indexed `search_text`.
 SORTS = {"createdAt": "p.created_at", "fullName": "p.full_name", "email": "p.email"}
-ORDERS = ("asc", "desc")
+ORDERS = ("ASC", "DESC")
 
 
 def _listings(where: str) -> dict[tuple[str, str], str]:

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from kit.errors import FieldError, ValidationError
-from kit.http import Model, decode, page_of, paging
+from kit.http import Model, decode, page_of, paging, sorting
 
 
 class Signup(Model):
@@ -77,3 +77,25 @@ def test_page_counts_total_pages() -> None:
         "totalCount": 150,
         "totalPages": 8,
     }
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [({}, ("createdAt", "DESC")), ({"sortBy": "name", "sortOrder": "asc"}, ("name", "ASC"))],
+)
+def test_sorting_reads_sort_by_and_order(query: dict[str, str], expected: tuple[str, str]) -> None:
+    assert sorting(query, ("createdAt", "name")) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"sortBy": "password"}, "sortBy"),
+        ({"sortOrder": "sideways"}, "sortOrder"),
+        ({"sortBy": "name;--"}, "sortBy"),
+    ],
+)
+def test_sorting_refuses_anything_else_with_a_400(query: dict[str, str], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        sorting(query, ("createdAt", "name"))
+    assert caught.value.details[0].field == field
