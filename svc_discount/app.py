@@ -339,7 +339,7 @@ service = Service(
     routes,
     migrations=Path(__file__).parent / "migrations",
     handlers=events.handlers,
-    jobs=[grpc_server],
+    jobs=[grpc_server, ledger.expire_held_usages],
     uses_redis=False,
 )
 app = make_app(service)

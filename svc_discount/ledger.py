@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 
+from kit.app import Deps
 from svc_discount import store
 from svc_discount.pricing import ZERO, OrderLine, Verdict, evaluate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,3 +139,30 @@ async def apply(
             assert found is not None
             return found
         return _answer(row, verdict)
+
+
+async def expire_held(pool: asyncpg.Pool, hold: timedelta, batch: int = 500) -> int:
+    """Free the usages RESERVED for longer than `hold` (their order's outcome never reached us), once;
+    how many were freed."""
+    freed = 0
+    while True:
+        async with pool.acquire() as conn:
+            count: int = await conn.fetchval(store.EXPIRE_HELD_USAGES, hold, batch)
+        freed += count
+        if count < batch:
+            return freed
+
+
+async def expire_held_usages(deps: Deps) -> None:
+    """`Service.jobs` entry: every `DISCOUNT_USAGE_SWEEP_SECONDS` (60), free the usages held past
+    `DISCOUNT_USAGE_HOLD_SECONDS` (1500: the order's 15-minute payment window and 10 minutes' grace)."""
+    extra = deps.settings.extra
+    hold = timedelta(seconds=float(extra.get("DISCOUNT_USAGE_HOLD_SECONDS", "1500")))
+    every = float(extra.get("DISCOUNT_USAGE_SWEEP_SECONDS", "60"))
+    while True:
+        try:
+            if freed := await expire_held(deps.db, hold):
+                log.info("freed discount usages held too long", extra={"count": freed})
+        except Exception as exc:  # a database outage must not end the job: next round retries
+            log.warning("could not free held discount usages", extra={"error": repr(exc)})
+        await asyncio.sleep(every)

@@ -47,6 +47,31 @@ WITH freed AS (
 )
 UPDATE discounts SET used_count = used_count - 1 WHERE id = (SELECT discount_id FROM freed)
 """
+# Frees usages RESERVED for longer than $1 (oldest first, at most $2; rows another transaction holds
+# are left for the next round) and gives their counts back, locking the discounts in id order so
+# two runs never deadlock. Returns how many it freed.
+EXPIRE_HELD_USAGES = """
+WITH due AS (
+    SELECT order_id FROM discount_usages
+    WHERE state = 'RESERVED' AND created_at <= now() - $1::interval
+    ORDER BY created_at LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), freed AS (
+    UPDATE discount_usages u SET state = 'RELEASED', updated_at = now()
+    FROM due WHERE u.order_id = due.order_id AND u.state = 'RESERVED'
+    RETURNING u.discount_id
+), counts AS (
+    SELECT discount_id, count(*)::int AS n FROM freed GROUP BY discount_id
+), locked AS MATERIALIZED (
+    SELECT d.id FROM discounts d JOIN counts c ON c.discount_id = d.id ORDER BY d.id FOR UPDATE OF d
+), given_back AS (
+    UPDATE discounts d SET used_count = d.used_count - c.n
+    FROM counts c JOIN locked l ON l.id = c.discount_id
+    WHERE d.id = c.discount_id
+    RETURNING c.n
+)
+SELECT coalesce(sum(n), 0)::int FROM given_back
+"""
 
 _COLUMNS = (
     "code, name, kind, value, min_subtotal, max_discount, starts_at, ends_at, usage_limit, per_user_limit,"

@@ -46,6 +46,8 @@ from svc_inventory.schemas import Line
 log = logging.getLogger(__name__)
 
 RESERVED, COMMITTED, RELEASED, EXPIRED = "RESERVED", "COMMITTED", "RELEASED", "EXPIRED"
+RETURNED = "RETURNED"
+"""A sale (COMMITTED) whose order was cancelled after all: its units went back on hand. Final."""
 HOLDING = {RESERVED, COMMITTED}
 _LOG_KIND = {RELEASED: "RELEASE", EXPIRED: "EXPIRE", COMMITTED: "COMMIT"}
 
@@ -451,17 +453,7 @@ class Inventory:
                     ]
                     events = await self._move_stock(conn, moves, _LOG_KIND[state], reason)
                     if state != COMMITTED:
-                        events += [
-                            StockReleased(
-                                reservation_id=o,
-                                order_id=o,
-                                product_id=line.product_id,
-                                variant_id=wire_variant(line.variant_id),
-                                quantity=line.quantity,
-                                reason=state.lower(),
-                            )
-                            for o, line, _, _ in moves
-                        ]
+                        events += self._released(moves, state.lower())
                     await publish(conn, *events)
                 states = {r["order_id"]: r["state"] for r in await conn.fetch(store.STATES, order_ids)}
             moved = {r["order_id"] for r in rows}
@@ -481,6 +473,66 @@ class Inventory:
             except (RedisError, OSError) as exc:
                 log.warning("could not finish reservations in Redis", extra={"error": repr(exc)})
         return moved, states
+
+    @staticmethod
+    def _released(moves: Iterable[tuple[uuid.UUID, Line, int, int]], reason: str) -> list[Event]:
+        return [
+            StockReleased(
+                reservation_id=o,
+                order_id=o,
+                product_id=line.product_id,
+                variant_id=wire_variant(line.variant_id),
+                quantity=line.quantity,
+                reason=reason,
+            )
+            for o, line, _, _ in moves
+        ]
+
+    async def cancel(self, order_id: uuid.UUID, reason: str) -> str | None:
+        """The order is cancelled: a held reservation is released, a sale's units go back on hand.
+
+        Either happens once whatever the repeats; a reservation already released or expired (or one
+        this service never saw) has nothing to give back. Returns the reservation's state after.
+        """
+        _, state = await self.release(order_id, reason)
+        if state == COMMITTED:
+            await self.give_back(order_id, reason)
+            return RETURNED
+        return state
+
+    async def give_back(self, order_id: uuid.UUID, reason: str) -> bool:
+        """COMMITTED -> RETURNED: the sale's units go back on hand, once; whether this call moved them."""
+        async with self._writer() as conn:
+            async with conn.transaction():
+                rows = await conn.fetch(store.RETURN_RESERVATION, order_id, reason)
+                moves = [
+                    (
+                        order_id,
+                        line := Line(r["product_id"], r["variant_id"], r["quantity"]),
+                        line.quantity,
+                        0,
+                    )
+                    for r in rows
+                ]
+                if moves:
+                    events = await self._move_stock(conn, moves, "RETURN", reason)
+                    await publish(conn, *events, *self._released(moves, "returned"))
+            if moves:
+                # Only now that PostgreSQL committed does Redis show the units again (rule 1).
+                await self._raise_availability([line for _, line, _, _ in moves])
+        return bool(moves)
+
+    async def _raise_availability(self, lines: Sequence[Line]) -> None:
+        try:
+            replies = await self.scripts.call_many(
+                "adjust", [([lua.LOADED, _key(line)], [line.quantity]) for line in lines]
+            )
+        except (RedisError, OSError) as exc:
+            # Redis shows fewer units than there are; the reconciliation gives them back.
+            log.warning("could not raise availability in Redis", extra={"error": repr(exc)})
+            return
+        if any(_text(lua.table(reply)[0]) == "NOT_LOADED" for reply in replies):
+            self._kick.set()
 
     async def sweep(self) -> int:
         """Expire the reservations whose deadline passed (the sorted set says which); how many moved."""

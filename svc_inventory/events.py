@@ -24,7 +24,8 @@ class StockReserved(Event):
 
 
 class StockReleased(Event):
-    """One line of a reservation given back: reason "released" (cancelled, failed) or "expired"."""
+    """One line of stock given back: reason "released" (cancelled, failed), "expired", or "returned"
+    (a sale whose order was cancelled after it was confirmed)."""
 
     routing_key = "inventory.released"
     reservation_id: uuid.UUID
@@ -81,10 +82,10 @@ async def order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, deps:
 
 
 async def order_cancelled(conn: asyncpg.Connection, event: OrderCancelled, deps: Deps) -> None:
-    """The order is cancelled: its reservation, if still held, gives its units back."""
+    """The order is cancelled: its held reservation, or its sale, gives its units back (once)."""
     from svc_inventory import engine
 
-    await engine.of(deps).release(event.order_id, event.reason[:200] or "order cancelled")
+    await engine.of(deps).cancel(event.order_id, event.reason[:200] or "order cancelled")
 
 
 async def product_created(conn: asyncpg.Connection, event: ProductCreated, deps: Deps) -> None:

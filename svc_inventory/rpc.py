@@ -24,6 +24,7 @@ _STATE = {
     "COMMITTED": pb.COMMITTED,
     "RELEASED": pb.RELEASED,
     "EXPIRED": pb.EXPIRED,
+    "RETURNED": pb.RETURNED,
 }
 
 

@@ -105,6 +105,18 @@ SELECT l.order_id, l.product_id, l.variant_id, l.quantity
 FROM reservation_lines l JOIN moved USING (order_id)
 ORDER BY l.order_id, l.product_id, l.variant_id
 """
+# A sale whose order was cancelled after all: COMMITTED -> RETURNED, once (a repeat, or a reservation
+# that was released or expired, matches nothing); returns the lines whose units go back on hand.
+RETURN_RESERVATION = """
+WITH returned AS (
+    UPDATE reservations SET state = 'RETURNED', reason = $2, updated_at = now()
+    WHERE order_id = $1 AND state = 'COMMITTED'
+    RETURNING order_id
+)
+SELECT l.order_id, l.product_id, l.variant_id, l.quantity
+FROM reservation_lines l JOIN returned USING (order_id)
+ORDER BY l.product_id, l.variant_id
+"""
 DUE_IN_DATABASE = """
 SELECT order_id FROM reservations WHERE state = 'RESERVED' AND expires_at <= now() - $1::interval
 ORDER BY expires_at LIMIT $2

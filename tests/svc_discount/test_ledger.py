@@ -7,9 +7,12 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from protos import discount_pb2 as pb
+from svc_discount.ledger import expire_held
+from svc_order.events import OrderCancelled
 from tests.support import Publish, eventually, publisher
 from tests.svc_discount.conftest import ADMIN, Stack, coupon
 
@@ -208,3 +211,57 @@ async def test_malformed_calls_are_invalid_arguments(discounts: Stack) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await discounts.stub.ApplyDiscount(request)
         assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _cancelled(order: uuid.UUID) -> OrderCancelled:
+    return OrderCancelled(
+        order_id=order, user_id=uuid.uuid4(), reason="cancelled by the buyer", items=[], discount_code=None
+    )
+
+
+async def _usage_state(stack: Stack, order: uuid.UUID) -> str:
+    return await stack.db.fetchval("SELECT state FROM discount_usages WHERE order_id = $1", order)
+
+
+async def test_cancelling_a_confirmed_order_gives_the_buyer_the_coupon_back_once(
+    discounts: Stack, publish: Publish
+) -> None:
+    once = await coupon(discounts, perUserLimit=1, usageLimit=5)
+    code, user, order = str(once["code"]), uuid.uuid4(), uuid.uuid4()
+    assert (await discounts.stub.ApplyDiscount(apply(code, order=order, user=user))).applied
+    await publish("order.exchange", "order.confirmed", {"orderId": str(order), "items": []})
+    await eventually(lambda: _is(discounts, order, "USED"))
+    refused = await discounts.stub.ApplyDiscount(apply(code, user=user))
+    assert not refused.applied and refused.reason == "user_limit_reached"
+    # Redelivered as is, then sent again under another event id: the usage is freed once.
+    cancel = _cancelled(order)
+    for event in (cancel, cancel, msgspec.structs.replace(cancel, event_id=uuid.uuid4())):
+        await publish("order.exchange", "order.cancelled", msgspec.json.encode(event))
+    await eventually(lambda: _is(discounts, order, "RELEASED"))
+    await asyncio.sleep(0.3)
+    assert await used_count(discounts, once) == 0
+    assert (await discounts.stub.ApplyDiscount(apply(code, user=user))).applied
+    assert await used_count(discounts, once) == 1
+
+
+async def test_a_usage_whose_order_never_settled_is_freed_after_its_hold(discounts: Stack) -> None:
+    once = await coupon(discounts, perUserLimit=1)
+    code, user, stale, fresh = str(once["code"]), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    assert (await discounts.stub.ApplyDiscount(apply(code, order=stale, user=user))).applied
+    assert (await discounts.stub.ApplyDiscount(apply(code, order=fresh))).applied
+    # Its order's confirmation or cancellation never arrived, and the hold (25 minutes) has passed.
+    await discounts.db.execute(
+        "UPDATE discount_usages SET created_at = now() - interval '26 minutes' WHERE order_id = $1", stale
+    )
+    # The service's own job frees it; runs racing it free nothing more.
+    racing = await asyncio.gather(*(expire_held(discounts.db, timedelta(minutes=25)) for _ in range(5)))
+    await eventually(lambda: _is(discounts, stale, "RELEASED"))
+    assert sum(racing) <= 1
+    assert await expire_held(discounts.db, timedelta(minutes=25)) == 0
+    assert await _usage_state(discounts, fresh) == "RESERVED"
+    assert await used_count(discounts, once) == 1
+    assert (await discounts.stub.ApplyDiscount(apply(code, user=user))).applied
+
+
+async def _is(stack: Stack, order: uuid.UUID, state: str) -> bool:
+    return await _usage_state(stack, order) == state

@@ -6,9 +6,11 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 
 from protos import inventory_pb2 as pb
+from svc_order.events import OrderCancelled
 from tests.support import Publish, eventually, publisher
 from tests.svc_inventory.conftest import ADMIN, Stack, books, line, reserve, seller_headers, stocked
 
@@ -161,3 +163,83 @@ async def test_a_deleted_product_can_no_longer_be_reserved(stack: Stack, publish
     await eventually(lambda: _status(stack, product, 404))
     refused = await reserve(stack, uuid.uuid4(), line(product, 1))
     assert not refused.reserved and refused.reason == "unavailable_product"
+
+
+async def _handled(stack: Stack, event_id: uuid.UUID) -> bool:
+    return bool(await stack.db.fetchval("SELECT true FROM inbox WHERE event_id = $1", event_id))
+
+
+def _cancelled(order: uuid.UUID) -> OrderCancelled:
+    return OrderCancelled(
+        order_id=order, user_id=uuid.uuid4(), reason="cancelled by the buyer", items=[], discount_code=None
+    )
+
+
+async def test_cancelling_a_confirmed_order_puts_its_stock_back_once(stack: Stack, publish: Publish) -> None:
+    product, other = await stocked(stack, 10), await stocked(stack, 4)
+    order = uuid.uuid4()
+    assert (await reserve(stack, order, line(product, 3), line(other, 4))).reserved
+    await publish("order.exchange", "order.confirmed", {"orderId": str(order), "items": []})
+    await eventually(lambda: _books_are(stack, product, on_hand=7, redis=7))
+    # Redelivered as is, then sent again under another event id: the units come back once.
+    cancel = _cancelled(order)
+    for event in (cancel, cancel, msgspec.structs.replace(cancel, event_id=uuid.uuid4())):
+        await publish("order.exchange", "order.cancelled", msgspec.json.encode(event))
+    await eventually(lambda: _books_are(stack, product, on_hand=10, redis=10))
+    await eventually(lambda: _books_are(stack, other, on_hand=4, redis=4))
+    await asyncio.sleep(0.3)
+    assert await _books_are(stack, product, on_hand=10, redis=10)
+    assert (await books(stack, product)).committed_lines == 0
+    state = await stack.db.fetchval("SELECT state FROM reservations WHERE order_id = $1", order)
+    assert state == "RETURNED"
+    returns = await stack.db.fetch(
+        "SELECT product_id, on_hand_delta, reserved_delta FROM stock_log"
+        " WHERE order_id = $1 AND kind = 'RETURN'",
+        order,
+    )
+    assert sorted((r["product_id"], r["on_hand_delta"], r["reserved_delta"]) for r in returns) == sorted(
+        [(product, 3, 0), (other, 4, 0)]
+    )
+    # Sold out at a threshold of 0 by the order, back above it now: the low-stock alert is armed again.
+    assert await stack.db.fetchval("SELECT low_alerted FROM stock WHERE product_id = $1", other) is False
+    # A return can be sold again, and the order it came from stays finished.
+    assert (await reserve(stack, uuid.uuid4(), line(other, 4))).reserved
+    again = await reserve(stack, order, line(product, 3))
+    assert not again.reserved and again.existing and again.state == pb.RETURNED
+
+
+async def test_cancels_racing_for_one_confirmed_order_return_its_stock_once(stack: Stack) -> None:
+    product = await stocked(stack, 10)
+    order = uuid.uuid4()
+    assert (await reserve(stack, order, line(product, 2))).reserved
+    assert (await stack.stub.CommitStock(pb.CommitStockRequest(order_id=str(order)))).committed
+    states = await asyncio.gather(*(stack.inventory.cancel(order, "cancelled") for _ in range(20)))
+    assert set(states) == {"RETURNED"}
+    assert await _books_are(stack, product, on_hand=10, redis=10)
+    moves = await stack.db.fetchval(
+        "SELECT count(*) FROM stock_log WHERE order_id = $1 AND kind = 'RETURN'", order
+    )
+    assert moves == 1
+
+
+async def test_cancelling_an_order_whose_reservation_was_already_released_gives_nothing_back(
+    stack: Stack, publish: Publish
+) -> None:
+    product = await stocked(stack, 10)
+    order = uuid.uuid4()
+    assert (await reserve(stack, order, line(product, 3))).reserved
+    assert (await stack.stub.ReleaseStock(pb.ReleaseStockRequest(order_id=str(order)))).released
+    cancel = _cancelled(order)
+    await publish("order.exchange", "order.cancelled", msgspec.json.encode(cancel))
+    await eventually(lambda: _handled(stack, cancel.event_id))
+    assert await _books_are(stack, product, on_hand=10, redis=10)
+    assert await stack.db.fetchval("SELECT state FROM reservations WHERE order_id = $1", order) == "RELEASED"
+    kinds = await stack.db.fetchval(
+        "SELECT array_agg(kind ORDER BY id) FROM stock_log WHERE order_id = $1", order
+    )
+    assert kinds == ["RESERVE", "RELEASE"]
+
+
+async def _books_are(stack: Stack, product: uuid.UUID, on_hand: int, redis: int) -> bool:
+    b = await books(stack, product)
+    return (b.on_hand, b.reserved, b.redis_available) == (on_hand, 0, redis)
