@@ -11,7 +11,7 @@ from tests.conftest import NAMESPACE
 KIT_DB = f"{settings.POSTGRES_URL}/kit_{NAMESPACE}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def pool() -> AsyncIterator[asyncpg.Pool]:
     """A migrated database of kit's own tables (outbox, inbox), fresh for each run."""
     await db.drop_database(KIT_DB)

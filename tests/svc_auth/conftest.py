@@ -16,13 +16,13 @@ from tests.support import serve
 CONFIG = settings.load("auth")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with serve(make_app(service, CONFIG)) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def auth_db(client: httpx.AsyncClient) -> AsyncIterator[asyncpg.Connection]:
     """A direct connection to svc_auth's test database, to look at what a request wrote."""
     assert CONFIG.database_url

@@ -29,7 +29,7 @@ class Stack(msgspec.Struct):
     db: asyncpg.Pool
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def discounts() -> AsyncIterator[Stack]:
     app = make_app(service, CONFIG)
     async with serve_grpc(app, grpc_server) as (http, ch):

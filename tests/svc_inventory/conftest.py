@@ -33,7 +33,7 @@ class Stack(msgspec.Struct):
     inventory: Inventory
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def stack() -> AsyncIterator[Stack]:
     app = make_app(service, CONFIG)
     async with serve_grpc(app, grpc_server) as (http, ch):

@@ -94,7 +94,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: f
     raise RuntimeError(f"{url} not ready within {within} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dependencies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dependencies]:
     ports = {
         name: free_port() for name in ("PRODUCT", "INVENTORY", "INVENTORY_GRPC", "DISCOUNT", "DISCOUNT_GRPC")
@@ -284,7 +284,7 @@ class Shop:
         return [msgspec.json.decode(row["payload"]) for row in rows]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def shop(dependencies: Dependencies) -> AsyncIterator[Shop]:
     # The queues of every consumer involved exist before anything is published (as `make run` does).
     await bus.declare_topology(
@@ -313,7 +313,7 @@ async def shop(dependencies: Dependencies) -> AsyncIterator[Shop]:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def payments(shop: Shop) -> AsyncIterator[Publish]:
     """Publishes payment events as svc_payment would, once svc_order consumes them."""
     async with publisher("order.payment.success") as send:

@@ -41,7 +41,7 @@ class Stack(msgspec.Struct):
     deps: Deps
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def stack() -> AsyncIterator[Stack]:
     await bus.declare_topology(BASE.amqp_url, {"payment": list(service.handlers)})
     payment_app = make_app(service, CONFIG)

@@ -39,13 +39,13 @@ CONFIG = settings.load(
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with serve(make_app(service, CONFIG)) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def db(client: httpx.AsyncClient) -> AsyncIterator[asyncpg.Connection]:
     """A direct connection to svc_product's test database, to look at what a request wrote."""
     assert CONFIG.database_url

@@ -22,28 +22,28 @@ Announce = Callable[[bytes], Awaitable[None]]
 NewUser = Callable[..., Awaitable[User]]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def broker() -> AsyncIterator[aiormq.abc.AbstractConnection]:
     connection = await aiormq.connect(os.environ["AMQP_URL"])
     yield connection
     await connection.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def svc() -> AsyncIterator[UserService]:
     app = make_app(service, CONFIG)
     async with serve(app) as client:
         yield UserService(client, app.state.deps)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def announce(svc: UserService) -> AsyncIterator[Announce]:
     """Publish a `user.verified` message as svc_auth's relay would, once svc_user consumes them."""
     async with publisher(QUEUE) as send:
         yield functools.partial(send, "auth.exchange", "user.verified")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def new_user(svc: UserService, announce: Announce) -> NewUser:
     """Announce a new verified account and wait for its profile."""
 
