@@ -31,18 +31,45 @@ latency = Histogram(
 _INTERNAL = encode(ShopError("An unexpected error occurred").body())
 
 
+class _RouteMetrics:
+    """The labelled children of one (method, route): `labels()` hashes and locks on every call, so each
+    is looked up once per process and kept here (no more of them than the metrics hold anyway)."""
+
+    __slots__ = ("latency", "method", "path", "requests")
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method = method
+        self.path = path
+        self.latency = latency.labels(method, path)
+        self.requests: dict[int, Any] = {}
+
+    def done(self, status: int, seconds: float) -> None:
+        self.latency.observe(seconds)
+        counter = self.requests.get(status)
+        if counter is None:
+            counter = self.requests[status] = requests.labels(self.method, self.path, str(status))
+        counter.inc()
+
+
 class Observe:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._metrics: dict[tuple[str, str], _RouteMetrics] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        rid = tracing.sane_request_id(headers.get(b"x-request-id", b"").decode("latin-1"))
+        # One pass over the raw header list instead of building a dict of every header per request.
+        given_id = parent = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given_id = value
+            elif name == b"traceparent":
+                parent = value
+        rid = tracing.sane_request_id(given_id.decode("latin-1"))
         tracing.request_id.set(rid)
-        tracing.traceparent.set(tracing.child_traceparent(headers.get(b"traceparent", b"").decode("latin-1")))
+        tracing.traceparent.set(tracing.child_traceparent(parent.decode("latin-1")))
         rid_header = (b"x-request-id", rid.encode())
         status = 500
         started = False
@@ -70,11 +97,13 @@ class Observe:
                 )
                 await send({"type": "http.response.body", "body": _INTERNAL})
         finally:
+            elapsed = time.perf_counter() - began
             route: Any = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            method = scope["method"]
-            latency.labels(method, path).observe(time.perf_counter() - began)
-            requests.labels(method, path, str(status)).inc()
+            key = (scope["method"], getattr(route, "path", "unmatched"))
+            metrics = self._metrics.get(key)
+            if metrics is None:
+                metrics = self._metrics[key] = _RouteMetrics(*key)
+            metrics.done(status, elapsed)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
 from contextvars import ContextVar
+from random import getrandbits
 
 request_id: ContextVar[str] = ContextVar("request_id", default="")
 traceparent: ContextVar[str] = ContextVar("traceparent", default="")
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_NO_TRACE = "0" * 32
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+# uuid4's version (4) and variant (RFC 4122) bits, to clear and to set in 128 random bits.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """A new id shaped like `uuid.uuid4().hex`.
+
+    Built from `random.getrandbits` (reseeded in every forked worker) rather than `uuid4()`: it runs on
+    every request without an id, and `uuid4` (os.urandom plus a UUID object) cost more than the rest of
+    the middleware. Ids need to be unique, not unguessable.
+    """
+    return f"{(getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
 
 
 def sane_request_id(value: str | None) -> str:
@@ -25,7 +34,10 @@ def sane_request_id(value: str | None) -> str:
 
 def child_traceparent(parent: str | None) -> str:
     """A traceparent for our own span: same trace id as `parent` when it is valid, else a new trace."""
-    match = _TRACEPARENT.match(parent or "")
-    trace_id = match.group(1) if match and match.group(1) != "0" * 32 else os.urandom(16).hex()
+    match = _TRACEPARENT.match(parent) if parent else None
+    # getrandbits, not os.urandom (a system call): this runs on every request, and W3C ids must be
+    # random, not secret. `or 1`: an all-zero id is invalid.
+    valid = match is not None and match.group(1) != _NO_TRACE
+    trace_id = match.group(1) if valid and match else f"{getrandbits(128) or 1:032x}"
     flags = match.group(3) if match else "01"
-    return f"00-{trace_id}-{os.urandom(8).hex()}-{flags}"
+    return f"00-{trace_id}-{getrandbits(64) or 1:016x}-{flags}"

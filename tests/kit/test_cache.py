@@ -110,3 +110,27 @@ async def test_a_namespace_version_can_expire_and_never_comes_back_to_a_cached_o
     await redis.delete(ns)  # the counter expired while an entry of its version is still cached
     await cache.bump(ns)
     assert await cache.get_or_load("json", 60, Source(b"new").load, namespace=ns) == b"new"
+
+
+async def test_versioned_hits_survive_redis_forgetting_its_scripts(redis: Redis) -> None:
+    cache, source, k = Cache(redis, "t"), Source(), key()
+    namespace = f"test:ns:{uuid.uuid4().hex}"
+    await cache.get_or_load(k, 60, source.load, namespace=namespace)
+    await redis.script_flush()  # as after a Redis restart
+    assert await cache.get_or_load(k, 60, source.load, namespace=namespace) == b'{"name":"lamp"}'
+    assert source.loads == 1 and cache.hits == 1 and cache.errors == 0
+
+
+async def test_reads_cancelled_midway_never_hand_their_answer_to_a_later_read(redis: Redis) -> None:
+    cache, keys = Cache(redis, "t"), [key() for _ in range(40)]
+    for k in keys:
+        await redis.set(k, k.encode(), ex=60)
+    for steps in range(1, 8):  # cancel at different points: before the command is sent, before its reply
+        reads = [asyncio.create_task(cache.get_or_load(k, 60, Source().load)) for k in keys]
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        for read in reads[::2]:
+            read.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
+    answers = await asyncio.gather(*(cache.get_or_load(k, 60, Source().load) for k in keys))
+    assert answers == [k.encode() for k in keys]
