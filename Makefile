@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install protos migrate seed lint format
+.PHONY: run test install protos native migrate seed lint format
 
-run: seed
+run: seed native
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
-test: lint
+# The edge's tests run twice: on its compiled build, and on its source interpreted, which must behave
+# the same (edge/__init__.py).
+test: lint native
 	$(BIN)/pytest
+	EDGE_NATIVE=off $(BIN)/pytest -q tests/edge
 
 install: $(VENV)/.installed protos
 
@@ -27,6 +30,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
+
+# The edge's hot modules compiled by mypyc into edge/_native/ (edge/__init__.py says why and when used).
+native: edge/_native/SOURCES.sha256
+
+edge/_native/SOURCES.sha256: $(wildcard edge/*.py) $(VENV)/.installed
+	EDGE_NATIVE=off $(BIN)/python -m edge.native
 
 migrate: install
 	$(BIN)/python -m kit.migrate

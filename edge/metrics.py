@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from edge.ratelimit import Limiter
@@ -46,7 +46,7 @@ def _escape(value: str) -> str:
 
 
 class Metrics:
-    content_type = CONTENT_TYPE
+    content_type: ClassVar[bytes] = CONTENT_TYPE
 
     def __init__(self) -> None:
         # By id(route): a dataclass hashes all its fields on every lookup; routes live as long as we do.

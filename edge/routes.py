@@ -127,11 +127,11 @@ class RouteTable:
 
     @property
     def clusters(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(route.cluster for route in self.routes))
+        return tuple(dict.fromkeys([route.cluster for route in self.routes]))
 
     @property
     def limits(self) -> tuple[RouteLimit, ...]:
-        return tuple(dict.fromkeys(route.limit for route in self.routes if route.limit is not None))
+        return tuple(dict.fromkeys([route.limit for route in self.routes if route.limit is not None]))
 
     def replace_limits(self, limits: dict[str, RouteLimit]) -> RouteTable:
         """The same table with the named route limits replaced (a count of 0 removes a limit)."""

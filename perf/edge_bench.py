@@ -16,9 +16,11 @@ edge has worker processes. Then, alternating the two in every round:
 3. one connection, back to back (`wrk -c1`): the added latency again, free of queueing, to the
    microsecond.
 
-It prints medians over the rounds and the edge/HAProxy ratios. It installs nothing: it needs
-`haproxy` (2.6), `wrk` and `hey` on the PATH (Debian: `apt-get install haproxy wrk hey`) and a Redis
-for the edge's shared rate limit (REDIS_URL; without one the edge runs its per-process fallback).
+It prints medians over the rounds and the edge/HAProxy ratios. The edge runs its compiled build
+(`make native` first; with `EDGE_NATIVE=off` it runs the interpreted source instead). It installs
+nothing: it needs `haproxy` (2.6), `wrk` and `hey` on the PATH (Debian: `apt-get install haproxy wrk
+hey`) and a Redis for the edge's shared rate limit (REDIS_URL; without one the edge runs its
+per-process fallback).
 The machine's load average is printed before and after: other work on the cores skews everything.
 """
 
@@ -244,6 +246,9 @@ def main() -> None:
         **base,
         "EDGE_PORT": str(edge_port),
         "EDGE_WORKERS": str(args.workers),
+        # Compiled, as `make run` runs it (refusing a missing or stale build); EDGE_NATIVE=off to
+        # measure the interpreted source instead.
+        "EDGE_NATIVE": os.environ.get("EDGE_NATIVE", "require"),
         "RATE_LIMIT_USER_PER_MINUTE": str(BENCH_USER_LIMIT),
         "RATE_LIMIT_IP_PER_HOUR": str(BENCH_USER_LIMIT),
         **{f"EDGE_CLUSTER_{name}": upstream_url for name in CLUSTERS},

@@ -1,0 +1,102 @@
+"""The edge runs its compiled build when, and only when, the build is what its source says."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import edge
+from edge import COMPILED, DIGEST_FILE, NativeBuildUnusable, native_search_path, sources_digest
+
+
+def test_this_run_uses_the_compiled_build_unless_told_not_to() -> None:
+    # `make test` builds first; a failure here means the build is missing or stale (`make native`).
+    compiled = os.environ.get("EDGE_NATIVE", "auto") != "off"
+    for name in COMPILED:
+        # A module first imported by another compiled one names a path below the build, not in it.
+        loaded_from = Path(importlib.import_module(f"edge.{name}").__file__ or "")
+        assert (edge.NATIVE_DIR in loaded_from.parents) is compiled, loaded_from
+        assert loaded_from.name.endswith(".so") is compiled, loaded_from
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    """A copy of the edge's compiled modules' sources, as a package folder."""
+    package_dir = tmp_path / "edge"
+    package_dir.mkdir()
+    for module in COMPILED:
+        shutil.copy(edge.PACKAGE_DIR / f"{module}.py", package_dir)
+    return package_dir
+
+
+def built(package_dir: Path) -> Path:
+    native_dir = package_dir / "_native"
+    native_dir.mkdir()
+    (native_dir / DIGEST_FILE).write_text(sources_digest(package_dir) + "\n")
+    return native_dir
+
+
+def test_a_current_build_is_searched_before_the_source(package: Path) -> None:
+    native_dir = built(package)
+    assert native_search_path(package, native_dir, "auto") == [str(native_dir)]
+    assert native_search_path(package, native_dir, "require") == [str(native_dir)]
+
+
+def test_off_always_runs_the_source(package: Path) -> None:
+    assert native_search_path(package, built(package), "off") == []
+
+
+def test_a_build_older_than_its_source_is_never_used(package: Path) -> None:
+    native_dir = built(package)
+    with (package / "proxy.py").open("a") as source:
+        source.write("\n# an edit after the build\n")
+    with pytest.warns(RuntimeWarning, match="older than their source.*make native"):
+        assert native_search_path(package, native_dir, "auto") == []
+    with pytest.raises(NativeBuildUnusable, match="older than their source"):
+        native_search_path(package, native_dir, "require")
+
+
+def test_a_missing_build_runs_the_source_quietly_unless_required(package: Path) -> None:
+    native_dir = package / "_native"
+    assert native_search_path(package, native_dir, "auto") == []
+    with pytest.raises(NativeBuildUnusable, match="not built"):
+        native_search_path(package, native_dir, "require")
+
+
+def test_an_unknown_mode_is_refused(package: Path) -> None:
+    with pytest.raises(ValueError, match="EDGE_NATIVE must be one of auto, off, require"):
+        native_search_path(package, package / "_native", "fast")
+
+
+def test_the_digest_covers_every_compiled_source(package: Path) -> None:
+    before = sources_digest(package)
+    for module in COMPILED:
+        path = package / f"{module}.py"
+        original = path.read_bytes()
+        path.write_bytes(original + b" ")
+        assert sources_digest(package) != before, module
+        path.write_bytes(original)
+    assert sources_digest(package) == before
+
+
+def test_an_edge_required_to_run_compiled_refuses_to_start_without_a_build(tmp_path: Path) -> None:
+    # A whole interpreter: the check runs once, when the package is first imported.
+    copy = tmp_path / "edge"
+    shutil.copytree(edge.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("_native", "__pycache__"))
+    result = subprocess.run(
+        [sys.executable, "-c", "import edge.proxy"],
+        cwd=tmp_path,
+        env={**os.environ, "EDGE_NATIVE": "require", "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    refusal = "NativeBuildUnusable: the edge's compiled modules are not built: run `make native`"
+    assert refusal in result.stderr
