@@ -316,13 +316,7 @@ class HttpProtocol(asyncio.Protocol):
         parser = self._parser
         if parser is None:
             return
-        if self._in_head:
-            # httptools buffers a header until it ends; bound what a client can make it hold.
-            self._head_wire_bytes += len(data)
-            if self._head_wire_bytes > self._max_target + self._max_headers:
-                self._reject(HeadersTooLarge())
-                self._kick()
-                return
+        open_head = self._parsing if self._in_head else None
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -341,6 +335,13 @@ class HttpProtocol(asyncio.Protocol):
                 self._reject(EdgeError())
         except httptools.HttpParserError as exc:
             self._reject(BadRequest(f"Malformed HTTP request: {exc}."))
+        if open_head is not None and self._parsing is open_head and self._in_head:
+            # httptools holds a header line until it ends, so on_header cannot bound one that never
+            # does. A head open before and after these bytes is all of them (counting a read that also
+            # carried the head's end, or a body, would refuse a request whose head spanned two reads).
+            self._head_wire_bytes += len(data)
+            if self._head_wire_bytes > self._max_target + self._max_headers:
+                self._reject(HeadersTooLarge())
         # Exchanges start once the parser is done with these bytes, never from inside its callbacks:
         # a request answered at once must not close the connection under the parser's feet.
         self._kick()
