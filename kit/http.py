@@ -121,18 +121,54 @@ def sorting(
     return by, direction
 
 
+MAX_SEARCH = 100
+
+
+def like_pattern(text: str) -> str:
+    """`text` as a LIKE pattern matching it anywhere, its `%`, `_` and `\\` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_pattern(query: Mapping[str, str]) -> str | None:
+    """`?search=` as an ILIKE pattern, None when absent or blank; at most `MAX_SEARCH` characters."""
+    search = (query.get("search") or "").strip()
+    if not search:
+        return None
+    if len(search) > MAX_SEARCH:
+        raise invalid("search", f"search is at most {MAX_SEARCH} characters")
+    return like_pattern(search)
+
+
 class Paging(msgspec.Struct, frozen=True):
     page: int
     page_size: int
+    # `?fields=`: the wire names each item is cut down to, in the order asked; None for whole items.
+    fields: tuple[str, ...] | None = None
 
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.page_size
 
 
-def paging(query: Mapping[str, str]) -> Paging:
-    """`?page=` from 1 and `?pageSize=` 1..100 (default 20), as the contract says."""
-    return Paging(query_int(query, "page", 1, 1, 1_000_000), query_int(query, "pageSize", 20, 1, 100))
+_wire_names: dict[type[msgspec.Struct], tuple[str, ...]] = {}
+
+
+def paging(query: Mapping[str, str], item: type[msgspec.Struct]) -> Paging:
+    """`?page=` from 1, `?pageSize=` 1..100 (default 20) and `?fields=` of a list of `item`s, as the
+    contract's conventions say; an unknown field is a 400 naming the ones there are."""
+    page = query_int(query, "page", 1, 1, 1_000_000)
+    page_size = query_int(query, "pageSize", 20, 1, 100)
+    raw = query.get("fields")
+    if not raw:
+        return Paging(page, page_size)
+    known = _wire_names.get(item)
+    if known is None:
+        known = _wire_names[item] = tuple(f.encode_name for f in msgspec.structs.fields(item))
+    wanted = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    if unknown := [name for name in wanted if name not in known]:
+        raise invalid("fields", f"Unknown fields: {', '.join(unknown)}; there are {', '.join(known)}")
+    return Paging(page, page_size, wanted or None)
 
 
 class Page(msgspec.Struct, rename="camel", kw_only=True):
@@ -144,7 +180,11 @@ class Page(msgspec.Struct, rename="camel", kw_only=True):
 
 
 def page_of(items: list[Any], paging: Paging, total: int) -> Page:
+    """The contract's list shape, each item cut down to the fields asked for, if any."""
     pages = (total + paging.page_size - 1) // paging.page_size
+    if paging.fields is not None:
+        names = paging.fields
+        items = [{name: whole[name] for name in names} for whole in msgspec.to_builtins(items)]
     return Page(
         items=items, page=paging.page, page_size=paging.page_size, total_count=total, total_pages=pages
     )

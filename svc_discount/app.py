@@ -17,7 +17,19 @@ from starlette.routing import Route
 from kit.app import Service, deps, make_app
 from kit.errors import Conflict, NotFound, invalid
 from kit.grpc import GrpcServer
-from kit.http import JSON, Page, Paging, body_of, decode, encode, page_of, paging, path_uuid, sorting
+from kit.http import (
+    JSON,
+    Page,
+    Paging,
+    body_of,
+    decode,
+    encode,
+    page_of,
+    paging,
+    path_uuid,
+    search_pattern,
+    sorting,
+)
 from kit.identity import identity, require_role, require_user
 from kit.openapi import doc
 from svc_discount import events, ledger, rpc, store
@@ -44,12 +56,10 @@ LIST_DISCOUNTS = {
 
 
 def _filters(query: Mapping[str, str]) -> tuple[str | None, bool | None]:
-    search = query.get("search") or None
     active = query.get("active")
     if active not in (None, "", "true", "false"):
         raise invalid("active", "active must be true or false")
-    pattern = None if search is None else "%" + search.replace("%", r"\%").replace("_", r"\_") + "%"
-    return pattern, None if not active else active == "true"
+    return search_pattern(query), None if not active else active == "true"
 
 
 def _discount(row: asyncpg.Record) -> Discount:
@@ -145,7 +155,7 @@ async def _write_discount(
 async def list_discounts(request: Request) -> Response:
     require_role(request, "Admin")
     query = request.query_params
-    page = paging(query)
+    page = paging(query, Discount)
     by, direction = sorting(query, _ORDERS)
     search, active = _filters(query)
     async with deps(request).db.acquire() as conn:
@@ -208,14 +218,14 @@ async def discount_usages(request: Request) -> Response:
         request,
         store.USAGES_OF_DISCOUNT,
         path_uuid(request, "id", "Discount not found"),
-        paging(request.query_params),
+        paging(request.query_params, Usage),
     )
 
 
 @doc("The caller's discount usage history, newest first", response=Page, auth="user")
 async def my_usages(request: Request) -> Response:
     who = require_user(request)
-    return await _usages(request, store.USAGES_OF_USER, who.user_id, paging(request.query_params))
+    return await _usages(request, store.USAGES_OF_USER, who.user_id, paging(request.query_params, Usage))
 
 
 @doc(
@@ -272,7 +282,7 @@ async def _write_campaign(
 @doc("Campaigns, paginated (`?search=&active=`)", response=Page, auth="Admin")
 async def list_campaigns(request: Request) -> Response:
     require_role(request, "Admin")
-    page = paging(request.query_params)
+    page = paging(request.query_params, Campaign)
     search, active = _filters(request.query_params)
     async with deps(request).db.acquire() as conn:
         rows = await conn.fetch(store.LIST_CAMPAIGNS, search, active, page.page_size, page.offset)

@@ -64,7 +64,7 @@ async def set_level(request: Request) -> Response:
 @doc("Stock rows at or below their low-stock threshold, lowest first", response=Page, auth="Admin")
 async def low_stock(request: Request) -> Response:
     require_role(request, "Admin")
-    page = paging(request.query_params)
+    page = paging(request.query_params, Level)
     async with deps(request).db.acquire() as conn:
         rows = await conn.fetch(store.LOW_STOCK, page.page_size, page.offset)
         total = rows[0]["total"] if rows else await conn.fetchval(store.COUNT_LOW_STOCK)

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from kit.app import Service, deps, make_app
 from kit.errors import NotFound, invalid
-from kit.http import JSON, Page, body_of, page_of, paging
+from kit.http import JSON, Page, body_of, page_of, paging, search_pattern, sorting
 from kit.identity import require_role, require_user
 from kit.openapi import doc
 from svc_notify import events, store
@@ -43,14 +43,26 @@ def _check_placeholders(field: str, text: str, supported: list[str]) -> None:
         )
 
 
-@doc("The caller's notifications, newest first", response=Page, auth="user")
+@doc(
+    "The caller's notifications, newest first (`?search=` in subject or template, "
+    "`?sortBy=createdAt|sentAt|status|subject&sortOrder=`)",
+    response=Page,
+    auth="user",
+)
 async def my_notifications(request: Request) -> Response:
     who = require_user(request)
-    page = paging(request.query_params)
+    query = request.query_params
+    page, sort, search = paging(query, Notification), sorting(query, store.SORTS), search_pattern(query)
     async with deps(request).db.acquire() as conn:
-        total = await conn.fetchval(store.COUNT_USER_NOTIFICATIONS, who.user_id)
-        rows = await conn.fetch(store.USER_NOTIFICATIONS, who.user_id, page.page_size, page.offset)
-    items = [Notification(**dict(row)) for row in rows]
+        rows = await conn.fetch(
+            store.USER_NOTIFICATIONS[sort], who.user_id, search, page.page_size, page.offset
+        )
+        total = (
+            rows[0]["total"]
+            if rows
+            else await conn.fetchval(store.COUNT_USER_NOTIFICATIONS, who.user_id, search)
+        )
+    items = [Notification(**{k: v for k, v in row.items() if k != "total"}) for row in rows]
     return JSON(page_of(items, page, total))
 
 

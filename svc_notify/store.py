@@ -28,12 +28,22 @@ ON CONFLICT (event_id, channel) DO UPDATE SET
     sent_at = excluded.sent_at
 """
 
-USER_NOTIFICATIONS = """
-SELECT id, channel, recipient, template, subject, body, status, created_at, sent_at
-FROM notifications WHERE user_id = $1
-ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3
+# A user's notifications, `?search=` in their subject or template name ($2, an ILIKE pattern or NULL).
+_OF_USER = (
+    "FROM notifications WHERE user_id = $1 AND ($2::text IS NULL OR subject ILIKE $2 OR template ILIKE $2)"
+)
+# `?sortBy=` -> column. Each (sortBy, direction) pair is its own statement, so each is prepared once.
+SORTS = {"createdAt": "created_at", "sentAt": "sent_at", "status": "status", "subject": "subject"}
+USER_NOTIFICATIONS = {
+    (by, direction): f"""
+SELECT id, channel, recipient, template, subject, body, status, created_at, sent_at, count(*) OVER () AS total
+{_OF_USER}
+ORDER BY {column} {direction} NULLS LAST, id {direction} LIMIT $3 OFFSET $4
 """
-COUNT_USER_NOTIFICATIONS = "SELECT count(*) FROM notifications WHERE user_id = $1"
+    for by, column in SORTS.items()
+    for direction in ("ASC", "DESC")
+}
+COUNT_USER_NOTIFICATIONS = f"SELECT count(*) {_OF_USER}"
 
 
 async def record_email(

@@ -21,7 +21,9 @@ from svc_order.schemas import (
     Cart,
     CheckoutRequest,
     Order,
+    OrderSummary,
     Placed,
+    SellerOrder,
     SetQuantity,
     StatusChange,
 )
@@ -119,7 +121,7 @@ def _order_id(request: Request) -> uuid.UUID:
 async def list_orders(request: Request) -> Response:
     who = require_user(request)
     query = request.query_params
-    page, status, sort = paging(query), views.status_filter(query), views.sort_of(query)
+    page, status, sort = paging(query, OrderSummary), views.status_filter(query), views.sort_of(query)
     async with deps(request).db.acquire() as conn:
         return JSON(await views.history(conn, who.user_id, page, status, sort))
 
@@ -138,7 +140,7 @@ async def seller_orders(request: Request) -> Response:
             seller = uuid.UUID(raw)
         except ValueError:
             raise invalid("sellerId", "sellerId must be a UUID") from None
-    page, status = paging(query), views.status_filter(query)
+    page, status = paging(query, SellerOrder), views.status_filter(query)
     async with deps(request).db.acquire() as conn:
         return JSON(await views.of_seller(conn, seller, page, status))
 

@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 
 from kit.errors import Conflict, FieldError, invalid
+from kit.http import like_pattern
 from svc_product.query import ListQuery
 from svc_product.schemas import AttributeInput, ImageInput, VariantInput
 
@@ -59,11 +60,6 @@ _FILTERS = (
 _ORDER_COLUMNS = {"price": "p.price", "name": "p.name", "createdAt": "p.created_at", "rating": "p.rating"}
 
 
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def tsquery(words: Sequence[str]) -> str:
     """Every word must match, the last ones also as the prefix of a longer word ("lapt" finds laptop)."""
     return " & ".join(f"{word}:*" for word in words)
@@ -93,7 +89,7 @@ def list_statement(
     sort, descending = query.ordering
     rank = ""
     if query.search is not None and (fragment or not query.words):
-        where.append(f"p.folded_name LIKE catalog_fold({arg(_like_pattern(query.search))})")
+        where.append(f"p.folded_name LIKE catalog_fold({arg(like_pattern(query.search))})")
     elif query.search is not None:
         ts = f"to_tsquery('simple', catalog_fold({arg(tsquery(query.words))}))"
         where.append(f"p.document @@ {ts}")

@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kit.app import Deps, Service, deps, make_app
-from kit.errors import BusinessRuleViolation, NotFound, invalid
-from kit.http import JSON, Page, body_of, encode, page_of, paging, path_uuid, sorting
+from kit.errors import BusinessRuleViolation, NotFound
+from kit.http import JSON, Page, body_of, encode, page_of, paging, path_uuid, search_pattern, sorting
 from kit.identity import require_role, require_user
 from kit.openapi import doc
 from svc_user import avatars, events, profiles, store
@@ -22,8 +22,6 @@ from svc_user.profiles import AVATAR_VERSION_CHARS, NO_PROFILE, profile_of
 from svc_user.schemas import ADDRESS_FIELDS, Address, AddressInput, Preferences, Profile, ProfilePatch
 
 MAX_ADDRESSES = 20
-MAX_SEARCH = 100
-PROFILE_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Profile))
 # A versioned URL (`?v=` of the current image) never changes; the bare one is revalidated each time,
 # which costs a 304 without the bytes, so a replaced avatar shows at once.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -96,7 +94,7 @@ def _address_values(body: AddressInput) -> tuple[object, ...]:
 @doc("The caller's addresses, the default first", response=Page, auth="user")
 async def list_addresses(request: Request) -> Response:
     who = require_user(request)
-    page = paging(request.query_params)
+    page = paging(request.query_params, Address)
     async with deps(request).db.acquire() as conn:
         rows = await conn.fetch(store.ADDRESSES, who.user_id)
     # A user has at most MAX_ADDRESSES, so one query reads them all and the page is a slice.
@@ -216,40 +214,16 @@ async def get_avatar(request: Request) -> Response:
     return Response(row["data"], media_type=row["content_type"], headers=headers)
 
 
-def _selected_fields(request: Request) -> frozenset[str] | None:
-    """`?fields=id,email` as a set of profile fields, or None for all of them."""
-    raw = request.query_params.get("fields")
-    if not raw:
-        return None
-    wanted = frozenset(name.strip() for name in raw.split(",") if name.strip())
-    if unknown := sorted(wanted - PROFILE_FIELDS):
-        raise invalid("fields", f"Unknown fields: {', '.join(unknown)}")
-    return wanted
-
-
-def _like_pattern(search: str) -> str:
-    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 @doc("Search users by name, email or phone (paginated)", response=Page, auth="Admin")
 async def list_users(request: Request) -> Response:
     require_role(request, "Admin")
-    page = paging(request.query_params)
+    page = paging(request.query_params, Profile)
     sort, order = sorting(request.query_params, store.SORTS)
-    fields = _selected_fields(request)
-    search = (request.query_params.get("search") or "").strip()
-    if len(search) > MAX_SEARCH:
-        raise invalid("search", f"search is at most {MAX_SEARCH} characters")
+    search = search_pattern(request.query_params)
     d = deps(request)
     async with d.db.acquire() as conn:
-        rows, total = await store.search_profiles(
-            conn, _like_pattern(search) if search else None, sort, order, page.page_size, page.offset
-        )
-    items: list[object] = [profile_of(row, d.settings.public_url) for row in rows]
-    if fields is not None:
-        items = [{k: v for k, v in msgspec.to_builtins(item).items() if k in fields} for item in items]
-    return JSON(page_of(items, page, total))
+        rows, total = await store.search_profiles(conn, search, sort, order, page.page_size, page.offset)
+    return JSON(page_of([profile_of(row, d.settings.public_url) for row in rows], page, total))
 
 
 @doc("Any user's profile", response=Profile, auth="Admin")

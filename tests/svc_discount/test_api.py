@@ -88,6 +88,10 @@ async def test_admins_list_discounts_by_page_with_search(discounts: Stack) -> No
     assert body["items"][0]["code"] < body["items"][1]["code"]
     bad = await discounts.http.get("/api/discounts", params={"sortBy": "value"}, headers=ADMIN)
     assert bad.status_code == 400
+    # A backslash in the search is a character like any other, not LIKE's escape.
+    await coupon(discounts, name=f"Back\\slash {tag}")
+    found = await discounts.http.get("/api/discounts", params={"search": f"k\\slash {tag}"}, headers=ADMIN)
+    assert [item["name"] for item in found.json()["items"]] == [f"Back\\slash {tag}"]
 
 
 async def test_anyone_validates_a_code_against_a_subtotal(discounts: Stack) -> None:

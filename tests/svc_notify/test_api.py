@@ -127,3 +127,64 @@ async def test_edited_template_is_used_for_the_next_mail(
     assert message["body"].startswith(f"Confirm {event['email']}: ")
     assert f"token={event['verificationToken']}" in message["body"]
     assert "{literal braces}" in message["body"]
+
+
+async def _delivered(notify: Notify, user: dict[str, str], subject: str, minutes_ago: int) -> None:
+    """A delivered notification for `user`, as svc_notify would have recorded it."""
+    await notify.db.execute(
+        """
+        INSERT INTO notifications
+            (id, event_id, user_id, channel, recipient, template, subject, body, status, created_at, sent_at)
+        VALUES ($1, $2, $3, 'email', 'a@shop.local', 'email-verification', $4, 'b', 'SENT',
+                now() - make_interval(mins => $5), now() - make_interval(mins => $5))
+        """,
+        uuid.uuid4(),
+        uuid.uuid4(),
+        uuid.UUID(user["X-User-Id"]),
+        subject,
+        minutes_ago,
+    )
+
+
+async def test_notifications_are_searched_sorted_and_trimmed_as_every_list(notify: Notify) -> None:
+    user = caller()
+    for subject, minutes_ago in (("Your order shipped", 3), ("Verify 100% of it_now", 2), ("Welcome", 1)):
+        await _delivered(notify, user, subject, minutes_ago)
+
+    async def subjects(**query: str) -> list[str]:
+        response = await notify.http.get("/api/notifications", params=query, headers=user)
+        assert response.status_code == 200, response.text
+        return [item["subject"] for item in response.json()["items"]]
+
+    assert await subjects() == ["Welcome", "Verify 100% of it_now", "Your order shipped"]
+    assert await subjects(sortBy="subject", sortOrder="asc") == sorted(await subjects())
+    assert await subjects(sortBy="createdAt", sortOrder="asc") == [
+        "Your order shipped",
+        "Verify 100% of it_now",
+        "Welcome",
+    ]
+    assert await subjects(search="ORDER") == ["Your order shipped"]
+    # Wildcards in the search are plain characters.
+    assert await subjects(search="100%") == ["Verify 100% of it_now"]
+    assert await subjects(search="_") == ["Verify 100% of it_now"]
+    assert await subjects(search="\\") == []
+    page = (await notify.http.get("/api/notifications?fields=subject,status", headers=user)).json()
+    assert page["items"][0] == {"subject": "Welcome", "status": "SENT"}
+    assert page["totalCount"] == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("sortBy=recipient", "sortBy"),
+        ("sortOrder=up", "sortOrder"),
+        ("fields=id,userId", "fields"),
+        ("search=" + "x" * 101, "search"),
+    ],
+)
+async def test_list_parameters_out_of_range_are_a_400_naming_them(
+    notify: Notify, query: str, field: str
+) -> None:
+    response = await notify.http.get(f"/api/notifications?{query}", headers=caller())
+    assert response.status_code == 400
+    assert [detail["field"] for detail in response.json()["details"]] == [field]

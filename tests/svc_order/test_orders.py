@@ -34,7 +34,9 @@ async def test_history_is_paginated_newest_first_and_filtered_by_status(shop: Sh
     assert cheapest.json()["items"][0]["id"] == placed[0]["orderId"]
     none = (await shop.order.get("/api/orders", params={"status": "SHIPPED"}, headers=who)).json()
     assert none["items"] == [] and none["totalCount"] == 0
-    for bad in ({"status": "LOST"}, {"sortBy": "colour"}, {"pageSize": "500"}):
+    trimmed = await shop.order.get("/api/orders", params={"fields": "id,totalAmount"}, headers=who)
+    assert [set(o) for o in trimmed.json()["items"]] == [{"id", "totalAmount"}] * 3
+    for bad in ({"status": "LOST"}, {"sortBy": "colour"}, {"pageSize": "500"}, {"fields": "id,userId"}):
         assert (await shop.order.get("/api/orders", params=bad, headers=who)).status_code == 400
 
 
