@@ -1,16 +1,41 @@
-"""Events svc_notify consumes, declaring only the fields it reads, and their handlers. It publishes none."""
+"""Events svc_notify consumes, declaring only the fields it reads, and their handlers. It publishes none.
+
+- `user.registered`: the verification mail.
+- `user.registered`, `user.verified`, `user.profile.updated`: who to write to (`recipients`), as the
+  order and payment events carry only a user id.
+- `order.confirmed`, `order.cancelled`, `payment.refunded`: one mail per outcome the customer cares
+  about. `payment.success` and `payment.failed` are not mailed on their own: each is followed by
+  `order.confirmed` or `order.cancelled` (reason `payment_failed`), whose mail says it, so a customer
+  gets one mail per outcome rather than two.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import asyncpg
 
 from kit.app import Deps
-from kit.bus import Event
+from kit.bus import Event, Handler
+from svc_notify import store
 from svc_notify.mailer import Email, Mailer
+
+log = logging.getLogger(__name__)
+
+# What a cancellation's `reason` means to the customer ("your order was cancelled: ...").
+CANCEL_REASONS = {
+    "cancelled_by_customer": "you cancelled it",
+    "cancelled_by_admin": "our team cancelled it",
+    "payment_timeout": "it was not paid within the payment window",
+    "payment_failed": "the payment did not go through",
+}
+UNKNOWN_REASON = "it could not be completed"
+# A checkout that never became an order: nothing was ordered, nothing to tell (svc_order's ABORTED).
+CHECKOUT_ABORTED = "checkout_aborted"
 
 
 class UserRegistered(Event):
@@ -24,7 +49,57 @@ class UserRegistered(Event):
     expires_at: datetime
 
 
+class UserVerified(Event):
+    routing_key = "user.verified"
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+
+
+class UserProfileUpdated(Event):
+    """From svc_user: `fullName` is there when the name is among the changes."""
+
+    routing_key = "user.profile.updated"
+    user_id: uuid.UUID
+    full_name: str | None = None
+
+
+class OrderConfirmed(Event):
+    routing_key = "order.confirmed"
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    order_number: str
+    total_amount: float
+
+
+class OrderCancelled(Event):
+    routing_key = "order.cancelled"
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    reason: str
+    order_number: str | None = None
+    total_amount: float | None = None
+
+
+class PaymentRefunded(Event):
+    routing_key = "payment.refunded"
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    order_number: str
+    amount: float
+
+
+def money(amount: float) -> str:
+    """An amount in VND as a customer reads it: `1,250,000 VND`, with cents only when there are some."""
+    return f"{amount:,.0f} VND" if amount == int(amount) else f"{amount:,.2f} VND"
+
+
+async def _remember(conn: asyncpg.Connection, event: UserRegistered | UserVerified) -> None:
+    await conn.execute(store.UPSERT_RECIPIENT, event.user_id, event.email, event.full_name, event.occurred_at)
+
+
 async def on_user_registered(conn: asyncpg.Connection, event: UserRegistered, deps: Deps) -> None:
+    await _remember(conn, event)
     public_url = deps.settings.public_url.rstrip("/")
 
     def verification_link(token: str) -> str:
@@ -48,4 +123,70 @@ async def on_user_registered(conn: asyncpg.Connection, event: UserRegistered, de
     )
 
 
-handlers = {UserRegistered.routing_key: on_user_registered}
+async def on_user_verified(conn: asyncpg.Connection, event: UserVerified) -> None:
+    await _remember(conn, event)
+
+
+async def on_user_profile_updated(conn: asyncpg.Connection, event: UserProfileUpdated) -> None:
+    if event.full_name is not None:
+        await conn.execute(store.RENAME_RECIPIENT, event.user_id, event.full_name, event.occurred_at)
+
+
+async def _mail_customer(
+    conn: asyncpg.Connection,
+    deps: Deps,
+    event: Event,
+    user_id: uuid.UUID,
+    order_id: uuid.UUID,
+    template: str,
+    values: Mapping[str, str],
+) -> None:
+    """Mail the order's owner with `template`, given its values beyond their name and the order's link."""
+    recipient = await conn.fetchrow(store.RECIPIENT, user_id)
+    if recipient is None:
+        # Every account announces itself (registered, verified) long before it can order; a user id we
+        # never heard of has no address to write to, and waiting would not bring one.
+        log.warning("no address for user %s: %s mail not sent", user_id, template)
+        return
+    link = f"{deps.settings.public_url.rstrip('/')}/orders/{order_id}"
+    await Mailer(deps.settings, deps.db).deliver(
+        conn,
+        Email(
+            event_id=event.event_id,
+            user_id=user_id,
+            to=recipient["email"],
+            template=template,
+            values={"fullName": recipient["full_name"], "link": link, **values},
+        ),
+    )
+
+
+async def on_order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, deps: Deps) -> None:
+    values = {"orderNumber": event.order_number, "totalAmount": money(event.total_amount)}
+    await _mail_customer(conn, deps, event, event.user_id, event.order_id, "order-confirmed", values)
+
+
+async def on_order_cancelled(conn: asyncpg.Connection, event: OrderCancelled, deps: Deps) -> None:
+    if event.reason == CHECKOUT_ABORTED or event.order_number is None or event.total_amount is None:
+        return
+    values = {
+        "orderNumber": event.order_number,
+        "totalAmount": money(event.total_amount),
+        "reason": CANCEL_REASONS.get(event.reason, UNKNOWN_REASON),
+    }
+    await _mail_customer(conn, deps, event, event.user_id, event.order_id, "order-cancelled", values)
+
+
+async def on_payment_refunded(conn: asyncpg.Connection, event: PaymentRefunded, deps: Deps) -> None:
+    values = {"orderNumber": event.order_number, "amount": money(event.amount)}
+    await _mail_customer(conn, deps, event, event.user_id, event.order_id, "payment-refunded", values)
+
+
+handlers: dict[str, Handler] = {
+    UserRegistered.routing_key: on_user_registered,
+    UserVerified.routing_key: on_user_verified,
+    UserProfileUpdated.routing_key: on_user_profile_updated,
+    OrderConfirmed.routing_key: on_order_confirmed,
+    OrderCancelled.routing_key: on_order_cancelled,
+    PaymentRefunded.routing_key: on_payment_refunded,
+}

@@ -12,6 +12,18 @@ UPDATE templates SET subject = $2, body = $3, updated_at = now() WHERE name = $1
 RETURNING name, subject, body, placeholders, updated_at
 """
 
+# Recipients: a newer event's facts win; a late, older one changes nothing.
+UPSERT_RECIPIENT = """
+INSERT INTO recipients (user_id, email, full_name, updated_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (user_id) DO UPDATE
+SET email = excluded.email, full_name = excluded.full_name, updated_at = excluded.updated_at
+WHERE recipients.updated_at < excluded.updated_at
+"""
+RENAME_RECIPIENT = (
+    "UPDATE recipients SET full_name = $2, updated_at = $3 WHERE user_id = $1 AND updated_at < $3"
+)
+RECIPIENT = "SELECT email, full_name FROM recipients WHERE user_id = $1"
+
 # A retry updates the row of the first attempt: one row per event and channel, attempts counted.
 _RECORD_EMAIL = """
 INSERT INTO notifications

@@ -49,13 +49,16 @@ class OrderCreated(Event):
 
 
 class OrderConfirmed(Event):
-    """Paid: svc_inventory commits the reservation, svc_discount records the usage."""
+    """Paid: svc_inventory commits the reservation, svc_discount records the usage, svc_notify mails the
+    customer (with the number and total it shows)."""
 
     routing_key = "order.confirmed"
     order_id: uuid.UUID
     user_id: uuid.UUID
     items: list[StockLine]
     discount_code: str | None
+    order_number: str
+    total_amount: float
 
 
 class OrderCancelled(Event):
@@ -63,7 +66,8 @@ class OrderCancelled(Event):
     flags the payment for refund.
 
     `reason` "checkout_aborted" announces a checkout that never became an order (its compensation):
-    there is no order and no payment, only what the checkout may have held to give back.
+    there is no order and no payment, only what the checkout may have held to give back. For the
+    others svc_notify mails the customer.
     """
 
     routing_key = "order.cancelled"
@@ -72,6 +76,9 @@ class OrderCancelled(Event):
     reason: str
     items: list[StockLine]
     discount_code: str | None
+    # For svc_notify's mail; an aborted checkout has neither.
+    order_number: str | None = None
+    total_amount: float | None = None
 
 
 ABORTED = "checkout_aborted"

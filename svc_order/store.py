@@ -123,11 +123,11 @@ WITH moved AS (
                           THEN payment_status ELSE $5 END,
                       cancel_reason = coalesce($6, cancel_reason)
     WHERE id = ANY($1::uuid[]) AND status = ANY($3::text[])
-    RETURNING id, user_id, discount_code
+    RETURNING id, user_id, discount_code, order_number, total_amount
 ), logged AS (
     INSERT INTO order_history (order_id, status, note, actor) SELECT id, $2, $7, $4 FROM moved
 )
-SELECT id, user_id, discount_code FROM moved
+SELECT id, user_id, discount_code, order_number, total_amount FROM moved
 """
 STATUS_OF = "SELECT status FROM orders WHERE id = $1"
 OWNER_OF = "SELECT user_id FROM orders WHERE id = $1"

@@ -109,6 +109,8 @@ async def cancel(
                     reason=reason,
                     items=lines[row["id"]],
                     discount_code=row["discount_code"],
+                    order_number=row["order_number"],
+                    total_amount=float(row["total_amount"]),
                 )
                 for row in moved
             ),
@@ -179,6 +181,8 @@ async def payment_succeeded(conn: asyncpg.Connection, event: PaymentSucceeded) -
             user_id=row["user_id"],
             items=lines[row["id"]],
             discount_code=row["discount_code"],
+            order_number=row["order_number"],
+            total_amount=float(row["total_amount"]),
         ),
     )
 

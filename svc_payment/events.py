@@ -58,7 +58,8 @@ class PaymentFailed(Event):
 
 
 class PaymentRefunded(Event):
-    """A refund went through; `fullyRefunded` tells a partial refund from the last one."""
+    """A refund went through; `fullyRefunded` tells a partial refund from the last one. The order's
+    number and owner are there for svc_notify's mail."""
 
     routing_key = "payment.refunded"
     payment_id: uuid.UUID
@@ -66,6 +67,8 @@ class PaymentRefunded(Event):
     amount: float
     refund_id: uuid.UUID
     fully_refunded: bool
+    order_number: str
+    user_id: uuid.UUID
 
 
 def _unpayable(event: OrderCreated) -> tuple[str, str] | None:

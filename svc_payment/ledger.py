@@ -229,5 +229,7 @@ async def finish_refund(conn: asyncpg.Connection, refund_id: uuid.UUID, result: 
             amount=float(row["amount"]),
             refund_id=refund_id,
             fully_refunded=paid["status"] == REFUNDED,
+            order_number=paid["order_number"],
+            user_id=paid["user_id"],
         ),
     )

@@ -96,7 +96,7 @@ SET refunded_amount = refunded_amount + $2,
     status = CASE WHEN refunded_amount + $2 >= amount THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END,
     updated_at = now()
 WHERE id = $1
-RETURNING order_id, status, refunded_amount
+RETURNING order_id, order_number, user_id, status, refunded_amount
 """
 
 # Refunds whose gateway answer was lost, sent again (with the same refund id) after $1 seconds.

@@ -74,7 +74,18 @@ async def _order_when(
     return await eventually(reached, within=20, interval=POLL)
 
 
-async def test_a_buyer_checks_out_pays_and_the_stock_is_committed(edge: httpx.AsyncClient) -> None:
+async def _mail_about(mail: httpx.AsyncClient, to: str, subject: str) -> dict[str, Any]:
+    async def arrived() -> list[dict[str, Any]]:
+        messages = (await mail.get("/api/messages", params={"to": to})).json()
+        return [message for message in messages if message["subject"] == subject]
+
+    [message] = await eventually(arrived, within=15, interval=POLL)
+    return message
+
+
+async def test_a_buyer_checks_out_pays_and_the_stock_is_committed(
+    edge: httpx.AsyncClient, mail: httpx.AsyncClient
+) -> None:
     buyer = await token(edge, "user@shop.local", "User123!")
     seller = await token(edge, "seller@shop.local", "Seller123!")
     product = await _stocked_product(edge, seller, units=3, price=260_000)
@@ -111,10 +122,14 @@ async def test_a_buyer_checks_out_pays_and_the_stock_is_committed(edge: httpx.As
     assert any(o["id"] == order["orderId"] for o in mine["items"])
     sold = (await edge.get("/api/orders/seller", headers=seller)).json()
     assert any(o["id"] == order["orderId"] for o in sold["items"])
+    confirmation = await _mail_about(
+        mail, "user@shop.local", f"Your order {confirmed['orderNumber']} is confirmed"
+    )
+    assert "Hello Demo User," in confirmation["body"] and "(520,000 VND)" in confirmation["body"]
 
 
 async def test_a_failed_payment_cancels_the_order_and_only_one_of_two_buyers_gets_the_last_unit(
-    edge: httpx.AsyncClient,
+    edge: httpx.AsyncClient, mail: httpx.AsyncClient
 ) -> None:
     buyer = await token(edge, "user@shop.local", "User123!")
     seller = await token(edge, "seller@shop.local", "Seller123!")
@@ -131,7 +146,11 @@ async def test_a_failed_payment_cancels_the_order_and_only_one_of_two_buyers_get
 
     await _pay(first.json(), "failed")
 
-    await _order_when(edge, buyer, first.json()["orderId"], "FAILED")
+    failed = await _order_when(edge, buyer, first.json()["orderId"], "FAILED")
+    cancelled = await _mail_about(
+        mail, "user@shop.local", f"Your order {failed['orderNumber']} was cancelled"
+    )
+    assert "was cancelled: the payment did not go through." in cancelled["body"]
 
     async def given_back() -> bool:
         return await _stock(edge, product) == {"onHand": 1, "reserved": 0, "available": 1}
