@@ -6,7 +6,9 @@
   transaction that locked them; if RabbitMQ is down the rows simply wait.
 - `Consumer` runs one durable queue per routing key (`<service>.<routing key>`), acks manually, records
   each processed `eventId` in the inbox in the handler's own transaction, retries a failed message after
-  1 s, 2 s and 4 s through TTL delay queues and then parks it in `<queue>.dlq`.
+  1 s, 2 s and 4 s through TTL delay queues and then parks it in `<queue>.dlq`. A handler may return
+  work to run once its transaction has committed (`AfterCommit`), e.g. dropping cached pages, which
+  done before the commit could be refilled from the old rows by a reader in between.
 """
 
 from __future__ import annotations
@@ -254,9 +256,12 @@ class OutboxRelay:
             await conn.execute("DELETE FROM inbox WHERE processed_at < now() - interval '30 days'")
 
 
+# What a handler may leave to run after its transaction commits.
+AfterCommit = Callable[[], Awaitable[None]]
 # `async def on_x(conn, event)`, or `async def on_x(conn, event, context)` for a handler that needs the
-# service's Deps (settings, pool, clients) beside the connection of its transaction.
-Handler = Callable[..., Awaitable[None]]
+# service's Deps (settings, pool, clients) beside the connection of its transaction; either returns None
+# or the `AfterCommit` work.
+Handler = Callable[..., Awaitable[AfterCommit | None]]
 
 
 class PoisonMessage(Exception):
@@ -418,7 +423,13 @@ class Consumer:
             if not fresh:
                 return False
             if sub.wants_context:
-                await sub.handler(conn, event, self.context)
+                after_commit = await sub.handler(conn, event, self.context)
             else:
-                await sub.handler(conn, event)
+                after_commit = await sub.handler(conn, event)
+        if after_commit is not None:
+            # The event is done for good: a failure here is logged, not retried.
+            try:
+                await after_commit()
+            except Exception:
+                log.exception("after-commit work failed", extra={"queue": sub.queues.queue})
         return True

@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from kit.app import Deps
-from kit.bus import Event, Handler
+from kit.bus import AfterCommit, Event, Handler
 from svc_product import caching, store
 from svc_product.store import ProductFields
 
@@ -69,27 +69,33 @@ class UserProfileUpdated(Event):
     full_name: str | None = None
 
 
-async def on_user_verified(conn: asyncpg.Connection, event: UserVerified, deps: Deps) -> None:
-    await _rename(conn, deps, event.user_id, event.full_name, event.occurred_at)
+async def on_user_verified(conn: asyncpg.Connection, event: UserVerified, deps: Deps) -> AfterCommit | None:
+    return await _rename(conn, deps, event.user_id, event.full_name, event.occurred_at)
 
 
-async def on_user_profile_updated(conn: asyncpg.Connection, event: UserProfileUpdated, deps: Deps) -> None:
+async def on_user_profile_updated(
+    conn: asyncpg.Connection, event: UserProfileUpdated, deps: Deps
+) -> AfterCommit | None:
     if event.full_name is not None and event.full_name.strip():
-        await _rename(conn, deps, event.user_id, event.full_name.strip(), event.occurred_at)
+        return await _rename(conn, deps, event.user_id, event.full_name.strip(), event.occurred_at)
+    return None
 
 
-async def _rename(conn: asyncpg.Connection, deps: Deps, user_id: uuid.UUID, name: str, at: datetime) -> None:
-    """Record the author's name and drop the review pages that show it.
-
-    The pages are bumped before the consumer's transaction commits; a reader reloading a page in that
-    instant would cache the old name until the page's TTL (15 min). A post-commit hook in kit.bus would
-    close that window.
-    """
+async def _rename(
+    conn: asyncpg.Connection, deps: Deps, user_id: uuid.UUID, name: str, at: datetime
+) -> AfterCommit | None:
+    """Record the author's name; the review pages that show it are dropped once that has committed
+    (dropped before, a reader in between would cache the old name again for the page's TTL)."""
     if await conn.fetchval(store.UPSERT_AUTHOR, user_id, name, at) is None:
-        return  # the same name, or an older event than the name on record
-    assert deps.cache is not None
+        return None  # the same name, or an older event than the name on record
+    cache = deps.cache
+    assert cache is not None
     products = [row["product_id"] for row in await conn.fetch(store.REVIEWED_BY, user_id)]
-    await caching.authors_changed(deps.cache, products)
+
+    async def drop_pages() -> None:
+        await caching.authors_changed(cache, products)
+
+    return drop_pages
 
 
 handlers: dict[str, Handler] = {

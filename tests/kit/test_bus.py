@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 
 import aiormq
 import asyncpg
@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from pamqp import commands as spec
 
-from kit.bus import Broker, Consumer, Event, OutboxRelay, publish
+from kit.bus import AfterCommit, Broker, Consumer, Event, Handler, OutboxRelay, publish
 from tests.support import eventually
 
 AMQP_URL = os.environ["AMQP_URL"]
@@ -116,9 +116,7 @@ async def _emit(channel: aiormq.abc.AbstractChannel, body: bytes, message_id: st
     )
 
 
-def _consumer(
-    pool: asyncpg.Pool, broker: Broker, handler: Callable[[asyncpg.Connection, Verified], Awaitable[None]]
-) -> tuple[Consumer, str]:
+def _consumer(pool: asyncpg.Pool, broker: Broker, handler: Handler) -> tuple[Consumer, str]:
     service = f"test{uuid.uuid4().hex[:8]}"
     return Consumer(service, pool, broker, {"user.verified": handler}, retry_delays=FAST_RETRIES), service
 
@@ -165,6 +163,40 @@ async def test_a_failing_handler_is_retried_and_its_effects_kept_once(
     assert attempts == 3
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM effects WHERE event_id = $1", event.event_id) == 1
+
+
+async def test_after_commit_work_sees_the_committed_change_and_its_failure_is_not_retried(
+    pool: asyncpg.Pool, broker: Broker, amqp: aiormq.abc.AbstractChannel
+) -> None:
+    seen_committed: list[bool] = []
+    attempts = 0
+
+    async def with_after(conn: asyncpg.Connection, event: Verified) -> AfterCommit:
+        nonlocal attempts
+        attempts += 1
+        await conn.execute("CREATE TABLE IF NOT EXISTS effects (event_id uuid)")
+        await conn.execute("INSERT INTO effects VALUES ($1)", event.event_id)
+
+        async def after() -> None:
+            # Another connection: it sees the row only once the handler's transaction committed.
+            async with pool.acquire() as other:
+                count = await other.fetchval(
+                    "SELECT count(*) FROM effects WHERE event_id = $1", event.event_id
+                )
+            seen_committed.append(count == 1)
+            raise RuntimeError("a cache that cannot be reached")
+
+        return after
+
+    consumer, service = _consumer(pool, broker, with_after)
+    event = Verified(user_id=uuid.uuid4(), email="after@x.io")
+    async with running(consumer.run()):
+        await asyncio.sleep(0.3)
+        await _emit(amqp, msgspec.json.encode(event), str(event.event_id))
+        await eventually(lambda: asyncio.sleep(0, seen_committed))
+        await asyncio.sleep(0.8)  # longer than every retry delay together
+    assert (attempts, seen_committed) == (1, [True])
+    assert await drain(amqp, f"{service}.user.verified.dlq") == []
 
 
 async def test_a_handler_that_keeps_failing_ends_in_the_dead_letter_queue(
