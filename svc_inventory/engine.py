@@ -391,16 +391,21 @@ class Inventory:
             [m[3] for m in moves],
             [note] * len(moves),
         )
-        return [self._alert(row) for row in rows if row["crossed"]]
-
-    @staticmethod
-    def _alert(row: asyncpg.Record) -> LowStockAlert:
-        return LowStockAlert(
-            product_id=row["product_id"],
-            variant_id=wire_variant(row["variant_id"]),
-            current_stock=row["available"],
-            threshold=row["low_stock_threshold"],
-        )
+        crossed = [row for row in rows if row["crossed"]]
+        if not crossed:
+            return []
+        # Rare (once per crossing), so the sellers are looked up here rather than on every move.
+        sellers = dict(await conn.fetch(store.SELLERS, list({row["product_id"] for row in crossed})))
+        return [
+            LowStockAlert(
+                product_id=row["product_id"],
+                variant_id=wire_variant(row["variant_id"]),
+                current_stock=row["available"],
+                threshold=row["low_stock_threshold"],
+                seller_id=sellers.get(row["product_id"]),
+            )
+            for row in crossed
+        ]
 
     async def _undo(self, requests: Sequence[_Request]) -> None:
         """Give back what these calls took in Redis (their PostgreSQL record failed or was refused)."""
@@ -615,6 +620,7 @@ class Inventory:
                                 variant_id=wire_variant(variant_id),
                                 current_stock=result["available"],
                                 threshold=threshold,
+                                seller_id=None if product is None else product["seller_id"],
                             ),
                         )
             except BaseException:

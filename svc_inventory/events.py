@@ -44,6 +44,8 @@ class LowStockAlert(Event):
     variant_id: uuid.UUID | None
     current_stock: int
     threshold: int
+    # Whom svc_notify tells; None for a product svc_product never announced to us.
+    seller_id: uuid.UUID | None
 
 
 class OrderConfirmed(Event):

@@ -154,6 +154,7 @@ SELECT s.on_hand, s.reserved, s.low_alerted FROM stock s
 WHERE s.product_id = $1 AND s.variant_id = $2 FOR UPDATE
 """
 PRODUCT = "SELECT seller_id, deleted_at FROM products WHERE product_id = $1"
+SELLERS = "SELECT product_id, seller_id FROM products WHERE product_id = ANY($1::uuid[])"
 INSERT_ROW = """
 INSERT INTO stock (product_id, variant_id, on_hand, low_stock_threshold, low_alerted)
 VALUES ($1, $2, $3::int, $4::int, $3::int <= $4::int)

@@ -3,6 +3,8 @@
 - `user.registered`: the verification mail.
 - `user.registered`, `user.verified`, `user.profile.updated`: who to write to (`recipients`), as the
   order and payment events carry only a user id.
+- `product.created`, `product.updated`: product names, for the mails below.
+- `inventory.low-stock`: a mail to the product's seller, once per crossing of its threshold.
 - `order.confirmed`, `order.cancelled`, `payment.refunded`: one mail per outcome the customer cares
   about. `payment.success` and `payment.failed` are not mailed on their own: each is followed by
   `order.confirmed` or `order.cancelled` (reason `payment_failed`), whose mail says it, so a customer
@@ -81,6 +83,24 @@ class OrderCancelled(Event):
     total_amount: float | None = None
 
 
+class ProductCreated(Event):
+    routing_key = "product.created"
+    product_id: uuid.UUID
+    name: str
+
+
+class ProductUpdated(ProductCreated):
+    routing_key = "product.updated"
+
+
+class LowStock(Event):
+    routing_key = "inventory.low-stock"
+    product_id: uuid.UUID
+    current_stock: int
+    threshold: int
+    seller_id: uuid.UUID | None = None
+
+
 class PaymentRefunded(Event):
     routing_key = "payment.refunded"
     order_id: uuid.UUID
@@ -132,23 +152,23 @@ async def on_user_profile_updated(conn: asyncpg.Connection, event: UserProfileUp
         await conn.execute(store.RENAME_RECIPIENT, event.user_id, event.full_name, event.occurred_at)
 
 
-async def _mail_customer(
+async def _mail_user(
     conn: asyncpg.Connection,
     deps: Deps,
     event: Event,
     user_id: uuid.UUID,
-    order_id: uuid.UUID,
+    page: str,
     template: str,
     values: Mapping[str, str],
 ) -> None:
-    """Mail the order's owner with `template`, given its values beyond their name and the order's link."""
+    """Mail `user_id` with `template`, given its values beyond their name and the link to `page`."""
     recipient = await conn.fetchrow(store.RECIPIENT, user_id)
     if recipient is None:
-        # Every account announces itself (registered, verified) long before it can order; a user id we
-        # never heard of has no address to write to, and waiting would not bring one.
+        # Every account announces itself (registered, verified) long before it can order or sell; a
+        # user id we never heard of has no address to write to, and waiting would not bring one.
         log.warning("no address for user %s: %s mail not sent", user_id, template)
         return
-    link = f"{deps.settings.public_url.rstrip('/')}/orders/{order_id}"
+    link = f"{deps.settings.public_url.rstrip('/')}/{page}"
     await Mailer(deps.settings, deps.db).deliver(
         conn,
         Email(
@@ -163,7 +183,7 @@ async def _mail_customer(
 
 async def on_order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, deps: Deps) -> None:
     values = {"orderNumber": event.order_number, "totalAmount": money(event.total_amount)}
-    await _mail_customer(conn, deps, event, event.user_id, event.order_id, "order-confirmed", values)
+    await _mail_user(conn, deps, event, event.user_id, f"orders/{event.order_id}", "order-confirmed", values)
 
 
 async def on_order_cancelled(conn: asyncpg.Connection, event: OrderCancelled, deps: Deps) -> None:
@@ -174,12 +194,24 @@ async def on_order_cancelled(conn: asyncpg.Connection, event: OrderCancelled, de
         "totalAmount": money(event.total_amount),
         "reason": CANCEL_REASONS.get(event.reason, UNKNOWN_REASON),
     }
-    await _mail_customer(conn, deps, event, event.user_id, event.order_id, "order-cancelled", values)
+    await _mail_user(conn, deps, event, event.user_id, f"orders/{event.order_id}", "order-cancelled", values)
 
 
 async def on_payment_refunded(conn: asyncpg.Connection, event: PaymentRefunded, deps: Deps) -> None:
     values = {"orderNumber": event.order_number, "amount": money(event.amount)}
-    await _mail_customer(conn, deps, event, event.user_id, event.order_id, "payment-refunded", values)
+    await _mail_user(conn, deps, event, event.user_id, f"orders/{event.order_id}", "payment-refunded", values)
+
+
+async def on_product_named(conn: asyncpg.Connection, event: ProductCreated) -> None:
+    await conn.execute(store.UPSERT_PRODUCT, event.product_id, event.name, event.occurred_at)
+
+
+async def on_low_stock(conn: asyncpg.Connection, event: LowStock, deps: Deps) -> None:
+    if event.seller_id is None:
+        return  # a product svc_inventory knows no seller of: nobody to tell
+    name = await conn.fetchval(store.PRODUCT_NAME, event.product_id) or "One of your products"
+    values = {"productName": name, "available": str(event.current_stock), "threshold": str(event.threshold)}
+    await _mail_user(conn, deps, event, event.seller_id, f"products/{event.product_id}", "low-stock", values)
 
 
 handlers: dict[str, Handler] = {
@@ -189,4 +221,7 @@ handlers: dict[str, Handler] = {
     OrderConfirmed.routing_key: on_order_confirmed,
     OrderCancelled.routing_key: on_order_cancelled,
     PaymentRefunded.routing_key: on_payment_refunded,
+    ProductCreated.routing_key: on_product_named,
+    ProductUpdated.routing_key: on_product_named,
+    LowStock.routing_key: on_low_stock,
 }

@@ -23,6 +23,12 @@ RENAME_RECIPIENT = (
     "UPDATE recipients SET full_name = $2, updated_at = $3 WHERE user_id = $1 AND updated_at < $3"
 )
 RECIPIENT = "SELECT email, full_name FROM recipients WHERE user_id = $1"
+UPSERT_PRODUCT = """
+INSERT INTO products (product_id, name, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (product_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at
+WHERE products.updated_at < excluded.updated_at
+"""
+PRODUCT_NAME = "SELECT name FROM products WHERE product_id = $1"
 
 # A retry updates the row of the first attempt: one row per event and channel, attempts counted.
 _RECORD_EMAIL = """

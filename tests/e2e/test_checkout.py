@@ -143,6 +143,10 @@ async def test_a_failed_payment_cancels_the_order_and_only_one_of_two_buyers_get
     second = await edge.post("/api/orders/checkout", json=body, headers=seller)
     assert (first.status_code, second.status_code) == (201, 422), second.text
     assert second.json()["error"] == "BusinessRuleViolation"
+    # The last unit is held: its seller hears that the product runs low (its threshold is 0).
+    name = (await edge.get(f"/api/products/{product}")).json()["name"]
+    alert = await _mail_about(mail, "seller@shop.local", f"Low stock: {name}")
+    assert "0 left to sell" in alert["body"]
 
     await _pay(first.json(), "failed")
 

@@ -109,14 +109,19 @@ async def test_bad_stock_updates_are_400_and_change_nothing(
 
 
 async def test_low_stock_alerts_once_per_crossing_and_admins_list_low_rows(stack: Stack) -> None:
-    product = await stocked(stack, 10, threshold=4)
+    product, seller = await stocked(stack, 10, threshold=4), uuid.uuid4()
+    await stack.db.execute("INSERT INTO products (product_id, seller_id) VALUES ($1, $2)", product, seller)
 
     async def alerts() -> int:
-        return await stack.db.fetchval(
-            "SELECT count(*) FROM outbox WHERE routing_key = 'inventory.low-stock'"
+        sellers = await stack.db.fetch(
+            "SELECT convert_from(payload, 'UTF8')::jsonb->>'sellerId' AS seller FROM outbox"
+            " WHERE routing_key = 'inventory.low-stock'"
             " AND convert_from(payload, 'UTF8')::jsonb->>'productId' = $1",
             str(product),
         )
+        # Each alert names the seller to tell.
+        assert {row["seller"] for row in sellers} <= {str(seller)}
+        return len(sellers)
 
     orders = [uuid.uuid4() for _ in range(4)]
     assert (await reserve(stack, orders[0], line(product, 5))).reserved

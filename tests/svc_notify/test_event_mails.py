@@ -1,4 +1,5 @@
-"""Mails about orders: one per outcome the customer cares about, to the address and name on record."""
+"""Mails from events, to the address and name on record: one per order outcome a customer cares about,
+and a seller's low-stock alert."""
 
 from __future__ import annotations
 
@@ -21,7 +22,14 @@ Send = Callable[[str, str, Mapping[str, object]], Awaitable[None]]
 async def send(notify: Notify) -> AsyncIterator[Send]:
     """Publish as svc_auth, svc_user, svc_order and svc_payment do, once svc_notify consumes all of it."""
     async with publisher("notify.payment.refunded") as publish:
-        for queue in ("notify.user.verified", "notify.order.confirmed", "notify.order.cancelled"):
+        queues = (
+            "user.verified",
+            "order.confirmed",
+            "order.cancelled",
+            "product.created",
+            "inventory.low-stock",
+        )
+        for queue in (f"notify.{key}" for key in queues):
             async with publisher(queue):
                 pass
         yield publish
@@ -178,3 +186,46 @@ async def test_an_order_of_a_user_never_announced_is_skipped_not_retried(notify:
     await send("order.exchange", "order.confirmed", order)
     await processed(notify, order)
     assert await mailed(notify, "event_id", uuid.UUID(str(order["eventId"]))) == 0
+
+
+def low_stock(product_id: object, seller: Mapping[str, object] | None) -> dict[str, object]:
+    return event(
+        productId=str(product_id),
+        variantId=None,
+        currentStock=3,
+        threshold=5,
+        sellerId=None if seller is None else seller["userId"],
+    )
+
+
+async def test_a_seller_is_told_when_a_product_runs_low_by_its_name(
+    notify: Notify, sink: httpx.AsyncClient, send: Send
+) -> None:
+    seller = await customer(notify, send, name="Demo Seller")
+    product_id = uuid.uuid4()
+    named = event(productId=str(product_id), sellerId=seller["userId"], name="Ấm đun nước 1.7L", price=1.0)
+    await send("product.exchange", "product.created", named)
+    await processed(notify, named)
+    alert = low_stock(product_id, seller)
+    await send("inventory.exchange", "inventory.low-stock", alert)
+
+    mail = await the_mail(notify, sink, alert)
+    assert (mail["to"], mail["subject"]) == (seller["email"], "Low stock: Ấm đun nước 1.7L")
+    assert "3 left to sell, at or below the threshold of 5" in mail["body"]
+    assert f"/products/{product_id}" in mail["body"]
+
+
+async def test_a_product_never_announced_is_still_reported_without_its_name(
+    notify: Notify, sink: httpx.AsyncClient, send: Send
+) -> None:
+    seller = await customer(notify, send)
+    alert = low_stock(uuid.uuid4(), seller)
+    await send("inventory.exchange", "inventory.low-stock", alert)
+    assert (await the_mail(notify, sink, alert))["subject"] == "Low stock: One of your products"
+
+
+async def test_stock_without_a_known_seller_alerts_nobody(notify: Notify, send: Send) -> None:
+    alert = low_stock(uuid.uuid4(), None)
+    await send("inventory.exchange", "inventory.low-stock", alert)
+    await processed(notify, alert)
+    assert await mailed(notify, "event_id", uuid.UUID(str(alert["eventId"]))) == 0
