@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kit import settings  # noqa: E402
+from kit.httpclient import Client  # noqa: E402
 from kit.seed import demo_product_id  # noqa: E402
-from svc_order.httpclient import Client  # noqa: E402
 
 PASSWORD = "Bench-Pass-123!"
 ADDRESS = {

@@ -19,10 +19,10 @@ from decimal import Decimal
 import msgspec
 
 from kit import grpc as kit_grpc
+from kit import httpclient
 from kit.app import Deps
 from kit.errors import ServiceUnavailable
 from protos import discount_pb2_grpc, inventory_pb2_grpc
-from svc_order import httpclient
 from svc_order.config import OrderConfig
 
 BATCH = 100  # the catalog's limit of ids per call

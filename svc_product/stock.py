@@ -19,12 +19,12 @@ import logging
 import time
 from datetime import datetime
 
-import httpx
 import msgspec
 
 from kit import settings
 from kit.app import Deps
 from kit.http import encode
+from kit.httpclient import Client
 from svc_product.schemas import StockLevel
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,7 @@ class Stock:
     """Stock figures by product id, as JSON ready to splice into a detail document."""
 
     def __init__(self) -> None:
-        self.client: httpx.AsyncClient | None = None
-        self.base_url = ""
+        self.client: Client | None = None
         self.ttl = 5.0
         self.wait = 0.05
         self._known: dict[str, tuple[float, bytes]] = {}
@@ -61,14 +60,11 @@ class Stock:
     async def hold(self, deps: Deps) -> None:
         """Background job: own the HTTP client for the life of the process."""
         extra = deps.settings.extra
-        self.base_url = (extra.get("PRODUCT_INVENTORY_URL") or settings.service_url("inventory")).rstrip("/")
+        base_url = extra.get("PRODUCT_INVENTORY_URL") or settings.service_url("inventory")
         self.ttl = float(extra.get("PRODUCT_STOCK_TTL", "5"))
         self.wait = float(extra.get("PRODUCT_STOCK_WAIT", "0.05"))
         timeout = float(extra.get("PRODUCT_INVENTORY_TIMEOUT", "0.15"))
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-        )
+        self.client = Client(base_url, size=32, timeout=timeout)
         try:
             await asyncio.Event().wait()
         finally:
@@ -76,7 +72,7 @@ class Stock:
                 task.cancel()
             await asyncio.gather(*self._loading.values(), return_exceptions=True)
             with contextlib.suppress(Exception):
-                await self.client.aclose()
+                await self.client.close()
             self.client = None
             self._known.clear()
 
@@ -109,12 +105,13 @@ class Stock:
     async def _fetch(self, product_id: str) -> bytes:
         assert self.client is not None
         try:
-            response = await self.client.get(f"{self.base_url}/api/inventory/{product_id}")
-            if response.status_code == 404:
+            status, answer = await self.client.request("GET", f"/api/inventory/{product_id}")
+            if status == 404:
                 body = NULL
             else:
-                response.raise_for_status()
-                level = _decode(response.content)
+                if status != 200:
+                    raise ConnectionError(f"svc_inventory answered {status}")
+                level = _decode(answer)
                 body = encode(
                     StockLevel(
                         available=level.available,
@@ -123,7 +120,7 @@ class Stock:
                         updated_at=level.updated_at,
                     )
                 )
-        except (httpx.HTTPError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (OSError, TimeoutError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             self._paused_until = time.monotonic() + _PAUSE_AFTER_ERROR
             self._known.pop(product_id, None)
             log.warning("inventory unavailable, answering without stock", extra={"error": repr(exc)})

@@ -1,4 +1,4 @@
-"""svc_order's HTTP/1.1 client against small real servers on loopback sockets."""
+"""kit.httpclient, the services' keep-alive HTTP/1.1 client, against small servers on loopback."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from svc_order.httpclient import Client
+from kit.httpclient import Client
 
 Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
 
