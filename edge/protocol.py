@@ -338,7 +338,8 @@ class HttpProtocol(asyncio.Protocol):
         if open_head is not None and self._parsing is open_head and self._in_head:
             # httptools holds a header line until it ends, so on_header cannot bound one that never
             # does. A head open before and after these bytes is all of them (counting a read that also
-            # carried the head's end, or a body, would refuse a request whose head spanned two reads).
+            # carried the head's end, or a body, would refuse a request whose head spanned two reads);
+            # the read a head starts in is not counted, so what it holds is at most the limit plus a read.
             self._head_wire_bytes += len(data)
             if self._head_wire_bytes > self._max_target + self._max_headers:
                 self._reject(HeadersTooLarge())
