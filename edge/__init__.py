@@ -77,4 +77,7 @@ def native_search_path(package_dir: Path, native_dir: Path, mode: str) -> list[s
     return []
 
 
-__path__[:0] = native_search_path(PACKAGE_DIR, NATIVE_DIR, os.environ.get("EDGE_NATIVE", "auto"))
+_native_path = native_search_path(PACKAGE_DIR, NATIVE_DIR, os.environ.get("EDGE_NATIVE", "auto"))
+__path__[:0] = _native_path
+# Whether this process runs the compiled build (said in the log at start).
+RUNS_COMPILED = bool(_native_path)

@@ -18,6 +18,7 @@ from edge import COMPILED, DIGEST_FILE, NativeBuildUnusable, native_search_path,
 def test_this_run_uses_the_compiled_build_unless_told_not_to() -> None:
     # `make test` builds first; a failure here means the build is missing or stale (`make native`).
     compiled = os.environ.get("EDGE_NATIVE", "auto") != "off"
+    assert edge.RUNS_COMPILED is compiled
     for name in COMPILED:
         # A module first imported by another compiled one names a path below the build, not in it.
         loaded_from = Path(importlib.import_module(f"edge.{name}").__file__ or "")
