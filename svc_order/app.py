@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from kit.app import Service, deps, make_app
 from kit.errors import NotFound, invalid
-from kit.http import JSON, Page, body_of, paging, path_uuid
+from kit.http import JSON, Page, body_of, paging, path_uuid, search_pattern
 from kit.identity import Identity, require_role, require_user
 from kit.openapi import doc
 from svc_order import cart, downstream, flows, idempotency, jobs, store, views, workflow
@@ -114,7 +114,8 @@ def _order_id(request: Request) -> uuid.UUID:
 
 
 @doc(
-    "The caller's orders, newest first (`?status=`, `?sortBy=createdAt|totalAmount`)",
+    "The caller's orders, newest first (`?status=`, `?sortBy=createdAt|totalAmount`, `?search=` in the "
+    "order number or a product's name)",
     response=Page,
     auth="user",
 )
@@ -122,12 +123,14 @@ async def list_orders(request: Request) -> Response:
     who = require_user(request)
     query = request.query_params
     page, status, sort = paging(query, OrderSummary), views.status_filter(query), views.sort_of(query)
+    search = search_pattern(query)
     async with deps(request).db.acquire() as conn:
-        return JSON(await views.history(conn, who.user_id, page, status, sort))
+        return JSON(await views.history(conn, who.user_id, page, status, sort, search))
 
 
 @doc(
-    "Orders holding the calling seller's products, with only those lines (Admin: `?sellerId=`)",
+    "Orders holding the calling seller's products, with only those lines (Admin: `?sellerId=`; "
+    "`?status=`, `?search=` in the order number or a product's name)",
     response=Page,
     auth="Seller",
 )
@@ -140,9 +143,9 @@ async def seller_orders(request: Request) -> Response:
             seller = uuid.UUID(raw)
         except ValueError:
             raise invalid("sellerId", "sellerId must be a UUID") from None
-    page, status = paging(query, SellerOrder), views.status_filter(query)
+    page, status, search = paging(query, SellerOrder), views.status_filter(query), search_pattern(query)
     async with deps(request).db.acquire() as conn:
-        return JSON(await views.of_seller(conn, seller, page, status))
+        return JSON(await views.of_seller(conn, seller, page, status, search))
 
 
 async def _order_answer(request: Request, who: Identity, order_id: uuid.UUID) -> Response:

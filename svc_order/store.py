@@ -170,31 +170,36 @@ WHERE o.id = $1 AND ($2::uuid IS NULL OR o.user_id = $2)
 """
 
 ORDER_SORTS = {"createdAt": "created_at", "totalAmount": "total_amount"}
-_ORDERS_OF_USER = """
-SELECT id, order_number, status, payment_status, payment_method, total_amount::float8 AS total_amount,
-       item_count, created_at, updated_at, count(*) OVER () AS total
-FROM orders WHERE user_id = $1 AND ($2::text IS NULL OR status = $2)
-ORDER BY {column} {direction}, id {direction}
-LIMIT $3 OFFSET $4
+# `?search=` ($3, an ILIKE pattern or NULL): the order number, or the name of a product in the order.
+_SEARCH = """($3::text IS NULL OR o.order_number ILIKE $3
+       OR EXISTS (SELECT 1 FROM order_items m WHERE m.order_id = o.id AND m.product_name ILIKE $3))"""
+_OF_USER = f"FROM orders o WHERE o.user_id = $1 AND ($2::text IS NULL OR o.status = $2) AND {_SEARCH}"
+_ORDERS_OF_USER = f"""
+SELECT o.id, o.order_number, o.status, o.payment_status, o.payment_method,
+       o.total_amount::float8 AS total_amount, o.item_count, o.created_at, o.updated_at,
+       count(*) OVER () AS total
+{_OF_USER}
+ORDER BY o.{{column}} {{direction}}, o.id {{direction}}
+LIMIT $4 OFFSET $5
 """
 ORDERS_OF_USER = {
     (sort, direction): _ORDERS_OF_USER.format(column=column, direction=direction)
     for sort, column in ORDER_SORTS.items()
     for direction in ("ASC", "DESC")
 }
-COUNT_ORDERS_OF_USER = "SELECT count(*) FROM orders WHERE user_id = $1 AND ($2::text IS NULL OR status = $2)"
+COUNT_ORDERS_OF_USER = f"SELECT count(*) {_OF_USER}"
 
 ORDERS_OF_SELLER = f"""
 SELECT o.id, o.order_number, o.status, o.shipping_address::text AS shipping_address, o.created_at,
        json_agg({_ITEM_JSON})::text AS items, sum(i.total_price)::float8 AS seller_total,
        count(*) OVER () AS total
 FROM orders o JOIN order_items i ON i.order_id = o.id
-WHERE i.seller_id = $1 AND ($2::text IS NULL OR o.status = $2)
+WHERE i.seller_id = $1 AND ($2::text IS NULL OR o.status = $2) AND {_SEARCH}
 GROUP BY o.id
 ORDER BY o.created_at DESC, o.id DESC
-LIMIT $3 OFFSET $4
+LIMIT $4 OFFSET $5
 """
-COUNT_ORDERS_OF_SELLER = """
+COUNT_ORDERS_OF_SELLER = f"""
 SELECT count(DISTINCT o.id) FROM orders o JOIN order_items i ON i.order_id = o.id
-WHERE i.seller_id = $1 AND ($2::text IS NULL OR o.status = $2)
+WHERE i.seller_id = $1 AND ($2::text IS NULL OR o.status = $2) AND {_SEARCH}
 """

@@ -60,17 +60,30 @@ async def order(
 
 
 async def history(
-    conn: asyncpg.Connection, user_id: uuid.UUID, page: Paging, status: str | None, sort: tuple[str, str]
+    conn: asyncpg.Connection,
+    user_id: uuid.UUID,
+    page: Paging,
+    status: str | None,
+    sort: tuple[str, str],
+    search: str | None,
 ) -> Page:
-    rows = await conn.fetch(store.ORDERS_OF_USER[sort], user_id, status, page.page_size, page.offset)
-    total = rows[0]["total"] if rows else await conn.fetchval(store.COUNT_ORDERS_OF_USER, user_id, status)
+    rows = await conn.fetch(store.ORDERS_OF_USER[sort], user_id, status, search, page.page_size, page.offset)
+    total = (
+        rows[0]["total"] if rows else await conn.fetchval(store.COUNT_ORDERS_OF_USER, user_id, status, search)
+    )
     items = [OrderSummary(**{k: v for k, v in row.items() if k != "total"}) for row in rows]
     return page_of(items, page, total)
 
 
-async def of_seller(conn: asyncpg.Connection, seller_id: uuid.UUID, page: Paging, status: str | None) -> Page:
-    rows = await conn.fetch(store.ORDERS_OF_SELLER, seller_id, status, page.page_size, page.offset)
-    total = rows[0]["total"] if rows else await conn.fetchval(store.COUNT_ORDERS_OF_SELLER, seller_id, status)
+async def of_seller(
+    conn: asyncpg.Connection, seller_id: uuid.UUID, page: Paging, status: str | None, search: str | None
+) -> Page:
+    rows = await conn.fetch(store.ORDERS_OF_SELLER, seller_id, status, search, page.page_size, page.offset)
+    total = (
+        rows[0]["total"]
+        if rows
+        else await conn.fetchval(store.COUNT_ORDERS_OF_SELLER, seller_id, status, search)
+    )
     items = [
         SellerOrder(
             id=row["id"],

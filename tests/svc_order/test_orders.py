@@ -34,8 +34,19 @@ async def test_history_is_paginated_newest_first_and_filtered_by_status(shop: Sh
     assert cheapest.json()["items"][0]["id"] == placed[0]["orderId"]
     none = (await shop.order.get("/api/orders", params={"status": "SHIPPED"}, headers=who)).json()
     assert none["items"] == [] and none["totalCount"] == 0
+    kettle = await shop.new_product(price=5_000, stock=5, name=f"Kettle 100%_{uuid.uuid4().hex[:6]}")
+    with_kettle = await _placed(shop, who, (kettle, 1))
+    numbers = {o["id"]: o["orderNumber"] for o in first["items"] + second["items"]}
+
+    async def found(search: str) -> list[str]:
+        page = (await shop.order.get("/api/orders", params={"search": search}, headers=who)).json()
+        return [o["id"] for o in page["items"]]
+
+    assert await found(numbers[placed[1]["orderId"]]) == [placed[1]["orderId"]]
+    assert await found("kettle 100%_") == [with_kettle["orderId"]]
+    assert await found("no such thing") == []
     trimmed = await shop.order.get("/api/orders", params={"fields": "id,totalAmount"}, headers=who)
-    assert [set(o) for o in trimmed.json()["items"]] == [{"id", "totalAmount"}] * 3
+    assert [set(o) for o in trimmed.json()["items"]] == [{"id", "totalAmount"}] * 4
     for bad in ({"status": "LOST"}, {"sortBy": "colour"}, {"pageSize": "500"}, {"fields": "id,userId"}):
         assert (await shop.order.get("/api/orders", params=bad, headers=who)).status_code == 400
 
@@ -184,3 +195,8 @@ async def test_a_seller_sees_the_orders_holding_its_products_with_only_its_lines
         "/api/orders/seller", params={"sellerId": seller["X-User-Id"]}, headers=ADMIN
     )
     assert as_admin.json()["totalCount"] == 1
+    # Searching by a product of the order finds it, even one another seller sold in it.
+    theirs_name = (await shop.product.get(f"/api/products/{theirs}")).json()["name"]
+    for search, count in ((theirs_name, 1), (order["orderNumber"], 1), ("nothing like it", 0)):
+        page = await shop.order.get("/api/orders/seller", params={"search": search}, headers=seller)
+        assert page.json()["totalCount"] == count, search
