@@ -28,8 +28,8 @@ preparing it now. You can follow it here:
     'Your order {orderNumber} was cancelled',
     'Hello {fullName},
 
-your order {orderNumber} ({totalAmount}) was cancelled: {reason}. If it was paid, the payment is
-refunded and you will get another mail when the money is on its way back.
+your order {orderNumber} ({totalAmount}) was cancelled: {reason}. If you had paid for it, we refund
+the payment and send you another mail when the money is on its way back.
 
 {link}
 
