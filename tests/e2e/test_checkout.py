@@ -120,6 +120,11 @@ async def test_a_buyer_checks_out_pays_and_the_stock_is_committed(
     await eventually(committed, within=15, interval=POLL)
     mine = (await edge.get("/api/orders", headers=buyer)).json()
     assert any(o["id"] == order["orderId"] for o in mine["items"])
+    number = confirmed["orderNumber"]
+    found = await edge.get(
+        "/api/orders", params={"search": number, "fields": "id,orderNumber"}, headers=buyer
+    )
+    assert found.json()["items"] == [{"id": order["orderId"], "orderNumber": number}]
     sold = (await edge.get("/api/orders/seller", headers=seller)).json()
     assert any(o["id"] == order["orderId"] for o in sold["items"])
     confirmation = await _mail_about(

@@ -30,6 +30,10 @@ async def test_a_new_customer_sees_its_verification_mail_among_its_notifications
 
     (item,) = await eventually(delivered)
     assert (item["recipient"], item["template"], item["status"]) == (email, "email-verification", "SENT")
+    trimmed = await edge.get(
+        "/api/notifications", params={"search": "verify", "fields": "template,status"}, headers=customer
+    )
+    assert trimmed.json()["items"] == [{"template": "email-verification", "status": "SENT"}]
     assert verification not in str(item["body"])  # the stored copy never holds the live token
     assert (await edge.get("/api/notifications")).status_code == 401
 
