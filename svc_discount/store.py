@@ -35,17 +35,35 @@ RETURNING order_id
 USAGE_OF_ORDER = """
 SELECT u.*, d.code FROM discount_usages u JOIN discounts d ON d.id = u.discount_id WHERE u.order_id = $1
 """
+# The order was paid with it: a reserved usage becomes used; so does one its hold let expire meanwhile,
+# which counts again (even past the limit: it was used). Never one a cancellation released.
 CONFIRM_USAGE = """
-UPDATE discount_usages SET state = 'USED', updated_at = now() WHERE order_id = $1 AND state = 'RESERVED'
-"""
-# Frees a usage (reserved, or used by an order cancelled later) and gives the count back, once.
-RELEASE_USAGE = """
-WITH freed AS (
-    UPDATE discount_usages SET state = 'RELEASED', updated_at = now()
-    WHERE order_id = $1 AND state <> 'RELEASED'
-    RETURNING discount_id
+WITH usage AS (
+    SELECT order_id, discount_id, state FROM discount_usages
+    WHERE order_id = $1 AND (state = 'RESERVED' OR released_by = 'expiry')
+    FOR UPDATE
+), used AS (
+    UPDATE discount_usages u SET state = 'USED', released_by = NULL, updated_at = now()
+    FROM usage WHERE u.order_id = usage.order_id
+    RETURNING usage.discount_id, usage.state AS was
 )
-UPDATE discounts SET used_count = used_count - 1 WHERE id = (SELECT discount_id FROM freed)
+UPDATE discounts SET used_count = used_count + 1
+WHERE id = (SELECT discount_id FROM used WHERE was = 'RELEASED')
+"""
+# Frees a usage (reserved, or used by an order cancelled later) and gives the count back, once; marks one
+# an expiry freed already as cancelled, so a late confirmation cannot bring it back.
+RELEASE_USAGE = """
+WITH usage AS (
+    SELECT order_id, discount_id, state FROM discount_usages
+    WHERE order_id = $1 AND released_by IS DISTINCT FROM 'cancellation'
+    FOR UPDATE
+), freed AS (
+    UPDATE discount_usages u SET state = 'RELEASED', released_by = 'cancellation', updated_at = now()
+    FROM usage WHERE u.order_id = usage.order_id
+    RETURNING usage.discount_id, usage.state AS was
+)
+UPDATE discounts SET used_count = used_count - 1
+WHERE id = (SELECT discount_id FROM freed WHERE was <> 'RELEASED')
 """
 # Frees usages RESERVED for longer than $1 (oldest first, at most $2; rows another transaction holds
 # are left for the next round) and gives their counts back, locking the discounts in id order so
@@ -57,7 +75,7 @@ WITH due AS (
     ORDER BY created_at LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), freed AS (
-    UPDATE discount_usages u SET state = 'RELEASED', updated_at = now()
+    UPDATE discount_usages u SET state = 'RELEASED', released_by = 'expiry', updated_at = now()
     FROM due WHERE u.order_id = due.order_id AND u.state = 'RESERVED'
     RETURNING u.discount_id
 ), counts AS (

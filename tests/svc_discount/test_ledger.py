@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from protos import discount_pb2 as pb
+from svc_discount import events as discount_events
 from svc_discount.ledger import expire_held
 from svc_order.events import OrderCancelled
 from tests.support import Publish, eventually, publisher
@@ -265,3 +266,47 @@ async def test_a_usage_whose_order_never_settled_is_freed_after_its_hold(discoun
 
 async def _is(stack: Stack, order: uuid.UUID, state: str) -> bool:
     return await _usage_state(stack, order) == state
+
+
+async def _outcome(stack: Stack, code: str, order: uuid.UUID, *steps: str) -> None:
+    """The order's outcomes as the consumer handles them, in this order (their queues may reorder them);
+    `other`: another order applies the code."""
+    for step in steps:
+        if step == "other":
+            assert (await stack.stub.ApplyDiscount(apply(code))).applied
+            continue
+        async with stack.db.acquire() as conn, conn.transaction():
+            if step == "confirmed":
+                await discount_events.order_confirmed(conn, discount_events.OrderConfirmed(order_id=order))
+            elif step == "cancelled":
+                await discount_events.order_cancelled(conn, discount_events.OrderCancelled(order_id=order))
+            else:
+                await conn.execute(
+                    "UPDATE discount_usages SET created_at = now() - interval '26 minutes'"
+                    " WHERE order_id = $1",
+                    order,
+                )
+        if step == "expired":
+            assert await expire_held(stack.db, timedelta(minutes=25)) >= 1
+
+
+@pytest.mark.parametrize(
+    ("steps", "state", "count"),
+    [
+        # Paid with the coupon after its hold ran out and another order took the only use: both count.
+        (("expired", "other", "confirmed"), "USED", 2),
+        # A cancellation handled before a delayed confirmation: the coupon stays free.
+        (("cancelled", "confirmed"), "RELEASED", 0),
+        (("expired", "cancelled", "confirmed"), "RELEASED", 0),
+        (("confirmed", "cancelled", "confirmed"), "RELEASED", 0),
+    ],
+)
+async def test_a_usage_ends_as_its_orders_outcomes_say_in_whatever_order_they_arrive(
+    discounts: Stack, steps: tuple[str, ...], state: str, count: int
+) -> None:
+    limited = await coupon(discounts, usageLimit=1)
+    code, order = str(limited["code"]), uuid.uuid4()
+    assert (await discounts.stub.ApplyDiscount(apply(code, order=order))).applied
+    await _outcome(discounts, code, order, *steps)
+    assert await _usage_state(discounts, order) == state
+    assert await used_count(discounts, limited) == count
