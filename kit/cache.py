@@ -68,14 +68,18 @@ class _Lane:
     A hit is one GET or EVALSHA, and redis-py's `execute_command` wraps it in more Python than the round
     trip itself costs (pool lock and per-checkout metrics, retry wrapper, per-command observability):
     sending on a connection of our own halves the CPU of a cached read. The connections stay in the pool's
-    in-use set, so closing the client closes them; the timeouts, health checks and protocol parser
-    (hiredis) are the pool's. When all are busy, a read goes through the client as before.
+    in-use set, so closing the client closes them; the health checks and protocol parser (hiredis) are
+    the pool's. The socket timeout is applied by the lane to the whole exchange instead: redis-py bounds
+    each send with `asyncio.wait_for`, a task per write: 37.5 -> 33-34 µs of CPU per GET on one connection
+    (20,000 in a row, best of 5). When all are busy, a read goes through the client as before.
     """
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self.idle: list[AbstractConnection] = []
         self.held = 0
+        # The pool's socket timeout, which the lane enforces itself on its connections.
+        self.timeout: float | None = None
 
     async def execute(self, *command: Any) -> Any:
         conn = self.idle.pop() if self.idle else None
@@ -83,13 +87,17 @@ class _Lane:
             if self.held >= _LANE_SIZE:
                 return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
             conn = await self.redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+            self.timeout, conn.socket_timeout = conn.socket_timeout, None
             self.held += 1
         try:
-            await conn.send_packed_command(conn.pack_command(*command))
-            reply = await conn.read_response()
+            async with asyncio.timeout(self.timeout):
+                await conn.send_packed_command(conn.pack_command(*command))
+                reply = await conn.read_response()
         except BaseException:
-            # A reply may still be on its way (timeout, cancellation): never reuse this connection.
+            # A reply may still be on its way (timeout, cancellation): never reuse this connection. It
+            # goes back to the pool as it came.
             self.held -= 1
+            conn.socket_timeout = self.timeout
             await conn.disconnect(nowait=True)
             await self.redis.connection_pool.release(conn)
             raise

@@ -19,7 +19,7 @@ from edge.ratelimit import Limiter, Policy
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
 from tests.edge.support import Upstream, dead_url, edge_config, make_token
-from tests.support import eventually
+from tests.support import eventually, own_redis
 
 REDIS_URL = os.environ["REDIS_URL"]
 
@@ -251,19 +251,8 @@ async def test_limits_come_back_to_redis_when_it_returns(limiters: list[Limiter]
     limiter = await limiter_for(limiters, policy, url=f"redis://127.0.0.1:{port}/0")
     assert await allowed(limiter, policy, "u6")
     assert limiter.fallbacks == 1
-    server = await asyncio.create_subprocess_exec(
-        "redis-server",
-        "--port",
-        str(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    try:
+    async with own_redis(port):
         redis = Redis(port=port)
-        await eventually(lambda: redis.ping(), within=5)
 
         async def counted_in_redis() -> bool:
             await allowed(limiter, policy, f"u6-{uuid.uuid4().hex[:6]}")
@@ -273,9 +262,6 @@ async def test_limits_come_back_to_redis_when_it_returns(limiters: list[Limiter]
         await eventually(counted_in_redis, within=5)
         assert limiter.redis_up
         await redis.aclose()
-    finally:
-        server.terminate()
-        await server.wait()
 
 
 async def test_two_worker_processes_of_python_m_edge_share_the_limit(upstream: Upstream) -> None:

@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kit.cache import Cache, connect
+from tests.support import own_redis
 
 
 @pytest.fixture
@@ -100,6 +104,31 @@ async def test_with_redis_down_reads_come_from_the_source_without_errors() -> No
     await cache.bump("test:ns")
     assert source.loads == 2 and cache.errors == 1  # after one failure Redis is left alone for a second
     await dead.aclose()
+
+
+async def test_a_redis_that_stops_answering_costs_one_bounded_wait_and_the_client_keeps_its_timeouts() -> (
+    None
+):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with own_redis(port) as url:
+        redis, admin = connect(url), connect(url)
+        cache, source = Cache(redis, "t"), Source()
+        warm = key()
+        assert await cache.get_or_load(warm, 60, source.load) == b'{"name":"lamp"}'  # connected, cached
+        # Redis takes commands and answers none for 1.5 s.
+        await admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+        started = time.monotonic()
+        # The hot path's connection gives up after the socket timeout (0.5 s): the source answers.
+        assert await cache.get_or_load(warm, 60, source.load) == b'{"name":"lamp"}'
+        assert (source.loads, cache.errors) == (2, 1)
+        # Its connection went back to the pool with the pool's timeout: a plain command is bounded too.
+        with pytest.raises(RedisTimeoutError):
+            await redis.get("anything")
+        assert time.monotonic() - started < 1.4
+        await redis.aclose()
+        await admin.aclose()
 
 
 async def test_a_namespace_version_can_expire_and_never_comes_back_to_a_cached_one(redis: Redis) -> None:
