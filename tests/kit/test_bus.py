@@ -140,6 +140,12 @@ async def test_a_duplicate_delivery_has_no_second_effect(
     assert seen == [event.user_id]
 
 
+async def _record_effect(conn: asyncpg.Connection, event: Verified) -> None:
+    """A handler's change of state, to count how often it was kept."""
+    await conn.execute("CREATE TABLE IF NOT EXISTS effects (event_id uuid)")
+    await conn.execute("INSERT INTO effects VALUES ($1)", event.event_id)
+
+
 async def test_a_failing_handler_is_retried_and_its_effects_kept_once(
     pool: asyncpg.Pool, broker: Broker, amqp: aiormq.abc.AbstractChannel
 ) -> None:
@@ -148,8 +154,7 @@ async def test_a_failing_handler_is_retried_and_its_effects_kept_once(
     async def flaky(conn: asyncpg.Connection, event: Verified) -> None:
         nonlocal attempts
         attempts += 1
-        await conn.execute("CREATE TABLE IF NOT EXISTS effects (event_id uuid)")
-        await conn.execute("INSERT INTO effects VALUES ($1)", event.event_id)
+        await _record_effect(conn, event)
         if attempts < 3:
             raise ConnectionError("downstream hiccup")
 
@@ -174,8 +179,7 @@ async def test_after_commit_work_sees_the_committed_change_and_its_failure_is_no
     async def with_after(conn: asyncpg.Connection, event: Verified) -> AfterCommit:
         nonlocal attempts
         attempts += 1
-        await conn.execute("CREATE TABLE IF NOT EXISTS effects (event_id uuid)")
-        await conn.execute("INSERT INTO effects VALUES ($1)", event.event_id)
+        await _record_effect(conn, event)
 
         async def after() -> None:
             # Another connection: it sees the row only once the handler's transaction committed.
