@@ -29,5 +29,8 @@ async def test_anyone_sees_stock_and_only_its_seller_or_an_admin_sets_it(edge: h
     assert (await edge.put(f"/api/inventory/{product}", json=body)).status_code == 401
     changed = await edge.put(f"/api/inventory/{product}", json=body, headers=seller)
     assert changed.status_code == 200 and changed.json()["onHand"] == 321
-    low = await edge.get("/api/inventory/low-stock", headers=admin)
-    assert low.status_code == 200 and "items" in low.json()
+    low = await edge.get("/api/inventory/low-stock", params={"fields": "productId,available"}, headers=admin)
+    assert low.status_code == 200
+    assert all(set(item) == {"productId", "available"} for item in low.json()["items"])
+    unknown = await edge.get("/api/inventory/low-stock", params={"fields": "productId,cost"}, headers=admin)
+    assert unknown.status_code == 400 and unknown.json()["details"][0]["field"] == "fields"

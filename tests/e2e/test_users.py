@@ -151,6 +151,8 @@ async def test_an_admin_searches_users_and_a_customer_may_not(
     page = found.json()
     assert [i["id"] for i in page["items"]] == [customer.id]
     assert (page["totalCount"], page["page"], page["pageSize"], page["totalPages"]) == (1, 1, 5, 1)
+    trimmed = await edge.get("/api/users", headers=admin, params={"search": marker, "fields": "id,email"})
+    assert trimmed.json()["items"] == [{"id": customer.id, "email": customer.email}]
     one = await edge.get(f"/api/users/{customer.id}", headers=admin)
     assert one.status_code == 200 and one.json()["email"] == customer.email
 
