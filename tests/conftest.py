@@ -25,6 +25,8 @@ NAMESPACE = os.environ.get("SHOP_TEST_NS", "test")
 TEST_VHOST = f"shop_{NAMESPACE}"
 PORT_OFFSET = int(os.environ.get("SHOP_TEST_PORT_OFFSET", "10000"))
 REDIS_DB = int(os.environ.get("SHOP_TEST_REDIS_DB", "15"))
+# The server the test databases live on: the shared one unless `POSTGRES_URL` names another.
+POSTGRES_URL = os.environ.get("POSTGRES_URL", settings.POSTGRES_URL).rstrip("/")
 
 
 def _test_environment() -> dict[str, str]:
@@ -41,7 +43,7 @@ def _test_environment() -> dict[str, str]:
         if spec.grpc_port:
             env[f"{name}_GRPC_PORT"] = str(spec.grpc_port + PORT_OFFSET)
         if spec.database:
-            env[f"{name}_DATABASE_URL"] = f"{settings.POSTGRES_URL}/{spec.database}_{NAMESPACE}"
+            env[f"{name}_DATABASE_URL"] = f"{POSTGRES_URL}/{spec.database}_{NAMESPACE}"
     return env
 
 

@@ -5,10 +5,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from kit import db, settings
-from tests.conftest import NAMESPACE
+from kit import db
+from tests.conftest import NAMESPACE, POSTGRES_URL
 
-KIT_DB = f"{settings.POSTGRES_URL}/kit_{NAMESPACE}"
+KIT_DB = f"{POSTGRES_URL}/kit_{NAMESPACE}"
 
 
 @pytest.fixture(scope="package")

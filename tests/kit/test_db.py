@@ -5,12 +5,12 @@ from pathlib import Path
 
 import asyncpg
 
-from kit import db, settings
-from tests.conftest import NAMESPACE
+from kit import db
+from tests.conftest import NAMESPACE, POSTGRES_URL
 
 
 async def test_migrations_apply_once_even_when_run_twice_concurrently(tmp_path: Path) -> None:
-    url = f"{settings.POSTGRES_URL}/kit_migrate_{NAMESPACE}"
+    url = f"{POSTGRES_URL}/kit_migrate_{NAMESPACE}"
     await db.drop_database(url)
     (tmp_path / "001_things.sql").write_text("CREATE TABLE things (id int PRIMARY KEY);")
     (tmp_path / "002_more.sql").write_text("ALTER TABLE things ADD COLUMN name text;")
@@ -33,7 +33,7 @@ async def test_migrations_apply_once_even_when_run_twice_concurrently(tmp_path: 
 
 
 async def test_a_failing_migration_leaves_nothing_half_applied(tmp_path: Path) -> None:
-    url = f"{settings.POSTGRES_URL}/kit_broken_{NAMESPACE}"
+    url = f"{POSTGRES_URL}/kit_broken_{NAMESPACE}"
     await db.drop_database(url)
     await db.ensure_database(url)
     (tmp_path / "001_broken.sql").write_text("CREATE TABLE half (id int); SELECT no_such_function();")

@@ -12,7 +12,7 @@ import httpx
 from kit import db, settings
 from kit.app import make_app
 from svc_auth.app import service
-from tests.conftest import NAMESPACE
+from tests.conftest import NAMESPACE, POSTGRES_URL
 from tests.support import eventually, serve
 
 REGISTRATION = {"password": "Password1!", "fullName": "Outage"}
@@ -27,10 +27,10 @@ def config_with(**overrides: str) -> settings.Settings:
 
 
 async def test_a_database_outage_is_a_503_and_the_service_recovers_when_it_returns() -> None:
-    url = f"{settings.POSTGRES_URL}/auth_outage_{NAMESPACE}"
+    url = f"{POSTGRES_URL}/auth_outage_{NAMESPACE}"
     name = urlsplit(url).path.lstrip("/")
     await db.drop_database(url)
-    admin = await asyncpg.connect(f"{settings.POSTGRES_URL}/postgres")
+    admin = await asyncpg.connect(f"{POSTGRES_URL}/postgres")
     try:
         async with serve(make_app(service, config_with(AUTH_DATABASE_URL=url))) as client:
             await eventually(lambda: is_ready(client))
@@ -61,7 +61,7 @@ async def test_a_database_outage_is_a_503_and_the_service_recovers_when_it_retur
 
 async def test_with_the_broker_down_sign_ups_still_work_and_their_events_wait_in_the_outbox() -> None:
     # Its own database: the other tests' running relay would otherwise publish the waiting event.
-    url = f"{settings.POSTGRES_URL}/auth_nobroker_{NAMESPACE}"
+    url = f"{POSTGRES_URL}/auth_nobroker_{NAMESPACE}"
     await db.drop_database(url)
     config = config_with(AMQP_URL="amqp://guest:guest@127.0.0.1:1/", AUTH_DATABASE_URL=url)
     async with serve(make_app(service, config)) as client:
