@@ -15,7 +15,6 @@ import grpc
 import httpx
 import msgspec
 from pamqp import commands as spec
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from kit.grpc import GrpcServer, channel
@@ -101,21 +100,3 @@ async def publisher(queue: str) -> AsyncIterator[Publish]:
         yield send
     finally:
         await connection.close()
-
-
-@contextlib.asynccontextmanager
-async def own_redis(port: int) -> AsyncIterator[str]:
-    """A Redis server of the test's own on `port`, to pause or stop without touching the shared one;
-    yields its URL once it answers."""
-    server = await asyncio.create_subprocess_exec(
-        "redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-        stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        probe = Redis(port=port)
-        await eventually(probe.ping, within=5)
-        await probe.aclose()
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        await server.wait()

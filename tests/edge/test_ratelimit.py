@@ -19,7 +19,8 @@ from edge.ratelimit import Limiter, Policy
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
 from tests.edge.support import Upstream, dead_url, edge_config, make_token
-from tests.support import eventually, own_redis
+from tests.servers import own_redis
+from tests.support import eventually
 
 REDIS_URL = os.environ["REDIS_URL"]
 

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kit.cache import Cache, connect
-from tests.support import own_redis
+from tests.servers import own_redis
 
 
 @pytest.fixture
