@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import redis.exceptions
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -34,7 +33,6 @@ from kit.errors import (
     Conflict,
     MethodNotAllowed,
     NotFound,
-    ServiceUnavailable,
     ShopError,
     ValidationError,
 )
@@ -54,6 +52,7 @@ class Deps:
     redis: Redis | None
     broker: Broker | None
     cache: cache.Cache | None = None
+    relay: OutboxRelay | None = None
     # Objects a service creates in its `on_start` and its handlers share (an engine, a client pool).
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -119,7 +118,8 @@ async def running(service: Service, config: settings.Settings) -> AsyncIterator[
     tasks: list[asyncio.Task[None]] = []
     if deps.broker is not None:
         tasks.append(asyncio.create_task(deps.broker.run(), name="broker"))
-        tasks.append(asyncio.create_task(OutboxRelay(pool, deps.broker).run(), name="outbox-relay"))
+        deps.relay = OutboxRelay(pool, deps.broker)
+        tasks.append(asyncio.create_task(deps.relay.run(), name="outbox-relay"))
         if service.handlers:
             consumer = Consumer(service.name, pool, deps.broker, service.handlers, context=deps)
             tasks.append(asyncio.create_task(consumer.run(), name="consumer"))
@@ -169,7 +169,11 @@ async def _ready(request: Request) -> Response:
         for name, result in zip(checks, results, strict=True)
     }
     healthy = all(v == "ok" for v in report.values())
-    return JSON({"status": "ok" if healthy else "unavailable", "checks": report}, 200 if healthy else 503)
+    body: dict[str, object] = {"status": "ok" if healthy else "unavailable", "checks": report}
+    if d.relay is not None:
+        # Informative only: while its listener is being replaced the relay still polls every second.
+        body["outbox"] = "listening" if d.relay.listening else "polling"
+    return JSON(body, 200 if healthy else 503)
 
 
 async def _live(request: Request) -> Response:
@@ -177,7 +181,7 @@ async def _live(request: Request) -> Response:
 
 
 def _error(exc: ShopError) -> Response:
-    return JSON(exc.body(), exc.status)
+    return JSON(exc.body(), exc.status, headers=exc.headers)
 
 
 async def _shop_error(request: Request, exc: Exception) -> Response:
@@ -195,24 +199,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _driver_error(request: Request, exc: Exception) -> Response:
-    """Translate database and cache errors once, here, instead of in every handler."""
+    """Database errors the request itself caused, translated once here instead of in every handler.
+    A dependency's own failure is no handler's business: `kit.metrics.Observe` answers it with a 503."""
     if isinstance(exc, asyncpg.UniqueViolationError):
         return _error(Conflict("The resource already exists"))
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
         return _error(BusinessRuleViolation("A referenced resource does not exist"))
-    if isinstance(exc, asyncpg.CheckViolationError | asyncpg.DataError):
-        return _error(ValidationError("A value is out of range or malformed"))
-    log.warning("dependency failure", extra={"error": repr(exc), "path": request.url.path})
-    return _error(ServiceUnavailable("A dependency is unavailable, please retry"))
+    return _error(ValidationError("A value is out of range or malformed"))
 
 
-_DRIVER_ERRORS: tuple[type[Exception], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    TimeoutError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
+_REQUEST_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.UniqueViolationError,
+    asyncpg.ForeignKeyViolationError,
+    asyncpg.CheckViolationError,
+    asyncpg.DataError,
 )
 
 
@@ -256,10 +256,14 @@ def make_app(service: Service, config: settings.Settings | None = None) -> Starl
         ShopError: _shop_error,
         HTTPException: _http_error,
     }
-    handlers.update(dict.fromkeys(_DRIVER_ERRORS, _driver_error))
-    return _App(
+    handlers.update(dict.fromkeys(_REQUEST_ERRORS, _driver_error))
+    app = _App(
         routes=routes,
         middleware=[Middleware(Observe)],
         exception_handlers=handlers,
         lifespan=lifespan,
     )
+    # Starlette would answer `/api/products/` with a redirect built from the client's Host header
+    # (`Host: evil.example` sent people to evil.example). Paths are exact: such a path is a 404.
+    app.router.redirect_slashes = False
+    return app

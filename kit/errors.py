@@ -1,8 +1,9 @@
 """One error tree for every service and the edge.
 
 Each class carries its HTTP status and the contract's error kind (CONTRACT.md section 2); the app
-factory turns any of them into `{"error": kind, "message": ..., "details": [...]}`. Driver errors
-(asyncpg, redis, aiormq) are translated into these once, in `kit.app`, never in handlers.
+factory turns any of them into `{"error": kind, "message": ..., "details": [...]}`, with the class's
+`headers`. Driver errors (asyncpg, redis) are translated into these once, in `kit.outage` (HTTP) and
+`kit.grpc`, never in handlers; `DEPENDENCY_ERRORS` below says which failures are a dependency's.
 
     ShopError                      500 InternalError
     ├── ValidationError            400 ValidationError
@@ -20,7 +21,25 @@ factory turns any of them into `{"error": kind, "message": ..., "details": [...]
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import asyncpg
 import msgspec
+import redis.exceptions
+
+# A dependency that failed or could not be reached, rather than a request that was wrong: a 503
+# (UNAVAILABLE over gRPC) that the caller may retry, never a 500. asyncpg's InternalClientError is a
+# connection the server cut mid-operation (e.g. "cannot switch to state 12" after a restart).
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,  # TimeoutError and ConnectionError among them
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 class FieldError(msgspec.Struct, frozen=True):
@@ -37,6 +56,7 @@ class ErrorBody(msgspec.Struct, frozen=True):
 class ShopError(Exception):
     status: int = 500
     kind: str = "InternalError"
+    headers: Mapping[str, str] = _NO_HEADERS
 
     def __init__(self, message: str, details: list[FieldError] | None = None) -> None:
         super().__init__(message)
@@ -89,6 +109,8 @@ class RateLimited(ShopError):
 
 class ServiceUnavailable(ShopError):
     status, kind = 503, "ServiceUnavailable"
+    # Outages we answer for are short (a restart, a failover, a reload): worth a retry soon.
+    headers = MappingProxyType({"Retry-After": "1"})
 
 
 def invalid(field: str, message: str) -> ValidationError:

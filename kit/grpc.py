@@ -26,9 +26,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import asyncpg
 import grpc
-import redis.exceptions
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
@@ -61,13 +59,6 @@ _STATUS: Mapping[type[errors.ShopError], grpc.StatusCode] = {
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.ServiceUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
-_DRIVER_ERRORS: tuple[type[Exception], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
 _SERVER_OPTIONS = [
     # A flash sale sends thousands of calls at once: let them queue instead of being cancelled.
     ("grpc.server.max_pending_requests", 20_000),
@@ -119,7 +110,7 @@ def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
             if isinstance(exc, kind):
                 return code, message
         return grpc.StatusCode.INTERNAL, exc.message
-    if isinstance(exc, _DRIVER_ERRORS):
+    if isinstance(exc, errors.DEPENDENCY_ERRORS):
         return grpc.StatusCode.UNAVAILABLE, "A dependency is unavailable, please retry"
     return None
 

@@ -1,7 +1,9 @@
-"""Request ids, trace context, per-route RED metrics and the last-resort 500, as one ASGI middleware.
+"""Request ids, trace context, per-route RED metrics and the last resort for errors, as one ASGI middleware.
 
-It sits outside Starlette's exception handling, so even an unexpected error leaves as a contract-shaped
-500 with an `X-Request-ID`, and is counted.
+It sits outside Starlette's exception handling, so every error that no handler took leaves in the
+contract's shape with an `X-Request-ID`, and is counted: a dependency's failure as a 503 (a read that
+met a cut database connection is run once more first, `kit.outage`), a client that hung up mid-body as
+499, anything else as a 500.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import time
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kit import tracing
+from kit import outage, tracing
 from kit.errors import ShopError
 from kit.http import encode
 
@@ -84,10 +86,26 @@ class Observe:
 
         began = time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error", extra={"path": scope.get("path")})
-            if not started:
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                if started or not outage.worth_retrying(scope, exc):
+                    raise
+                await outage.fresh_connections(scope)
+                await self.app(scope, outage.no_body, send_with_id)
+        except ClientDisconnect:
+            # The client left mid-body: nothing to answer, nothing broken. 499 as nginx counts it, so it
+            # is told apart from our failures (and nobody can inflate the 5xx figures by hanging up).
+            status = 499
+        except Exception as exc:
+            if started:
+                log.exception("error after the response started", extra={"path": scope.get("path")})
+            elif outage.is_dependency_failure(exc):
+                head, body = outage.unavailable(scope, exc)
+                await send_with_id(head)
+                await send(body)
+            else:
+                log.exception("unhandled error", extra={"path": scope.get("path")})
                 await send_with_id(
                     {
                         "type": "http.response.start",
