@@ -28,7 +28,7 @@ import asyncpg
 import msgspec
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from kit import tracing
 
@@ -56,6 +56,9 @@ RETRY_DELAYS = (1.0, 2.0, 4.0)
 
 consumed = Counter("shop_events_consumed_total", "Events handled by outcome", ["queue", "outcome"])
 relayed = Counter("shop_events_published_total", "Outbox rows published", ["routing_key"])
+outbox_listening = Gauge(
+    "shop_outbox_listening", "1 while the outbox relay hears commits at once (NOTIFY), 0 while it only polls"
+)
 
 
 def _now() -> datetime:
@@ -168,12 +171,20 @@ def _properties(
 
 
 class OutboxRelay:
-    """Publishes outbox rows with publisher confirms; wakes on NOTIFY and polls once a second."""
+    """Publishes outbox rows with publisher confirms; wakes on NOTIFY and polls once a second.
+
+    The NOTIFY listener holds one connection for good. When the server cuts it (a restart, a
+    failover) nothing in the relay's own calls fails, so a termination callback notices instead: the
+    loop listens again on a new connection at once, and says so in the log, in `listening` (the
+    service's readiness) and in the `shop_outbox_listening` gauge. Without it every event would wait
+    for the next poll, a hundred times slower, for good.
+    """
 
     def __init__(self, pool: asyncpg.Pool, broker: Broker, batch: int = 200) -> None:
         self.pool = pool
         self.broker = broker
         self.batch = batch
+        self.listening = False
         self._wake = asyncio.Event()
         self._last_cleanup = 0.0
 
@@ -183,9 +194,10 @@ class OutboxRelay:
         try:
             while True:
                 try:
-                    if listener is None:
-                        listener = await self.pool.acquire()
-                        await listener.add_listener("kit_outbox", self._on_notify)
+                    if listener is None or not self.listening:
+                        await self._release(listener)
+                        listener = None
+                        listener = await self._listen()
                     if channel is None or channel.is_closed:
                         connection = await self.broker.connection()
                         channel = await connection.channel(publisher_confirms=True)
@@ -206,12 +218,35 @@ class OutboxRelay:
         finally:
             await self._release(listener)
 
+    async def _listen(self) -> asyncpg.Connection:
+        listener: asyncpg.Connection = await self.pool.acquire()
+        try:
+            await listener.add_listener("kit_outbox", self._on_notify)
+        except BaseException:
+            await self.pool.release(listener)
+            raise
+        listener.add_termination_listener(self._on_listener_lost)
+        self._set_listening(True)
+        return listener
+
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
+    def _on_listener_lost(self, *_: object) -> None:
+        log.warning("outbox listener connection lost; listening again on a new one")
+        self._set_listening(False)
+        self._wake.set()
+
+    def _set_listening(self, up: bool) -> None:
+        self.listening = up
+        outbox_listening.set(1 if up else 0)
+
     async def _release(self, listener: asyncpg.Connection | None) -> None:
         if listener is not None:
+            self._set_listening(False)
+            # A cut connection is already back in the pool, and its proxy refuses every call.
             with contextlib.suppress(Exception):
+                listener.remove_termination_listener(self._on_listener_lost)
                 await listener.remove_listener("kit_outbox", self._on_notify)
                 await self.pool.release(listener)
 
