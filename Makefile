@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: run test install protos native migrate seed lint format
 
 run: seed native
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m kit.supervise Procfile
 
 # The edge's tests run twice: on its compiled build, and on its source interpreted, which must behave
 # the same (edge/__init__.py).

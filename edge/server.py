@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 
 import uvloop
 
@@ -138,26 +139,45 @@ async def serve(config: EdgeConfig) -> None:
 
 
 def run(config: EdgeConfig) -> None:
-    """Serve with `config.workers` processes; the parent of several only forwards stop signals."""
+    """Serve with `config.workers` processes. The parent of several forwards stop signals and replaces
+    a worker that dies (a crash, an OOM kill) while the others go on serving."""
     if config.workers <= 1:
         uvloop.run(serve(config))
         return
-    children: list[int] = []
-    for _ in range(config.workers):
+    children: dict[int, float] = {}  # pid: when it was forked
+    stopping = False
+
+    def spawn() -> None:
         pid = os.fork()
         if pid == 0:
             try:
+                # The parent's handlers are not the worker's: serve() installs its own.
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
                 uvloop.run(serve(config))
             finally:
                 os._exit(0)
-        children.append(pid)
+        children[pid] = time.monotonic()
 
     def forward(signum: int, _frame: object) -> None:
-        for child in children:
+        nonlocal stopping
+        stopping = True
+        for child in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for child in children:
-        os.waitpid(child, 0)
+    for _ in range(config.workers):
+        spawn()
+    while children:
+        pid, status = os.wait()
+        forked = children.pop(pid, 0.0)
+        if stopping:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        log.warning("edge worker %d exited (%d); starting another", pid, code)
+        if time.monotonic() - forked < 1.0:
+            time.sleep(1.0)  # one that dies at once would otherwise be forked in a tight loop
+        if not stopping:
+            spawn()

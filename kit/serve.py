@@ -21,4 +21,7 @@ def run(target: str, service: str) -> None:
         workers=workers,
         log_access=False,
         backlog=2048,
+        # A worker that dies (a crash, an OOM kill) is replaced; the others serve meanwhile.
+        respawn_failed_workers=True,
+        respawn_interval=0.5,
     ).serve()

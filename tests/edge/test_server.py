@@ -9,10 +9,12 @@ import sys
 
 import httpx
 import orjson
+import psutil
 
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
 from tests.edge.support import Upstream, dead_url, edge_config
+from tests.support import eventually
 
 
 async def test_answers_liveness(client: httpx.AsyncClient) -> None:
@@ -72,7 +74,7 @@ async def test_stops_gracefully_letting_in_flight_requests_finish(
         raise AssertionError("the stopped edge still accepts connections")
 
 
-async def test_python_m_edge_serves_with_two_workers_logs_json_and_stops_on_sigterm(
+async def test_python_m_edge_serves_with_two_workers_replaces_a_dead_one_logs_json_and_stops_on_sigterm(
     upstream: Upstream,
 ) -> None:
     port = int(dead_url().rsplit(":", 1)[1])
@@ -103,6 +105,18 @@ async def test_python_m_edge_serves_with_two_workers_logs_json_and_stops_on_sigt
                     except httpx.TransportError:
                         await asyncio.sleep(0.05)
             assert (await client.get("/api/products/1")).json()["upstream"] == "product"
+
+            # A worker killed (as by the OOM killer) is replaced; the other serves meanwhile.
+            workers = {child.pid for child in psutil.Process(process.pid).children()}
+            assert len(workers) == 2
+            os.kill(min(workers), signal.SIGKILL)
+
+            async def replaced() -> bool:
+                now = {child.pid for child in psutil.Process(process.pid).children()}
+                return len(now) == 2 and now != workers
+
+            await eventually(replaced)
+            assert (await client.get("/health/live")).status_code == 200
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(10):
             stdout, _ = await process.communicate()
