@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install protos native migrate seed lint format
+.PHONY: run test chaos install protos native migrate seed lint format
 
 run: seed native
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m kit.supervise Procfile
@@ -11,8 +11,15 @@ run: seed native
 # The edge's tests run twice: on its compiled build, and on its source interpreted, which must behave
 # the same (edge/__init__.py).
 test: lint native
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/faults
 	EDGE_NATIVE=off $(BIN)/pytest -q tests/edge
+
+# The fault suite (tests/faults): servers of its own on ports of its own, so it runs beside `make test`
+# and `make run`; it restarts, stops and flushes them under load and prints what it measured.
+CHAOS_ENV := SHOP_TEST_NS=chaos SHOP_TEST_REDIS_DB=14 SHOP_TEST_PORT_OFFSET=12000
+
+chaos: native
+	$(CHAOS_ENV) $(BIN)/pytest -s -q tests/faults
 
 install: $(VENV)/.installed protos
 

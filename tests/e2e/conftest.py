@@ -7,21 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.stack import running_stack
-
-# Every e2e request comes from 127.0.0.1 and the seed accounts are shared, so the stack runs with the
-# limits a load test would set; tests/e2e/test_edge.py still shows the per-user limit at work.
-STACK_ENVIRONMENT = {
-    "RATE_LIMIT_IP_PER_HOUR": "1000000",
-    "RATE_LIMIT_USER_PER_MINUTE": "600",
-    "EDGE_RATE_LIMIT_LOGIN": "off",
-    "EDGE_RATE_LIMIT_MAIL": "off",
-}
+from tests.stack import OPEN_LIMITS, running_stack
 
 
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    with running_stack(STACK_ENVIRONMENT, tmp_path_factory.mktemp("stack-logs")) as running:
+    with running_stack(OPEN_LIMITS, tmp_path_factory.mktemp("stack-logs")) as running:
         yield {"edge": running.url("edge"), "mail": running.url("mailsink")}
 
 

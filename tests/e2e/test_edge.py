@@ -10,7 +10,7 @@ import httpx
 import jwt
 
 from kit import settings
-from tests.e2e.conftest import STACK_ENVIRONMENT
+from tests.stack import OPEN_LIMITS
 
 CONFIG = settings.load("edge")
 
@@ -60,7 +60,7 @@ async def test_the_edge_reports_its_health_and_metrics(edge: httpx.AsyncClient) 
 
 
 async def test_a_user_past_the_rate_limit_gets_429_with_the_contract_headers(edge: httpx.AsyncClient) -> None:
-    limit = int(STACK_ENVIRONMENT["RATE_LIMIT_USER_PER_MINUTE"])
+    limit = int(OPEN_LIMITS["RATE_LIMIT_USER_PER_MINUTE"])
     headers = {"Authorization": f"Bearer {token_for(str(uuid.uuid4()))}"}
     # Beyond the limit, with room for the tokens that come back while the requests are sent.
     answers: list[httpx.Response] = []

@@ -1,0 +1,70 @@
+"""The fault suite's world: PostgreSQL, Redis and RabbitMQ servers of its own (never the shared ones, so
+it may restart, stop and flush them), the whole stack against them under `kit.supervise`, and a shop
+client through the edge. `make chaos` runs it; each test prints the figure it measured."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kit import settings
+from tests.conftest import PORT_OFFSET
+from tests.faults.shop import Shop
+from tests.servers import OwnPostgres, OwnRabbitMQ, own_postgres, own_rabbitmq, own_redis
+from tests.stack import OPEN_LIMITS, Stack, running_stack
+
+pytestmark = pytest.mark.faults
+
+
+class Servers:
+    def __init__(self, postgres: OwnPostgres, redis_url: str, rabbitmq: OwnRabbitMQ) -> None:
+        self.postgres = postgres
+        self.redis_url = redis_url
+        self.rabbitmq = rabbitmq
+
+    def environment(self) -> dict[str, str]:
+        env = {**OPEN_LIMITS, "REDIS_URL": self.redis_url, "AMQP_URL": self.rabbitmq.url}
+        for spec in settings.SERVICES.values():
+            if spec.database:
+                env[f"{spec.name.upper()}_DATABASE_URL"] = f"{self.postgres.url}/{spec.database}"
+        # Orphaned checkouts are recovered within seconds; the suite waits for them.
+        env["ORDER_INTENT_RECOVERY_SECONDS"] = "2"
+        return env
+
+
+@pytest.fixture(scope="session")
+async def servers() -> AsyncIterator[Servers]:
+    # Beside the stack's own ports (the contract's plus the offset): nothing else of ours is there.
+    async with (
+        own_postgres(5432 + PORT_OFFSET) as postgres,
+        own_redis(6379 + PORT_OFFSET) as redis_url,
+        own_rabbitmq(5672 + PORT_OFFSET) as rabbitmq,
+    ):
+        yield Servers(postgres, redis_url, rabbitmq)
+
+
+@pytest.fixture(scope="session")
+def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    logs: Path = tmp_path_factory.mktemp("fault-stack")
+    with running_stack(servers.environment(), logs) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def shop(stack: Stack, servers: Servers) -> AsyncIterator[Shop]:
+    limits = httpx.Limits(max_connections=600, max_keepalive_connections=600)
+    async with (
+        httpx.AsyncClient(base_url=stack.url("edge"), timeout=30, limits=limits) as edge,
+        httpx.AsyncClient(base_url=stack.url("sandbox"), timeout=30) as sandbox,
+    ):
+        login = {"email": "seller@shop.local", "password": "Seller123!"}
+        token = (await edge.post("/api/auth/login", json=login)).json()["accessToken"]
+        databases = {
+            spec.name: f"{servers.postgres.url}/{spec.database}"
+            for spec in settings.SERVICES.values()
+            if spec.database
+        }
+        yield Shop(edge, sandbox, dict(stack.env), {"Authorization": f"Bearer {token}"}, databases)
