@@ -85,7 +85,13 @@ async def _connect_db(config: settings.Settings, attempts: int = 30) -> asyncpg.
     for attempt in range(attempts):
         try:
             await db.ensure_database(url)
-            return await db.create_pool(url, config.db_pool_min, config.db_pool_max)
+            return await db.create_pool(
+                url,
+                config.db_pool_min,
+                config.db_pool_max,
+                config.db_pool_idle_seconds,
+                config.db_statement_cache_size,
+            )
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             if attempt == attempts - 1:
                 raise
@@ -97,7 +103,8 @@ async def _connect_db(config: settings.Settings, attempts: int = 30) -> asyncpg.
 async def open_database(service: Service, config: settings.Settings) -> asyncpg.Pool:
     """The service's pool, with the database created and migrated first."""
     pool = await _connect_db(config)
-    await db.migrate(pool, *([service.migrations] if service.migrations else []))
+    assert config.database_direct_url is not None
+    await db.migrate_at(config.database_direct_url, *([service.migrations] if service.migrations else []))
     return pool
 
 
@@ -118,7 +125,8 @@ async def running(service: Service, config: settings.Settings) -> AsyncIterator[
     tasks: list[asyncio.Task[None]] = []
     if deps.broker is not None:
         tasks.append(asyncio.create_task(deps.broker.run(), name="broker"))
-        deps.relay = OutboxRelay(pool, deps.broker)
+        assert config.database_direct_url is not None
+        deps.relay = OutboxRelay(pool, deps.broker, listen_url=config.database_direct_url)
         tasks.append(asyncio.create_task(deps.relay.run(), name="outbox-relay"))
         if service.handlers:
             consumer = Consumer(service.name, pool, deps.broker, service.handlers, context=deps)

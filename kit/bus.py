@@ -173,16 +173,18 @@ def _properties(
 class OutboxRelay:
     """Publishes outbox rows with publisher confirms; wakes on NOTIFY and polls once a second.
 
-    The NOTIFY listener holds one connection for good. When the server cuts it (a restart, a
-    failover) nothing in the relay's own calls fails, so a termination callback notices instead: the
-    loop listens again on a new connection at once, and says so in the log, in `listening` (the
-    service's readiness) and in the `shop_outbox_listening` gauge. Without it every event would wait
-    for the next poll, a hundred times slower, for good.
+    The NOTIFY listener is a connection of its own to `listen_url`, outside the pool and straight to
+    the server (LISTEN needs a session, which a transaction pooler does not keep). When the server cuts
+    it (a restart, a failover) nothing in the relay's own calls fails, so a termination callback
+    notices instead: the loop listens again on a new connection at once, and says so in the log, in
+    `listening` (the service's readiness) and in the `shop_outbox_listening` gauge. Without it every
+    event would wait for the next poll, a hundred times slower, for good.
     """
 
-    def __init__(self, pool: asyncpg.Pool, broker: Broker, batch: int = 200) -> None:
+    def __init__(self, pool: asyncpg.Pool, broker: Broker, listen_url: str, batch: int = 200) -> None:
         self.pool = pool
         self.broker = broker
+        self.listen_url = listen_url
         self.batch = batch
         self.listening = False
         self._wake = asyncio.Event()
@@ -219,11 +221,11 @@ class OutboxRelay:
             await self._release(listener)
 
     async def _listen(self) -> asyncpg.Connection:
-        listener: asyncpg.Connection = await self.pool.acquire()
+        listener: asyncpg.Connection = await asyncpg.connect(self.listen_url, timeout=5)
         try:
             await listener.add_listener("kit_outbox", self._on_notify)
         except BaseException:
-            await self.pool.release(listener)
+            listener.terminate()
             raise
         listener.add_termination_listener(self._on_listener_lost)
         self._set_listening(True)
@@ -244,11 +246,8 @@ class OutboxRelay:
     async def _release(self, listener: asyncpg.Connection | None) -> None:
         if listener is not None:
             self._set_listening(False)
-            # A cut connection is already back in the pool, and its proxy refuses every call.
-            with contextlib.suppress(Exception):
-                listener.remove_termination_listener(self._on_listener_lost)
-                await listener.remove_listener("kit_outbox", self._on_notify)
-                await self.pool.release(listener)
+            listener.remove_termination_listener(self._on_listener_lost)
+            listener.terminate()  # at once, even when the server no longer answers
 
     async def flush(self, channel: aiormq.abc.AbstractChannel) -> int:
         """Publish one batch of unsent rows; return how many went out."""

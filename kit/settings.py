@@ -78,13 +78,22 @@ def service_url(name: str, env: Mapping[str, str] | None = None) -> str:
     return env.get(f"{name.upper()}_URL") or f"http://127.0.0.1:{port}"
 
 
-def database_url(database: str, env: Mapping[str, str] | None = None) -> str:
-    """The URL of one of the contract's databases, honouring `<SERVICE>_DATABASE_URL` and `POSTGRES_URL`."""
+def database_url(database: str, env: Mapping[str, str] | None = None, *, direct: bool = False) -> str:
+    """The URL of one of the contract's databases, honouring `<SERVICE>_DATABASE_URL` and `POSTGRES_URL`.
+
+    `direct` asks for a server connection of its own, bypassing a transaction pooler (PgBouncer) for
+    what needs a session: LISTEN, the migrations' advisory lock. `<SERVICE>_DATABASE_DIRECT_URL` or
+    `POSTGRES_DIRECT_URL` name it; without them it is the same URL.
+    """
     env = os.environ if env is None else env
+    suffix = "_DIRECT_URL" if direct else "_URL"
     for spec in SERVICES.values():
-        if spec.database == database and (url := env.get(f"{spec.name.upper()}_DATABASE_URL")):
+        if spec.database == database and (url := env.get(f"{spec.name.upper()}_DATABASE{suffix}")):
             return url
-    return f"{env.get('POSTGRES_URL', POSTGRES_URL).rstrip('/')}/{database}"
+    if direct and not env.get("POSTGRES_DIRECT_URL"):
+        return database_url(database, env)
+    base = env.get(f"POSTGRES{suffix}", POSTGRES_URL)
+    return f"{base.rstrip('/')}/{database}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +105,7 @@ class Settings:
     http_port: int
     grpc_port: int | None
     database_url: str | None
+    database_direct_url: str | None
     redis_url: str
     amqp_url: str
     jwt_secret: Secret
@@ -113,6 +123,8 @@ class Settings:
     environment: str
     db_pool_min: int = 1
     db_pool_max: int = 10
+    db_pool_idle_seconds: float = 30.0
+    db_statement_cache_size: int = 100
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -140,6 +152,7 @@ def load(service: str, env: Mapping[str, str] | None = None) -> Settings:
         http_port=_env_int(env, f"{prefix}_PORT", spec.http_port),
         grpc_port=grpc_port,
         database_url=database_url(spec.database, env) if spec.database else None,
+        database_direct_url=database_url(spec.database, env, direct=True) if spec.database else None,
         redis_url=env.get("REDIS_URL", REDIS_URL),
         amqp_url=env.get("AMQP_URL", AMQP_URL),
         jwt_secret=Secret(secret),
@@ -155,8 +168,12 @@ def load(service: str, env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_user_per_minute=_env_int(env, "RATE_LIMIT_USER_PER_MINUTE", 100),
         rate_limit_ip_per_hour=_env_int(env, "RATE_LIMIT_IP_PER_HOUR", 1000),
         environment=environment,
-        # PostgreSQL allows 100 connections by default, shared by every process of the stack.
+        # PostgreSQL allows 100 connections by default, shared by every process of the stack: a pool
+        # keeps one, grows to DB_POOL_MAX under load and gives back what stayed idle DB_POOL_IDLE_SECONDS
+        # (README, "Connections"). Through a PgBouncer older than 1.21, DB_STATEMENT_CACHE_SIZE=0.
         db_pool_min=_env_int(env, "DB_POOL_MIN", 1),
         db_pool_max=_env_int(env, "DB_POOL_MAX", 10),
+        db_pool_idle_seconds=_env_int(env, "DB_POOL_IDLE_SECONDS", 30),
+        db_statement_cache_size=_env_int(env, "DB_STATEMENT_CACHE_SIZE", 100),
         extra={k: v for k, v in env.items() if k.startswith(f"{prefix}_")},
     )

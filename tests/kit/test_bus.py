@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from kit import db
 from kit.bus import AfterCommit, Broker, Consumer, Event, Handler, OutboxRelay, publish
 from tests.conftest import PORT_OFFSET
+from tests.kit.conftest import KIT_DB
 from tests.servers import own_postgres
 from tests.support import eventually
 
@@ -82,7 +83,7 @@ async def test_an_event_of_a_rolled_back_transaction_is_never_published(
                 raise RuntimeError("the state change failed")
         async with conn.transaction():
             await publish(conn, kept)
-    async with running(OutboxRelay(pool, broker).run()):
+    async with running(OutboxRelay(pool, broker, KIT_DB).run()):
         received = await eventually(lambda: drain(amqp, queue))
     assert [m["eventId"] for m in received] == [str(kept.event_id)]
     assert received[0]["email"] == "kept@x.io" and received[0]["userId"] == str(kept.user_id)
@@ -101,13 +102,13 @@ async def test_events_written_while_the_broker_is_down_go_out_when_it_returns(
     async with pool.acquire() as conn, conn.transaction():
         await publish(conn, event)
     unreachable = Broker("amqp://guest:guest@127.0.0.1:1/")
-    async with running(unreachable.run(), OutboxRelay(pool, unreachable).run()):
+    async with running(unreachable.run(), OutboxRelay(pool, unreachable, KIT_DB).run()):
         await asyncio.sleep(0.5)
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT sent_at FROM outbox WHERE event_id = $1", event.event_id) is None
     assert await drain(amqp, queue) == []
     back = Broker(AMQP_URL)
-    async with running(back.run(), OutboxRelay(pool, back).run()):
+    async with running(back.run(), OutboxRelay(pool, back, KIT_DB).run()):
         received = await eventually(lambda: drain(amqp, queue))
     await back.close()
     assert [m["eventId"] for m in received] == [str(event.event_id)]
@@ -268,7 +269,7 @@ async def test_events_are_relayed_in_milliseconds_again_right_after_a_postgresql
         await db.ensure_database(url)
         pool = await db.create_pool(url, 1, 4)
         await db.migrate(pool)
-        relay = OutboxRelay(pool, broker)
+        relay = OutboxRelay(pool, broker, url)
         arrivals: asyncio.Queue[float] = asyncio.Queue()
 
         async def arrived(message: aiormq.abc.DeliveredMessage) -> None:

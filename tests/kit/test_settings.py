@@ -13,6 +13,24 @@ def test_defaults_point_at_loopback_and_the_contract_ports() -> None:
     assert config.amqp_url == "amqp://guest:guest@127.0.0.1:5672/"
 
 
+def test_sessions_go_straight_to_the_server_when_a_pooler_stands_in_front() -> None:
+    alone = settings.load("order", {})
+    assert alone.database_direct_url == alone.database_url == "postgresql://postgres@127.0.0.1:5432/order_db"
+    pooled = settings.load(
+        "order",
+        {
+            "POSTGRES_URL": "postgresql://postgres@pgbouncer:6432",
+            "POSTGRES_DIRECT_URL": "postgresql://postgres@db:5432",
+        },
+    )
+    assert pooled.database_url == "postgresql://postgres@pgbouncer:6432/order_db"
+    assert pooled.database_direct_url == "postgresql://postgres@db:5432/order_db"
+    own = settings.load(
+        "order", {"ORDER_DATABASE_URL": "postgresql://p/o", "ORDER_DATABASE_DIRECT_URL": "postgresql://d/o"}
+    )
+    assert (own.database_url, own.database_direct_url) == ("postgresql://p/o", "postgresql://d/o")
+
+
 def test_every_port_and_url_can_be_overridden() -> None:
     env = {"AUTH_PORT": "7001", "AUTH_DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://r/2"}
     config = settings.load("auth", env)
