@@ -53,11 +53,11 @@ class Stalled:
 
 @contextlib.asynccontextmanager
 async def stalled(
-    database: str, who: dict[str, str], checkout: Coroutine[Any, Any, httpx.Response]
+    who: dict[str, str], checkout: Coroutine[Any, Any, httpx.Response], database: str | None = None
 ) -> AsyncIterator[Stalled]:
-    """Run `checkout` (of `who`'s cart) until it waits to create its order; leaving the block lets it
-    finish."""
-    lock = await asyncpg.connect(database)
+    """Run `checkout` (of `who`'s cart, by a svc_order on `database`, the test one by default) until it
+    waits to create its order; leaving the block lets it finish."""
+    lock = await asyncpg.connect(database or os.environ["ORDER_DATABASE_URL"])
     try:
         held = lock.transaction()
         await held.start()
@@ -97,8 +97,7 @@ async def test_recovery_gives_back_an_abandoned_checkouts_stock_and_coupon_once_
     product = await shop.new_product(stock=5)
     coupon = await shop.coupon()
     await shop.fill(who, (product, 2))
-    database = os.environ["ORDER_DATABASE_URL"]
-    async with stalled(database, who, shop.checkout(who, discountCode=coupon["code"])) as checkout:
+    async with stalled(who, shop.checkout(who, discountCode=coupon["code"])) as checkout:
         assert await shop.stock(product) == {"onHand": 5, "reserved": 2, "available": 3}
         assert await shop.usages(coupon["id"]) == ["RESERVED"]
 
@@ -123,8 +122,7 @@ async def test_retrying_a_compensated_checkout_with_its_key_places_one_whole_ord
     product = await shop.new_product(stock=5)
     await shop.fill(who, (product, 3))
     key = str(uuid.uuid4())
-    database = os.environ["ORDER_DATABASE_URL"]
-    async with stalled(database, who, shop.checkout(who, key=key)) as checkout:
+    async with stalled(who, shop.checkout(who, key=key)) as checkout:
         assert checkout.order_id in await recover(shop, clients)
     assert (await checkout.answer).status_code == 503
 
@@ -145,8 +143,7 @@ async def test_a_slow_checkout_within_the_grace_is_left_alone_and_creates_its_or
     product = await shop.new_product(stock=5)
     await shop.fill(who, (product, 2))
     overdue = OrderConfig.of(order_settings(shop.deps)).intent_overdue
-    database = os.environ["ORDER_DATABASE_URL"]
-    async with stalled(database, who, shop.checkout(who)) as checkout:
+    async with stalled(who, shop.checkout(who)) as checkout:
         assert checkout.order_id not in await recover(shop, clients, overdue)
 
     placed = await checkout.answer
@@ -241,7 +238,7 @@ async def test_a_checkout_killed_mid_way_gives_its_stock_back_within_30_s_of_the
         with order_process(env, port, log) as first:
             await shop.fill(who, (product, 3), client=order)
             checkout = shop.checkout(who, client=order, discountCode=coupon["code"])
-            async with stalled(database, who, checkout) as doomed:
+            async with stalled(who, checkout, database) as doomed:
                 assert await shop.stock(product) == {"onHand": 4, "reserved": 3, "available": 1}
                 os.killpg(first.pid, signal.SIGKILL)
                 killed_at = time.monotonic()
