@@ -77,7 +77,7 @@ class Saga:
     user_id: uuid.UUID
     order_id: uuid.UUID = field(default_factory=uuid.uuid4)
     lines: list[PricedLine] = field(default_factory=list)
-    intent: Intent | None = None  # recorded: from then on, a failure has something to undo
+    intent: Intent | None = None  # being recorded: from then on, a failure has something to undo
     stock_held: bool = False  # reserved, or the reservation's outcome is unknown
     discount_held: bool = False  # a usage held, or the outcome unknown
 
@@ -103,9 +103,9 @@ class Saga:
             StockLine(product_id=line.product.id, variant_id=line.variant_id, quantity=line.quantity)
             for line in self.lines
         ]
-        intent = Intent(self.order_id, self.user_id, lines, code)
-        await self.journal.record(intent)
-        self.intent = intent
+        # Set first: an INSERT whose answer was lost may still have committed, and must be closed too.
+        self.intent = Intent(self.order_id, self.user_id, lines, code)
+        await self.journal.record(self.intent)
 
     # -- 4. discount and stock ------------------------------------------------------------------------
 
