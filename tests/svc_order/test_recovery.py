@@ -31,7 +31,16 @@ from svc_order import intents
 from svc_order.config import OrderConfig
 from svc_order.downstream import Downstream
 from tests.support import eventually
-from tests.svc_order.conftest import ROOT, Dependencies, Shop, buyer, free_port, order_settings, wait_ready
+from tests.svc_order.conftest import (
+    ROOT,
+    Dependencies,
+    Shop,
+    buyer,
+    closed_address,
+    free_port,
+    order_settings,
+    wait_ready,
+)
 
 # Blocks the INSERT of an order (a ROW EXCLUSIVE lock) and nothing a checkout does before it.
 ORDERS_LOCKED = "LOCK TABLE orders IN SHARE MODE"
@@ -113,6 +122,28 @@ async def test_recovery_gives_back_an_abandoned_checkouts_stock_and_coupon_once_
     assert len(await shop.outbox("order.cancelled", str(checkout.order_id))) == 1
     assert await shop.stock(product) == {"onHand": 5, "reserved": 0, "available": 5}
     assert len((await shop.order.get("/api/cart", headers=who)).json()["items"]) == 1
+
+
+async def test_with_inventory_unreachable_the_recovery_leaves_the_release_to_order_cancelled(
+    shop: Shop,
+) -> None:
+    who = buyer()
+    product = await shop.new_product(stock=5)
+    await shop.fill(who, (product, 4))
+    unreachable = order_settings(
+        shop.deps, ORDER_INVENTORY_GRPC_URL=closed_address(), ORDER_DEADLINE_SECONDS="0.5"
+    )
+    blind = Downstream(OrderConfig.of(unreachable))
+    try:
+        async with stalled(who, shop.checkout(who)) as checkout:
+            assert checkout.order_id in await recover(shop, blind)
+            # svc_inventory releases it when it reads the event, as it would once back.
+            (cancelled,) = await shop.outbox("order.cancelled", str(checkout.order_id))
+            assert cancelled["reason"] == "checkout_aborted" and cancelled["items"][0]["quantity"] == 4
+            await shop.stock_becomes(product, reserved=0, available=5)
+    finally:
+        await blind.close()
+    assert (await checkout.answer).status_code == 503
 
 
 async def test_retrying_a_compensated_checkout_with_its_key_places_one_whole_order(
