@@ -22,9 +22,10 @@ act on `order.cancelled` once per order. The event is also the fallback when svc
 reached: it releases by order id when it reads it, so "compensated" means "the undo is durably on its
 way". Compensated intents are kept `KEEP_HOURS` for the record, then pruned.
 
-Left open: a ReserveStock or ApplyDiscount that reaches its service after the recovery job compensated
-its intent (more than the deadline plus the grace after it was sent: gRPC cancels a call at its
-deadline, so only a wedged server) holds until it expires, as before.
+Left open: a ReserveStock or ApplyDiscount that takes effect after the recovery job compensated its
+intent (more than the deadline plus the grace after it was sent: gRPC cancels a call at its deadline,
+so only a wedged server) holds until it expires, as before: the reservation after the payment window
+plus `ORDER_HOLD_GRACE_SECONDS`, the usage through svc_discount's sweep.
 """
 
 from __future__ import annotations
