@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kit.app import Service, deps, make_app
+from kit.app import Deps, Service, deps, make_app
 from kit.errors import NotFound, invalid
 from kit.http import JSON, Page, body_of, paging, path_uuid, search_pattern
 from kit.identity import Identity, require_role, require_user
 from kit.openapi import doc
-from svc_order import cart, downstream, flows, idempotency, jobs, store, views, workflow
+from svc_order import cart, downstream, flows, idempotency, intents, jobs, store, views, workflow
 from svc_order.schemas import (
     AddItem,
     CancelRequest,
@@ -204,6 +204,11 @@ async def set_status(request: Request) -> Response:
     return await _order_answer(request, who, order_id)
 
 
+async def _open(d: Deps) -> None:
+    await downstream.open_clients(d)
+    await intents.open_journal(d)
+
+
 routes = [
     Route("/api/cart", get_cart, methods=["GET"]),
     Route("/api/cart", clear_cart, methods=["DELETE"]),
@@ -223,8 +228,8 @@ service = Service(
     routes,
     migrations=Path(__file__).parent / "migrations",
     handlers=workflow.handlers,
-    jobs=[downstream.hold, jobs.sweeper, jobs.key_cleanup],
-    on_start=downstream.open_clients,
+    jobs=[downstream.hold, intents.hold_journal, jobs.sweeper, jobs.intent_recovery, jobs.cleanup],
+    on_start=_open,
     uses_redis=False,
 )
 app = make_app(service)

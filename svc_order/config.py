@@ -26,6 +26,10 @@ class OrderConfig:
     hold_grace: int
     sweep_every: float
     idempotency_hours: int
+    # A checkout's intent still open this long past the saga's deadline is taken for a dead checkout and
+    # compensated by the recovery job, which looks every `intent_recovery_every` seconds.
+    intent_grace: float
+    intent_recovery_every: float
     # Shipping: free from this amount (subtotal after discount), else the flat fee. VND.
     free_shipping_from: Decimal
     shipping_fee: Decimal
@@ -43,9 +47,16 @@ class OrderConfig:
             hold_grace=int(env.get("ORDER_HOLD_GRACE_SECONDS", "300")),
             sweep_every=float(env.get("ORDER_SWEEP_SECONDS", "10")),
             idempotency_hours=int(env.get("ORDER_IDEMPOTENCY_HOURS", "24")),
+            intent_grace=float(env.get("ORDER_INTENT_GRACE_SECONDS", "10")),
+            intent_recovery_every=float(env.get("ORDER_INTENT_RECOVERY_SECONDS", "5")),
             free_shipping_from=Decimal(env.get("ORDER_FREE_SHIPPING_FROM", "500000")),
             shipping_fee=Decimal(env.get("ORDER_SHIPPING_FEE", "30000")),
         )
+
+    @property
+    def intent_overdue(self) -> float:
+        """Seconds after which an open intent's checkout is dead: its calls' deadline plus the grace."""
+        return self.deadline + self.intent_grace
 
     def shipping_for(self, goods: Decimal) -> Decimal:
         """The shipping fee of an order whose goods cost `goods` after discount."""

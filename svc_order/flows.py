@@ -4,13 +4,17 @@ The recipe, every step essential (a failure ends the checkout and undoes what ca
 
     1. lock and load the cart                              undo: -  (a read)
     2. price it from the catalog (name, price, image)      undo: -  (a read)
-    3. at the same time, each with a deadline:
+    3. record the checkout's intent, committed on its own  undo: mark it compensated once undone
+       (svc_order/intents.py): from here on, a crash is undone by the recovery job
+    4. at the same time, each with a deadline:
        a. ApplyDiscount: validate the code (or the best    undo: `order.cancelled` through the outbox:
           automatic discount) and hold one usage                 svc_discount frees a usage only that way
        b. ReserveStock: every line, all or nothing         undo: ReleaseStock now (best effort, its own
                                                                  deadline), `order.cancelled` if that fails
-    4. create the order (PENDING), its items, `order.created` and clear the ordered cart lines, all in
-       the transaction that holds the cart's lock and the Idempotency-Key claim   undo: - (commits or not)
+    5. create the order (PENDING), its items, `order.created`, clear the ordered cart lines and close the
+       intent, all in the transaction that holds the cart's lock and the Idempotency-Key claim
+                                                           undo: - (commits or not; refused if the
+                                                                 recovery job compensated the intent)
 
 ApplyDiscount validates and holds atomically, so a separate ValidateDiscount first would only cost a
 second round trip (and could disagree with it a moment later). An undo is registered as soon as a call
@@ -19,12 +23,9 @@ may have held something: a call that timed out or failed may still have happened
 Failures answer per the contract: a line out of stock or no longer sold, an empty cart, a refused
 discount code -> 422 naming what; the catalog, inventory or discounts unreachable or past the deadline
 -> 503. Either way nothing stays held: the stock now (ReleaseStock), the discount usage within moments
-(the outbox survives a crash or a broker outage). When even svc_inventory cannot be told, the
-reservation expires by itself (its hold is the payment window plus `ORDER_HOLD_GRACE_SECONDS`).
-
-The gap left: a usage whose undo cannot be recorded (order_db down as well), or an ApplyDiscount that
-timed out here but commits after its `order.cancelled` was handled, stays RESERVED in svc_discount,
-which does not expire reservations yet; both are logged with the order id.
+(the outbox survives a crash or a broker outage); when svc_inventory cannot be told, `order.cancelled`
+tells it. When order_db cannot record the undo, or the process dies mid-checkout, the open intent is
+undone by the recovery job seconds later (`intents.recover`).
 """
 
 from __future__ import annotations
@@ -45,11 +46,12 @@ from kit.errors import BusinessRuleViolation, FieldError, ServiceUnavailable
 from kit.http import encode
 from kit.identity import Identity
 from protos import discount_pb2, inventory_pb2
-from svc_order import cart, downstream, idempotency, store
+from svc_order import cart, downstream, idempotency, intents, store
 from svc_order.cart import PricedLine
 from svc_order.downstream import Downstream
-from svc_order.events import ABORTED, OrderCancelled, OrderCreated, SoldLine, StockLine
+from svc_order.events import OrderCreated, SoldLine, StockLine
 from svc_order.idempotency import Answer
+from svc_order.intents import Intent, Journal
 from svc_order.schemas import MAX_CART_LINES, CheckoutRequest, Placed
 from svc_order.store import NO_VARIANT
 
@@ -71,10 +73,11 @@ class Saga:
     """One checkout: what it has done that a failure must undo."""
 
     downstream: Downstream
+    journal: Journal
     user_id: uuid.UUID
     order_id: uuid.UUID = field(default_factory=uuid.uuid4)
     lines: list[PricedLine] = field(default_factory=list)
-    discount_code: str | None = None
+    intent: Intent | None = None  # being recorded: from then on, a failure has something to undo
     stock_held: bool = False  # reserved, or the reservation's outcome is unknown
     discount_held: bool = False  # a usage held, or the outcome unknown
 
@@ -92,7 +95,19 @@ class Saga:
         if gone:
             raise BusinessRuleViolation("Some products in the cart are no longer for sale", gone)
 
-    # -- 3. discount and stock ------------------------------------------------------------------------
+    # -- 3. the intent ---------------------------------------------------------------------------------
+
+    async def record_intent(self, code: str | None) -> None:
+        """Commit what is about to be held, so that a crash from here on is undone (intents.py)."""
+        lines = [
+            StockLine(product_id=line.product.id, variant_id=line.variant_id, quantity=line.quantity)
+            for line in self.lines
+        ]
+        # Set first: an INSERT whose answer was lost may still have committed, and must be closed too.
+        self.intent = Intent(self.order_id, self.user_id, lines, code)
+        await self.journal.record(self.intent)
+
+    # -- 4. discount and stock ------------------------------------------------------------------------
 
     async def hold(self, subtotal: Decimal, code: str | None) -> Discount:
         """Apply the discount and reserve the stock at the same time; both must succeed."""
@@ -122,14 +137,13 @@ class Saga:
                 for line in self.lines
             ],
         )
-        self.discount_held, self.discount_code = True, code
+        self.discount_held = True
         try:
             answer = await self.downstream.discount.ApplyDiscount(request, timeout=self.deadline)
         except grpc.aio.AioRpcError as exc:
             raise self._unavailable("Discounts", exc) from None
         self.discount_held = answer.applied
         if answer.applied:
-            self.discount_code = answer.code
             return Discount(Decimal(answer.discount_amount), answer.code)
         if code:
             raise BusinessRuleViolation(
@@ -177,45 +191,16 @@ class Saga:
     # -- undo ------------------------------------------------------------------------------------------
 
     async def compensate(self, conn: asyncpg.Connection, why: str) -> None:
-        """Give back what this checkout holds; never raises (each undo has its own fallback)."""
-        released = not self.stock_held or await self._release_stock(why)
-        if released and not self.discount_held:
-            return
-        try:
-            async with conn.transaction():
-                await publish(
-                    conn,
-                    OrderCancelled(
-                        order_id=self.order_id,
-                        user_id=self.user_id,
-                        reason=ABORTED,
-                        items=[
-                            StockLine(
-                                product_id=line.product.id, variant_id=line.variant_id, quantity=line.quantity
-                            )
-                            for line in self.lines
-                        ],
-                        discount_code=self.discount_code,
-                    ),
-                )
-        except Exception as exc:
-            # Both order_db and the direct call failed: the reservation still expires by itself, but a
-            # discount usage stays held until someone frees it. Loud, with what is needed to do so.
-            log.error(
-                "checkout compensation could not be recorded",
-                extra={"orderId": str(self.order_id), "discountHeld": self.discount_held, "error": repr(exc)},
+        """Give back what this checkout holds and close its intent; never raises."""
+        if self.intent is not None:
+            await intents.compensate(
+                conn,
+                self.downstream,
+                self.intent,
+                why,
+                stock_held=self.stock_held,
+                discount_held=self.discount_held,
             )
-
-    async def _release_stock(self, why: str) -> bool:
-        request = inventory_pb2.ReleaseStockRequest(order_id=str(self.order_id), reason=why)
-        try:
-            await self.downstream.inventory.ReleaseStock(request, timeout=self.deadline)
-        except grpc.aio.AioRpcError as exc:
-            log.warning(
-                "stock release failed", extra={"orderId": str(self.order_id), "code": exc.code().name}
-            )
-            return False
-        return True
 
     @property
     def deadline(self) -> float:
@@ -232,7 +217,7 @@ class Saga:
 
 async def checkout(d: Deps, who: Identity, body: CheckoutRequest, key: str | None) -> Answer:
     """Run the saga for `who`'s cart, under `key` (an Idempotency-Key) when given."""
-    saga = Saga(downstream.of(d), who.user_id)
+    saga = Saga(downstream.of(d), intents.journal_of(d), who.user_id)
     async with d.db.acquire() as conn:
         try:
             async with conn.transaction():
@@ -268,9 +253,11 @@ async def _place_order(conn: asyncpg.Connection, saga: Saga, d: Deps, body: Chec
     # 2. current prices
     await saga.price(rows)
     subtotal = sum((line.total for line in saga.lines), Decimal(0))
-    # 3. the discount usage and the stock, at the same time
+    # 3. the intent, durable before anything is held
+    await saga.record_intent(body.discount_code)
+    # 4. the discount usage and the stock, at the same time
     discount = await saga.hold(subtotal, body.discount_code)
-    # 4. the order
+    # 5. the order
     discount_amount = min(discount.amount, subtotal)
     shipping = config.shipping_for(subtotal - discount_amount)
     total = subtotal - discount_amount + shipping
@@ -298,6 +285,9 @@ async def _place_order(conn: asyncpg.Connection, saga: Saga, d: Deps, body: Chec
         [line.quantity for line in lines],
         [line.variant_id or NO_VARIANT for line in lines],
     )
+    if not await intents.complete(conn, saga.order_id):
+        # The recovery job took this checkout for a dead one and gave its holds back: no order then.
+        raise ServiceUnavailable("The checkout took too long and was undone, please retry")
     await publish(
         conn,
         OrderCreated(

@@ -1,7 +1,7 @@
 """svc_order's background jobs (`Service.jobs`: started with the process, cancelled at shutdown).
 
-Each worker process runs them; that is safe: the sweeper takes its orders with SKIP LOCKED, and
-forgetting old keys twice forgets nothing more.
+Each worker process runs them; that is safe: the sweeper and the intent recovery take their rows with
+SKIP LOCKED, and forgetting old keys and intents twice forgets nothing more.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from kit.app import Deps
-from svc_order import idempotency, workflow
+from svc_order import downstream, idempotency, intents, workflow
 from svc_order.config import OrderConfig
 
 log = logging.getLogger(__name__)
 
 _TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-KEY_CLEANUP_SECONDS = 600.0
+CLEANUP_SECONDS = 600.0
 
 
 async def _every(seconds: float, work: Callable[[], Awaitable[None]], name: str) -> None:
@@ -44,12 +44,29 @@ async def sweeper(deps: Deps) -> None:
     await _every(OrderConfig.of(deps.settings).sweep_every, sweep, "sweeper")
 
 
-async def key_cleanup(deps: Deps) -> None:
-    """Forget Idempotency-Keys older than `ORDER_IDEMPOTENCY_HOURS`."""
+async def intent_recovery(deps: Deps) -> None:
+    """Compensate checkouts that died between recording their intent and creating their order (a
+    crash, a kill): their stock and discount usage go back. At start, then every
+    `ORDER_INTENT_RECOVERY_SECONDS`, for intents open longer than the deadline plus
+    `ORDER_INTENT_GRACE_SECONDS`."""
+    config = OrderConfig.of(deps.settings)
+
+    async def recover() -> None:
+        async with deps.db.acquire() as conn:
+            clients = downstream.of(deps)
+            while len(await intents.recover(conn, clients, config.intent_overdue)) == intents.RECOVERY_BATCH:
+                pass
+
+    await _every(config.intent_recovery_every, recover, "intent-recovery")
+
+
+async def cleanup(deps: Deps) -> None:
+    """Forget Idempotency-Keys older than `ORDER_IDEMPOTENCY_HOURS` and compensated intents a day old."""
     hours = OrderConfig.of(deps.settings).idempotency_hours
 
     async def forget() -> None:
         async with deps.db.acquire() as conn:
             await idempotency.forget_old(conn, hours)
+            await intents.prune(conn)
 
-    await _every(KEY_CLEANUP_SECONDS, forget, "key-cleanup")
+    await _every(CLEANUP_SECONDS, forget, "cleanup")

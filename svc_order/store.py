@@ -98,6 +98,31 @@ WITH new_order AS (
 SELECT order_number, expires_at FROM new_order
 """
 
+# -- checkout intents (svc_order/intents.py) -----------------------------------------------------------------
+
+RECORD_INTENT = """
+INSERT INTO checkout_intents (order_id, user_id, lines, discount_code) VALUES ($1, $2, $3::jsonb, $4)
+"""
+# In the order's transaction. Waits while the recovery job holds the row, then finds it compensated.
+COMPLETE_INTENT = "DELETE FROM checkout_intents WHERE order_id = $1 AND state = 'open' RETURNING true"
+# Held by a compensation until it has released and recorded: the recovery job skips the row meanwhile.
+LOCK_OPEN_INTENT = "SELECT true FROM checkout_intents WHERE order_id = $1 AND state = 'open' FOR UPDATE"
+# Intents still open $1 seconds after they were recorded, oldest first, at most $2; rows a live
+# checkout or another recovery holds are skipped.
+OVERDUE_INTENTS = """
+SELECT order_id, user_id, lines::text AS lines, discount_code FROM checkout_intents
+WHERE state = 'open' AND created_at < now() - make_interval(secs => $1)
+ORDER BY created_at LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+INTENTS_COMPENSATED = """
+UPDATE checkout_intents SET state = 'compensated', compensated_at = now()
+WHERE order_id = ANY($1::uuid[]) AND state = 'open'
+"""
+PRUNE_INTENTS = """
+DELETE FROM checkout_intents WHERE state = 'compensated' AND created_at < now() - make_interval(hours => $1)
+"""
+
 # -- idempotency -------------------------------------------------------------------------------------------
 
 # Waits while another transaction holds the same (user, key): its outcome decides whether we claim it.

@@ -82,7 +82,7 @@ class Dependencies:
     discount_grpc: str
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: float = 30.0) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: float = 30.0) -> None:
     end = time.monotonic() + within
     while time.monotonic() < end:
         if process.poll() is not None:
@@ -114,7 +114,7 @@ def dependencies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dependenc
             )
             started.append((process, f"http://127.0.0.1:{ports[name.upper()]}/health/ready", log))
         for process, url, log in started:
-            _wait_ready(url, process, log)
+            wait_ready(url, process, log)
         yield Dependencies(
             product_url=f"http://127.0.0.1:{ports['PRODUCT']}",
             inventory_url=f"http://127.0.0.1:{ports['INVENTORY']}",
@@ -206,14 +206,14 @@ class Shop:
         level = (await self.inventory.get(f"/api/inventory/{product_id}")).json()
         return {k: level[k] for k in ("onHand", "reserved", "available")}
 
-    async def stock_becomes(self, product_id: str, **expected: int) -> None:
+    async def stock_becomes(self, product_id: str, within: float = 10.0, **expected: int) -> None:
         """Wait until the product's stock figures named in `expected` (onHand, reserved, available) hold."""
 
         async def reached() -> bool:
             stock = await self.stock(product_id)
             return all(stock[k] == v for k, v in expected.items())
 
-        await eventually(reached)
+        await eventually(reached, within)
 
     async def coupon(self, **fields: Any) -> dict[str, Any]:
         body = {
