@@ -32,6 +32,7 @@ class Servers:
                 env[f"{spec.name.upper()}_DATABASE_URL"] = f"{self.postgres.url}/{spec.database}"
         # Orphaned checkouts are recovered within seconds; the suite waits for them.
         env["ORDER_INTENT_RECOVERY_SECONDS"] = "2"
+        env["ORDER_INTENT_GRACE_SECONDS"] = "3"
         return env
 
 

@@ -42,15 +42,14 @@ async def test_checkouts_succeed_without_rabbitmq_and_their_events_go_out_when_i
                 seen.add(msgspec.json.decode(message.body)["orderId"])
             return placed <= seen
 
-        async with order_app(shop.deps, ORDER_DATABASE_URL=database):
-            await eventually(all_published)
-        await connection.close()
-
         async def all_marked_sent() -> bool:
             # The relay marks rows sent in the transaction that published them: a moment after delivery.
             return await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
 
-        await eventually(all_marked_sent)
+        async with order_app(shop.deps, ORDER_DATABASE_URL=database):
+            await eventually(all_published)
+            await eventually(all_marked_sent)  # before the app (and its relay) stops
+        await connection.close()
     finally:
         await conn.close()
     await shop.stock_becomes(product, reserved=3)
