@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chaos install protos native migrate seed lint format
+.PHONY: run test chaos pgbouncer install protos native migrate seed lint format
 
-run: seed native
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m kit.supervise Procfile
+# `make run SCALE=2` (or SCALE_ORDER=2 ...) runs more instances; PGBOUNCER=1 pools through PgBouncer.
+run: seed native $(if $(filter 1,$(PGBOUNCER)),pgbouncer)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m kit.stack Procfile
+
+pgbouncer:
+	command -v pgbouncer >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null)
 
 # The edge's tests run twice: on its compiled build, and on its source interpreted, which must behave
 # the same (edge/__init__.py).

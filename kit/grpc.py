@@ -69,6 +69,9 @@ _SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
 ]
 _CLIENT_OPTIONS = [
+    # A target may name several instances ("ipv4:127.0.0.1:5106,127.0.0.1:5126"): calls go round them,
+    # skipping one that does not answer.
+    ("grpc.lb_policy_name", "round_robin"),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),

@@ -1,11 +1,11 @@
-"""`python -m kit.supervise [Procfile]`: every line of a Procfile as a process of its own, kept running.
+"""Programs (the lines of a Procfile) each as a process of its own, kept running.
 
-`make run` and the end-to-end tests run the stack through this. A process that exits (a crash, an
-OOM kill) is logged and started again, after 0.5 s, doubling up to 10 s while it keeps dying within
-30 s of its start; the others go on, so one crash costs only the requests that process held. SIGTERM
-or Ctrl-C stops them all: SIGTERM to each process group, `GRACE` seconds to drain, then SIGKILL.
-Each output line is prefixed with its process's name, as honcho (which stopped the whole stack when
-one process exited) did.
+`make run` and the end-to-end tests run the stack through this (`kit.stack` plans it). A process
+that exits (a crash, an OOM kill) is logged and started again, after 0.5 s, doubling up to 10 s
+while it keeps dying within 30 s of its start; the others go on, so one crash costs only the
+requests that process held. SIGTERM or Ctrl-C stops them all: SIGTERM to each process group,
+`GRACE` seconds to drain, then SIGKILL. Each output line is prefixed with its process's name, as
+honcho (which stopped the whole stack when one process exited) did.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -29,6 +29,7 @@ FIRST_DELAY, MAX_DELAY, STABLE_AFTER = 0.5, 10.0, 30.0
 class Program:
     name: str
     command: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)  # beyond the supervisor's own environment
 
 
 def read_procfile(path: Path) -> list[Program]:
@@ -84,6 +85,7 @@ class Supervisor:
             *program.command,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, **program.env},
             # Its own process group: stopping it reaches its workers too.
             start_new_session=True,
         )
@@ -124,15 +126,3 @@ def _describe(code: int) -> str:
     if code < 0:
         return f"signal {signal.Signals(-code).name}"
     return f"code {code}"
-
-
-async def main(procfile: Path) -> None:
-    supervisor = Supervisor(read_procfile(procfile))
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, supervisor.stop)
-    await supervisor.run()
-
-
-if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1] if len(sys.argv) > 1 else "Procfile")))

@@ -142,6 +142,12 @@ class OwnRabbitMQ:
     async def stop(self) -> None:
         await self._ctl("stop_app")
 
+    async def vhost(self, name: str) -> str:
+        """The URL of a new virtual host `name`, for a second set of queues beside the first."""
+        await self._ctl("add_vhost", name)
+        await self._ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{name}"
+
     async def start(self) -> None:
         await self._ctl("start_app")
         await eventually(self.answers, within=30)

@@ -1,4 +1,4 @@
-"""The whole stack as `make run` starts it (migrations, seed, every Procfile line under `kit.supervise`),
+"""The whole stack as `make run` starts it (migrations, seed, `kit.stack` under `kit.supervise`),
 with the environment a test gives it: the end-to-end tests and the fault suite both run it."""
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def running_stack(env: Mapping[str, str], logs: Path) -> Iterator[Stack]:
         )
     log = logs / "stack.log"
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "kit.supervise", str(PROCFILE)],
+        [sys.executable, "-m", "kit.stack", str(PROCFILE)],
         cwd=ROOT,
         env=environment,
         stdout=log.open("wb"),

@@ -4,6 +4,7 @@ client through the edge. `make chaos` runs it; each test prints the figure it me
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -25,11 +26,27 @@ class Servers:
         self.redis_url = redis_url
         self.rabbitmq = rabbitmq
 
-    def environment(self) -> dict[str, str]:
-        env = {**OPEN_LIMITS, "REDIS_URL": self.redis_url, "AMQP_URL": self.rabbitmq.url}
+    def environment(self, corner: int = 0, amqp_url: str | None = None) -> dict[str, str]:
+        """The stack's environment on these servers. A second stack beside the first takes another
+        `corner`: databases with a suffix, a Redis database and ports of its own, and `amqp_url` (a
+        virtual host of its own, or its consumers would compete with the first stack's)."""
+        suffix = f"_{corner}" if corner else ""
+        env = {
+            **OPEN_LIMITS,
+            "REDIS_URL": f"{self.redis_url.rsplit('/', 1)[0]}/{corner}",
+            "AMQP_URL": amqp_url or self.rabbitmq.url,
+        }
         for spec in settings.SERVICES.values():
+            name = spec.name.upper()
             if spec.database:
-                env[f"{spec.name.upper()}_DATABASE_URL"] = f"{self.postgres.url}/{spec.database}"
+                env[f"{name}_DATABASE_URL"] = f"{self.postgres.url}/{spec.database}{suffix}"
+            if corner:
+                config = settings.load(spec.name)
+                env[f"{name}_PORT"] = str(config.http_port + 300 * corner)
+                if config.grpc_port:
+                    env[f"{name}_GRPC_PORT"] = str(config.grpc_port + 300 * corner)
+        if corner:
+            env["SMTP_PORT"] = str(int(os.environ["SMTP_PORT"]) + 300 * corner)
         # Orphaned checkouts are recovered within seconds; the suite waits for them.
         env["ORDER_INTENT_RECOVERY_SECONDS"] = "2"
         env["ORDER_INTENT_GRACE_SECONDS"] = "3"
