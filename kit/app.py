@@ -80,18 +80,11 @@ def deps(request: Request) -> Deps:
 
 async def _connect_db(config: settings.Settings, attempts: int = 30) -> asyncpg.Pool:
     """Create and open the pool, waiting up to `attempts` seconds for PostgreSQL to come up."""
-    url = config.database_url
-    assert url, f"{config.service} has no database"
+    assert config.database_direct_url, f"{config.service} has no database"
     for attempt in range(attempts):
         try:
-            await db.ensure_database(url)
-            return await db.create_pool(
-                url,
-                config.db_pool_min,
-                config.db_pool_max,
-                config.db_pool_idle_seconds,
-                config.db_statement_cache_size,
-            )
+            await db.ensure_database(config.database_direct_url)
+            return await db.pool_for(config)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             if attempt == attempts - 1:
                 raise

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from kit.settings import Settings
+
 log = logging.getLogger(__name__)
 
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -78,6 +80,23 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+async def pool_for(
+    config: Settings, *, direct: bool = False, min_size: int | None = None, max_size: int | None = None
+) -> asyncpg.Pool:
+    """A pool on the service's database as `config` says (the sizes may be narrowed); `direct` for
+    work that holds a session across statements, which a transaction pooler would not keep."""
+    url = config.database_direct_url if direct else config.database_url
+    assert url is not None, f"{config.service} has no database"
+    return await create_pool(
+        url,
+        config.db_pool_min if min_size is None else min_size,
+        config.db_pool_max if max_size is None else max_size,
+        config.db_pool_idle_seconds,
+        # Named statements live on a server connection: only cached where the pool owns one.
+        config.db_statement_cache_size if not direct else 100,
+    )
 
 
 def migration_files(*folders: Path) -> list[tuple[str, Path]]:

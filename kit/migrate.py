@@ -27,7 +27,7 @@ async def main() -> None:
     found = services()
     for service in found:
         if settings.SERVICES[service.name].database:
-            pool = await open_database(service, settings.load(service.name))
+            pool = await open_database(service, settings.load(service.name).direct())
             await pool.close()
     consumers = {s.name: list(s.handlers) for s in found if s.uses_broker}
     await bus.declare_topology(settings.load("edge").amqp_url, consumers)

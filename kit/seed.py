@@ -39,7 +39,7 @@ def seed_modules() -> list[str]:
 
 async def run(module_name: str) -> None:
     module = importlib.import_module(module_name)
-    config = settings.load(module.service.name)
+    config = settings.load(module.service.name).direct()
     pool = await open_database(module.service, config)
     try:
         await module.seed(pool, config)

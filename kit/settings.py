@@ -7,6 +7,7 @@ reads `os.environ`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -130,6 +131,11 @@ class Settings:
     @property
     def is_dev(self) -> bool:
         return self.environment in {"dev", "test"}
+
+    def direct(self) -> Settings:
+        """These settings with every connection straight to the server: for the one-off tools
+        (migrate, seed) that run before a pooler, and need sessions anyway."""
+        return dataclasses.replace(self, database_url=self.database_direct_url)
 
 
 def load(service: str, env: Mapping[str, str] | None = None) -> Settings:

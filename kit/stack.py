@@ -111,7 +111,7 @@ def plan(procfile: Path, env: Mapping[str, str], workspace: Path) -> list[Progra
     """Every program `make run` starts, with the environment each gets beyond the inherited one."""
     programs = read_procfile(procfile)
     if env.get("PGBOUNCER") == "1":
-        bouncer, pooled = pgbouncer(workspace / "pgbouncer", env)
+        bouncer, pooled = pgbouncer(workspace / f"pgbouncer-{env.get('PGBOUNCER_PORT', '6432')}", env)
         programs = [bouncer, *(dataclasses.replace(p, env={**p.env, **pooled}) for p in programs)]
     return scaled(programs, env)
 

@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from kit import tracing
+from kit import db, tracing
 from kit.app import Deps
 from kit.bus import Event, publish
 from kit.errors import BusinessRuleViolation, Forbidden, NotFound, ServiceUnavailable
@@ -799,9 +799,15 @@ def of(deps: Deps) -> Inventory:
 async def start(deps: Deps) -> None:
     """`Service.on_start`: create the process's Inventory from its settings."""
     assert deps.redis is not None
-    extra = deps.settings.extra
+    config = deps.settings
+    extra = config.extra
+    pool = deps.db
+    if config.database_direct_url != config.database_url:
+        # The stock lock is a session advisory lock held across statements: with a transaction pooler
+        # (PgBouncer) in front, the engine connects straight to the server instead.
+        pool = await db.pool_for(config, direct=True)
     inventory = deps.state[_STATE_KEY] = Inventory(
-        deps.db,
+        pool,
         deps.redis,
         hold_seconds=float(extra.get("INVENTORY_RESERVATION_SECONDS", "900")),
         reconcile_seconds=float(extra.get("INVENTORY_RECONCILE_SECONDS", "30")),
@@ -814,4 +820,9 @@ async def start(deps: Deps) -> None:
 
 async def background(deps: Deps) -> None:
     """`Service.jobs` entry: the Inventory's batcher, sweeper and reconciliation."""
-    await of(deps).run()
+    inventory = of(deps)
+    try:
+        await inventory.run()
+    finally:
+        if inventory.pool is not deps.db:
+            await inventory.pool.close()

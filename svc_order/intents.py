@@ -116,9 +116,7 @@ def journal_of(deps: Deps) -> Journal:
 
 async def open_journal(deps: Deps) -> None:
     """Part of `Service.on_start`: the journal's pool exists before the first checkout."""
-    url = deps.settings.database_url
-    assert url is not None
-    pool = await db.create_pool(url, 1, JOURNAL_CONNECTIONS)
+    pool = await db.pool_for(deps.settings, min_size=1, max_size=JOURNAL_CONNECTIONS)
     deps.state["journal"] = Journal(pool, OrderConfig.of(deps.settings).deadline)
 
 

@@ -1,6 +1,7 @@
-"""Two instances each of svc_order, svc_inventory and svc_payment behind the edge (`SCALE_<SERVICE>=2`,
-as `make run` takes it): checkouts spread over both, one instance is killed mid-sale, and still no unit
-is oversold, no Idempotency-Key orders twice and no event has a second effect."""
+"""Two instances each of svc_order, svc_inventory and svc_payment behind the edge, pooled through
+PgBouncer (`SCALE_<SERVICE>=2 PGBOUNCER=1`, as `make run` takes them): checkouts spread over both, one
+instance is killed mid-sale, and still no unit is oversold, no Idempotency-Key orders twice and no
+event has a second effect."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kit import settings
+from tests.conftest import PORT_OFFSET
 from tests.faults.conftest import Servers
 from tests.faults.shop import Shop, buyer
+from tests.servers import own_postgres
 from tests.stack import Stack, running_stack
 from tests.support import eventually
 
@@ -26,9 +30,20 @@ UNITS, BUYERS = 30, 40
 
 
 @pytest.fixture(scope="module")
-async def scaled_env(servers: Servers) -> dict[str, str]:
+async def scaled_env(servers: Servers) -> AsyncIterator[dict[str, str]]:
     env = servers.environment(corner=1, amqp_url=await servers.rabbitmq.vhost("scaled"))
-    return {**env, **{f"SCALE_{name.upper()}": "2" for name in SCALED}}
+    env.update({f"SCALE_{name.upper()}": "2" for name in SCALED})
+    # A PostgreSQL of its own, reached through PgBouncer (sessions straight to it).
+    async with own_postgres(5432 + PORT_OFFSET + 2) as server:
+        bouncer = 6432 + PORT_OFFSET + 2
+        env.update({"PGBOUNCER": "1", "PGBOUNCER_PORT": str(bouncer), "POSTGRES_URL": server.url})
+        for spec in settings.SERVICES.values():
+            if spec.database:
+                env[f"{spec.name.upper()}_DATABASE_URL"] = (
+                    f"postgresql://postgres@127.0.0.1:{bouncer}/{spec.database}"
+                )
+                env[f"{spec.name.upper()}_DATABASE_DIRECT_URL"] = f"{server.url}/{spec.database}"
+        yield env
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +64,9 @@ async def scaled_shop(
         login = {"email": "seller@shop.local", "password": "Seller123!"}
         token = (await edge.post("/api/auth/login", json=login)).json()["accessToken"]
         databases = {
-            key.removesuffix("_DATABASE_URL").lower(): url
+            key.removesuffix("_DATABASE_DIRECT_URL").lower(): url
             for key, url in scaled_env.items()
-            if key.endswith("_DATABASE_URL")
+            if key.endswith("_DATABASE_DIRECT_URL")
         }
         yield Shop(edge, sandbox, scaled_env, {"Authorization": f"Bearer {token}"}, databases)
 
@@ -129,7 +144,7 @@ async def test_two_instances_share_checkouts_and_survive_one_being_killed(
     print(
         f"\ntwo instances of {', '.join(SCALED)}: checkouts per order instance before the kill {spread};"
         f" answers {dict(answered)}; {len(won)} of {BUYERS} buyers won {UNITS} units; stock {level};"
-        f" {len(payments)} payments"
+        f" {len(payments)} payments; through PgBouncer"
     )
     assert len(won) == len(set(won)) == UNITS  # all sold, none twice, no key ordered twice
     assert level == {"onHand": UNITS, "reserved": UNITS, "available": 0}

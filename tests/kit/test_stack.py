@@ -55,7 +55,7 @@ def test_pgbouncer_stands_first_and_every_pool_goes_through_it(tmp_path: Path) -
     order = by_name(programs)["order"].env
     assert order["POSTGRES_URL"] == "postgresql://postgres@127.0.0.1:7432"
     assert order["POSTGRES_DIRECT_URL"] == "postgresql://postgres@127.0.0.1:5432"
-    assert "pool_mode = transaction" in (tmp_path / "pgbouncer" / "pgbouncer.ini").read_text()
+    assert "pool_mode = transaction" in (tmp_path / "pgbouncer-7432" / "pgbouncer.ini").read_text()
 
 
 @contextlib.asynccontextmanager
