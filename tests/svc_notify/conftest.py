@@ -17,7 +17,7 @@ from kit import settings
 from kit.app import make_app
 from svc_notify.app import service
 from tests.support import process, publisher, serve
-from tests.svc_notify.support import QUEUE, Notify, Publish
+from tests.svc_notify.support import QUEUE, Notify, Publish, Send
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,25 @@ async def notify() -> AsyncIterator[Notify]:
 async def sink() -> AsyncIterator[httpx.AsyncClient]:
     async with serve(mail.app) as client:
         yield client
+
+
+@pytest.fixture
+async def send(notify: Notify) -> AsyncIterator[Send]:
+    """Publish as svc_auth, svc_user, svc_order and svc_payment do, once svc_notify consumes all of it."""
+    async with publisher("notify.payment.refunded") as publish:
+        queues = (
+            "user.verified",
+            "user.profile.updated",
+            "user.preferences.updated",
+            "order.confirmed",
+            "order.cancelled",
+            "product.created",
+            "inventory.low-stock",
+        )
+        for queue in (f"notify.{key}" for key in queues):
+            async with publisher(queue):
+                pass
+        yield publish
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,3 +68,40 @@ async def sent(notify: Notify, event: dict[str, Any]) -> asyncpg.Record:
         return row if row is not None and row["status"] == "SENT" else None
 
     return await eventually(check)
+
+
+Send = Callable[[str, str, Mapping[str, object]], Awaitable[None]]
+"""`send(exchange, routing_key, fields)`: publish an event as its service would."""
+
+
+def event(**fields: object) -> dict[str, object]:
+    return {"eventId": str(uuid.uuid4()), "occurredAt": datetime.now(UTC).isoformat(), **fields}
+
+
+async def processed(notify: Notify, published: Mapping[str, object]) -> None:
+    """Once svc_notify has handled `published` (its inbox holds the event id)."""
+    event_id = uuid.UUID(str(published["eventId"]))
+
+    async def check() -> bool:
+        return bool(await notify.db.fetchval("SELECT 1 FROM inbox WHERE event_id = $1", event_id))
+
+    await eventually(check)
+
+
+async def customer(notify: Notify, send: Send, name: str = "Trần Thị Bình") -> dict[str, object]:
+    """A verified user, announced as svc_auth announces one, and on record at svc_notify."""
+    user = event(userId=str(uuid.uuid4()), email=f"{uuid.uuid4().hex}@example.com", fullName=name)
+    await send("auth.exchange", "user.verified", user)
+    await processed(notify, user)
+    return user
+
+
+def confirmed(user: Mapping[str, object], number: str = "ORD-20261125-0001") -> dict[str, object]:
+    return event(
+        orderId=str(uuid.uuid4()),
+        userId=user["userId"],
+        orderNumber=number,
+        totalAmount=1250000.0,
+        items=[],
+        discountCode=None,
+    )
