@@ -10,7 +10,8 @@ Re-driving moves each message back to its consumer queue with a fresh set of ret
 before the parked copy is acked: a crash in between leaves it in both places, and the consumer's inbox
 drops the second. Only the messages parked when it starts are moved, so a message that fails again
 lands back in the DLQ instead of going round in a loop. The same functions serve svc_notify's Admin
-routes (`/api/admin/dlq`).
+routes (`/api/admin/dlq`), each request on a connection of its own, so a failed look never touches the
+service's consumers.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from kit.bus import EXCHANGES
 
 SUFFIX = ".dlq"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9.-]+$")
-_PROBES = 16  # passive declares in flight while listing
 
 
 class UnknownQueue(LookupError):
@@ -77,16 +77,16 @@ async def _count(connection: aiormq.abc.AbstractConnection, queue: str) -> int |
 
 
 async def queues(connection: aiormq.abc.AbstractConnection) -> list[DeadLetters]:
-    """Every DLQ that exists, with how many messages it holds, fullest first."""
-    limit = asyncio.Semaphore(_PROBES)
+    """Every DLQ that exists, with how many messages it holds, fullest first.
 
-    async def probe(name: str) -> int | None:
-        async with limit:
-            return await _count(connection, name)
-
-    names = _candidates()
-    counts = await asyncio.gather(*(probe(name) for name in names))
-    found = [DeadLetters(queue=n, messages=c) for n, c in zip(names, counts, strict=True) if c is not None]
+    One look after the other: channels opened concurrently while others close on a failed passive
+    declare can make aiormq reuse a channel number, which costs the whole connection.
+    """
+    found = []
+    for name in _candidates():
+        count = await _count(connection, name)
+        if count is not None:
+            found.append(DeadLetters(queue=name, messages=count))
     return sorted(found, key=lambda q: (-q.messages, q.queue))
 
 

@@ -38,7 +38,7 @@ from svc_notify.templates import SAMPLES, unsupported_placeholders
 
 T = TypeVar("T")
 NO_TEMPLATE = "Template not found"
-BROKER_WAIT = 3.0
+BROKER_WAIT = 5.0
 
 
 def _sms_length(channel: str, body: str | None) -> SmsLength | None:
@@ -223,14 +223,15 @@ async def search(request: Request) -> Response:
 
 
 async def _on_broker(request: Request, work: Callable[[aiormq.abc.AbstractConnection], Awaitable[T]]) -> T:
-    """Run `work` on the service's broker connection: 503 while the broker is away, 404 for no such DLQ."""
+    """Run `work` on a broker connection of its own: 503 while the broker is away, 404 for no such DLQ."""
     require_role(request, "Admin")
-    broker = deps(request).broker
-    assert broker is not None
     try:
         async with asyncio.timeout(BROKER_WAIT):
-            connection = await broker.connection()
-        return await work(connection)
+            connection = await aiormq.connect(deps(request).settings.amqp_url)
+        try:
+            return await work(connection)
+        finally:
+            await connection.close()
     except dlq.UnknownQueue:
         raise NotFound(f"No DLQ named {request.path_params.get('queue')}") from None
     except (aiormq.exceptions.AMQPError, ConnectionError, TimeoutError):

@@ -96,9 +96,8 @@ async def enqueue(conn: asyncpg.Connection, message: Message, default_locale: st
             continue  # no address, phone number or subscription for this channel
         variant = await current_variant(conn, message.template, channel, locale)
         if variant is None:
-            raise MissingTemplate(
-                f"{message.template} has no {channel} text in {locale} or {FALLBACK_LOCALE}"
-            )
+            where = locale if locale == FALLBACK_LOCALE else f"{locale} or {FALLBACK_LOCALE}"
+            raise MissingTemplate(f"{message.template} has no {channel} text in {where}")
         subject, body = compose(variant, message.values)
         shown = compose(variant, {**message.values, **message.redacted})[1] if message.redacted else body
         for recipient in recipients:
