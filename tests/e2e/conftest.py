@@ -24,6 +24,10 @@ STACK_ENVIRONMENT = {
     "RATE_LIMIT_USER_PER_MINUTE": "600",
     "EDGE_RATE_LIMIT_LOGIN": "off",
     "EDGE_RATE_LIMIT_MAIL": "off",
+    # Notification retries a test can wait for: 0.3, 0.6, 1.2 ... seconds.
+    "NOTIFY_EMAIL_RETRY_SECONDS": "0.3",
+    "NOTIFY_SMS_RETRY_SECONDS": "0.3",
+    "NOTIFY_PUSH_RETRY_SECONDS": "0.3",
 }
 
 
@@ -81,7 +85,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             started.append((process, ready_url, log))
         for process, ready_url, log in started:
             _wait_ready(ready_url, process, log)
-        yield {"edge": settings.service_url("edge"), "mail": settings.service_url("mailsink")}
+        yield {
+            "edge": settings.service_url("edge"),
+            "mail": settings.service_url("mailsink"),
+            "sms": settings.service_url("smssink"),
+            "push": settings.service_url("pushsink"),
+        }
     finally:
         for process, _, _ in reversed(started):
             _signal_group(process, signal.SIGTERM)
@@ -101,4 +110,16 @@ async def edge(stack: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def mail(stack: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack["mail"], timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def sms(stack: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack["sms"], timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def push(stack: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack["push"], timeout=10) as client:
         yield client
