@@ -10,12 +10,15 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from kit import settings
 from svc_notify import twilio
 from tests.support import eventually
 from tests.svc_notify.support import Notify, Send, confirmed, customer, event, processed
 
+# Every test mails too: the mail sink listens, so the mail is out at once rather than retried.
+pytestmark = pytest.mark.usefixtures("sink")
 SETTLED = ("SENT", "DELIVERED", "FAILED", "BOUNCED")
 
 
@@ -77,6 +80,21 @@ async def texts(sms_sink: httpx.AsyncClient, phone: str) -> list[dict[str, Any]]
 async def pushes(push_sink: httpx.AsyncClient, subscription: Mapping[str, Any]) -> list[dict[str, Any]]:
     response = await push_sink.get("/api/messages", params={"subscription": subscription["id"]})
     return response.json()  # type: ignore[no-any-return]
+
+
+async def sms_order(
+    notify: Notify, send: Send, sms_sink: httpx.AsyncClient, **fault: object
+) -> tuple[str, dict[str, object]]:
+    """A customer with SMS on and a phone number whose order is confirmed, the provider primed with
+    `fault` (failures, status) for that number first: (phone, the order.confirmed event)."""
+    user = await customer(notify, send)
+    await prefer(notify, send, user, sms=True)
+    phone = await give_phone(notify, send, user)
+    if fault:
+        assert (await sms_sink.post("/api/faults", json={"to": phone, **fault})).status_code == 201
+    order = confirmed(user)
+    await send("order.exchange", "order.confirmed", order)
+    return phone, order
 
 
 async def test_a_buyer_with_sms_and_push_on_gets_order_confirmed_on_all_three_channels(
@@ -155,18 +173,14 @@ async def test_a_vietnamese_speaker_gets_the_vietnamese_text(notify: Notify, sen
     order = confirmed(user)
     await send("order.exchange", "order.confirmed", order)
     mail = (await deliveries(notify, order, 1))["email"]
-    assert (mail["locale"], mail["subject"]) == ("vi", "Đơn hàng ORD-20261125-0001 đã được xác nhận")
+    assert (mail["status"], mail["locale"]) == ("SENT", "vi")
+    assert mail["subject"] == "Đơn hàng ORD-20261125-0001 đã được xác nhận"
 
 
 async def test_an_sms_provider_failing_twice_is_sent_on_the_third_attempt(
     notify: Notify, sms_sink: httpx.AsyncClient, send: Send
 ) -> None:
-    user = await customer(notify, send)
-    await prefer(notify, send, user, sms=True)
-    phone = await give_phone(notify, send, user)
-    assert (await sms_sink.post("/api/faults", json={"to": phone, "failures": 2})).status_code == 201
-    order = confirmed(user)
-    await send("order.exchange", "order.confirmed", order)
+    phone, order = await sms_order(notify, send, sms_sink, failures=2)
 
     sms = (await deliveries(notify, order, 2))["sms"]
     assert (sms["status"], sms["attempts"]) == ("SENT", 3)
@@ -177,12 +191,7 @@ async def test_an_sms_provider_failing_twice_is_sent_on_the_third_attempt(
 async def test_an_sms_the_provider_refuses_fails_without_retries(
     notify: Notify, sms_sink: httpx.AsyncClient, send: Send
 ) -> None:
-    user = await customer(notify, send)
-    await prefer(notify, send, user, sms=True)
-    phone = await give_phone(notify, send, user)
-    await sms_sink.post("/api/faults", json={"to": phone, "failures": 1, "status": 400})
-    order = confirmed(user)
-    await send("order.exchange", "order.confirmed", order)
+    _, order = await sms_order(notify, send, sms_sink, failures=1, status=400)
 
     sms = (await deliveries(notify, order, 2))["sms"]
     assert (sms["status"], sms["attempts"]) == ("FAILED", 1)
@@ -191,12 +200,7 @@ async def test_an_sms_the_provider_refuses_fails_without_retries(
 async def test_an_sms_still_failing_after_the_last_attempt_is_failed(
     notify: Notify, sms_sink: httpx.AsyncClient, send: Send
 ) -> None:
-    user = await customer(notify, send)
-    await prefer(notify, send, user, sms=True)
-    phone = await give_phone(notify, send, user)
-    await sms_sink.post("/api/faults", json={"to": phone, "failures": 100})
-    order = confirmed(user)
-    await send("order.exchange", "order.confirmed", order)
+    phone, order = await sms_order(notify, send, sms_sink, failures=100)
 
     async def failed() -> asyncpg.Record | None:
         return await notify.db.fetchrow(
@@ -262,11 +266,7 @@ async def _report(notify: Notify, notification_id: object, sid: str, status: str
 async def test_sms_delivery_reports_count_only_when_signed_and_only_move_forward(
     notify: Notify, sms_sink: httpx.AsyncClient, send: Send
 ) -> None:
-    user = await customer(notify, send)
-    await prefer(notify, send, user, sms=True)
-    await give_phone(notify, send, user)
-    order = confirmed(user)
-    await send("order.exchange", "order.confirmed", order)
+    _, order = await sms_order(notify, send, sms_sink)
     sms = (await deliveries(notify, order, 2))["sms"]
 
     async def status() -> str:
