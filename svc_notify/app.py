@@ -1,5 +1,6 @@
 """svc_notify: email, SMS and push for events; the caller's notifications and push subscriptions; the
-Admin's templates, search and DLQ re-drive (svc_notify.admin); delivery reports (svc_notify.reports)."""
+Admin's templates and search (svc_notify.admin) and DLQ re-drive (svc_notify.dead_letters); delivery
+reports (svc_notify.reports)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from kit.errors import NotFound, invalid
 from kit.http import JSON, Page, body_of, page_of, paging, path_uuid, search_pattern, sorting
 from kit.identity import require_user
 from kit.openapi import doc
-from svc_notify import admin, config, events, reports, store, twilio
+from svc_notify import admin, config, dead_letters, events, reports, store, twilio
 from svc_notify.channels import Sender
 from svc_notify.channels.email import EmailSender
 from svc_notify.channels.push import PushSender, application_server_key, vapid_key
@@ -119,6 +120,7 @@ routes = [
     Route("/api/notifications/push/subscriptions/{id}", remove_subscription, methods=["DELETE"]),
     *reports.routes,
     *admin.routes,
+    *dead_letters.routes,
 ]
 
 service = Service(
