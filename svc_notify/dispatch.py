@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 from prometheus_client import Counter
@@ -74,7 +74,7 @@ class ChannelWorker:
                 self.wake.clear()
                 try:
                     rows = await queue.claim(self.pool, self.sender.channel, room) if room > 0 else []
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                     log.warning("notification queue unreachable", extra={"error": repr(exc)})
                     rows = []
                 for row in rows:
@@ -125,22 +125,41 @@ class ChannelWorker:
             await queue.sent(self.pool, row, provider_id)
 
 
-async def dispatch(pool: asyncpg.Pool, workers: Sequence[ChannelWorker]) -> None:
-    """Run the channel workers, woken by the handlers' NOTIFY, until cancelled."""
+async def _listen_until_lost(pool: asyncpg.Pool, wake: Callable[..., None]) -> None:
+    lost = asyncio.Event()
+    async with pool.acquire() as listener:
+        listener.add_termination_listener(lambda _: lost.set())
+        await listener.add_listener(queue.WAKE_CHANNEL, wake)
+        try:
+            await lost.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(queue.WAKE_CHANNEL, wake)
+
+
+async def _listen(pool: asyncpg.Pool, workers: Sequence[ChannelWorker]) -> None:
+    """Wake the workers on every NOTIFY of the handlers' inserts; a lost connection is replaced (the
+    workers poll meanwhile)."""
 
     def wake_all(*_: object) -> None:
         for worker in workers:
             worker.wake.set()
 
-    listener = await pool.acquire()
+    while True:
+        try:
+            await _listen_until_lost(pool, wake_all)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("notification listener lost, retrying", extra={"error": repr(exc)})
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def dispatch(pool: asyncpg.Pool, workers: Sequence[ChannelWorker]) -> None:
+    """Run the channel workers, woken by the handlers' NOTIFY, until cancelled; then close the senders."""
     try:
-        await listener.add_listener(queue.WAKE_CHANNEL, wake_all)
         async with asyncio.TaskGroup() as group:
+            group.create_task(_listen(pool, workers), name="notify-listener")
             for worker in workers:
                 group.create_task(worker.run(), name=f"notify-{worker.sender.channel}")
     finally:
-        with contextlib.suppress(Exception):
-            await listener.remove_listener(queue.WAKE_CHANNEL, wake_all)
-        await pool.release(listener)
         for worker in workers:
             await worker.sender.close()
