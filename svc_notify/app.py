@@ -68,8 +68,11 @@ async def add_subscription(request: Request) -> Response:
     who = require_user(request)
     body = await body_of(request, SubscriptionInput)
     d = deps(request)
-    if urlsplit(body.endpoint).scheme != "https" and not d.settings.is_dev:
+    endpoint = urlsplit(body.endpoint)
+    if endpoint.scheme != "https" and not d.settings.is_dev:
         raise invalid("endpoint", "endpoint: must be an https URL")
+    if not config.push_host_allowed(d.state["config"], endpoint.hostname or ""):
+        raise invalid("endpoint", "endpoint: not a known push service")
     row = await d.db.fetchrow(
         store.ADD_SUBSCRIPTION, uuid.uuid4(), who.user_id, body.endpoint, body.keys.p256dh, body.keys.auth
     )

@@ -9,7 +9,10 @@ Per channel (`EMAIL`, `SMS`, `PUSH`), so a burst of events never floods a provid
 
 and `NOTIFY_RETRY_CAP_SECONDS` (3600, the longest wait between attempts), `NOTIFY_DEFAULT_LOCALE` (en:
 the language of users whose preferences we have not heard of, and of the verification mail),
-`NOTIFY_PUSH_TTL_SECONDS` (86400, how long a push service keeps a push for an offline device).
+`NOTIFY_PUSH_TTL_SECONDS` (86400, how long a push service keeps a push for an offline device),
+`NOTIFY_PUSH_HOSTS` (comma-separated host suffixes a subscription's endpoint may point at outside dev:
+the browsers' push services by default, so a registered "subscription" cannot make svc_notify POST to
+any address it can reach).
 Web Push: `NOTIFY_VAPID_PRIVATE_KEY` (PEM, or base64url of the raw key or its DER) and
 `NOTIFY_VAPID_SUBJECT` (a mailto: or https: contact for the push services); in dev and test a key is
 made at first start and kept in notification_db, never committed.
@@ -40,6 +43,10 @@ class ChannelPolicy:
     retry_cap_seconds: float
 
 
+# The push services of Chrome, Firefox, Edge/Windows and Safari.
+PUSH_HOSTS = ("fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com", "push.apple.com")
+
+
 @dataclass(frozen=True, slots=True)
 class NotifyConfig:
     policies: Mapping[Channel, ChannelPolicy]
@@ -47,6 +54,8 @@ class NotifyConfig:
     push_ttl_seconds: int
     vapid_private_key: Secret | None
     vapid_subject: str
+    # None: any endpoint (dev and test, where the push sink is on loopback).
+    push_hosts: tuple[str, ...] | None
 
 
 def _number(extra: Mapping[str, str], name: str, default: float) -> float:
@@ -86,4 +95,19 @@ def load(settings: Settings) -> NotifyConfig:
         push_ttl_seconds=int(_number(extra, "NOTIFY_PUSH_TTL_SECONDS", 86400)),
         vapid_private_key=Secret(key) if key else None,
         vapid_subject=extra.get("NOTIFY_VAPID_SUBJECT") or "mailto:no-reply@shop.local",
+        push_hosts=_push_hosts(extra.get("NOTIFY_PUSH_HOSTS"), settings.is_dev),
     )
+
+
+def _push_hosts(raw: str | None, dev: bool) -> tuple[str, ...] | None:
+    if raw:
+        return tuple(host.strip().lower() for host in raw.split(",") if host.strip())
+    return None if dev else PUSH_HOSTS
+
+
+def push_host_allowed(config: NotifyConfig, host: str) -> bool:
+    """Whether an endpoint on `host` is one of the allowed push services (the host or a subdomain)."""
+    if config.push_hosts is None:
+        return True
+    host = host.lower()
+    return any(host == allowed or host.endswith("." + allowed) for allowed in config.push_hosts)

@@ -1,11 +1,13 @@
-"""Which channels a message may use, from the preferences svc_user announces."""
+"""Which channels a message may use, from the preferences svc_user announces; how retries back off;
+where a push may go."""
 
 from __future__ import annotations
 
 import msgspec
 import pytest
 
-from svc_notify import preferences
+from kit import settings
+from svc_notify import config, preferences
 from svc_notify.config import ChannelPolicy
 from svc_notify.dispatch import backoff
 
@@ -50,3 +52,17 @@ def test_retries_back_off_exponentially_with_jitter_up_to_the_cap() -> None:
         delays = {backoff(policy, attempt) for _ in range(200)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays) and len(delays) > 100
     assert backoff(policy, 1, provider_after=120) == 120  # the provider's Retry-After, when longer
+
+
+def test_outside_dev_a_push_endpoint_must_be_a_known_push_service() -> None:
+    production = settings.load(
+        "notify", {"SHOP_ENV": "production", "JWT_SECRET": "x" * 32, "NOTIFY_VAPID_PRIVATE_KEY": "k"}
+    )
+    known = config.load(production)
+    assert config.push_host_allowed(known, "fcm.googleapis.com")
+    assert config.push_host_allowed(known, "updates.push.services.mozilla.com")
+    assert not config.push_host_allowed(known, "169.254.169.254")
+    assert not config.push_host_allowed(known, "evilfcm.googleapis.com.attacker.test")
+    assert config.push_host_allowed(config.load(settings.load("notify", {"SHOP_ENV": "dev"})), "127.0.0.1")
+    with pytest.raises(ValueError, match="NOTIFY_VAPID_PRIVATE_KEY"):
+        config.load(settings.load("notify", {"SHOP_ENV": "production", "JWT_SECRET": "x" * 32}))
