@@ -202,7 +202,13 @@ async def test_preferences_are_validated_replaced_whole_and_shown_in_the_profile
     wanted = {
         "language": "en",
         "currency": "USD",
-        "notifications": {"email": False, "sms": True, "push": True},
+        "notifications": {
+            **DEFAULT_PREFERENCES["notifications"],  # type: ignore[dict-item]
+            "email": False,
+            "sms": True,
+            "push": True,
+            "marketing": {"email": True, "sms": False, "push": False},
+        },
         "marketingConsent": True,
     }
     response = await svc.http.put("/api/users/me/preferences", headers=user.headers, json=wanted)
