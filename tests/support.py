@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -20,7 +18,6 @@ from pamqp import commands as spec
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from kit import settings
 from kit.grpc import GrpcServer, channel
 
 T = TypeVar("T")
@@ -122,29 +119,3 @@ async def own_redis(port: int) -> AsyncIterator[str]:
     finally:
         server.terminate()
         await server.wait()
-
-
-@contextlib.asynccontextmanager
-async def process(module: str, service: str) -> AsyncIterator[httpx.AsyncClient]:
-    """`python -m <module>` listening on `service`'s port, for a peer that must be reached over the network
-    (the dev SMS and push sinks); yields a client of it once `/health/live` answers."""
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", module,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: stopping it stops granian's worker too
-    )  # fmt: skip
-    try:
-        async with httpx.AsyncClient(base_url=settings.service_url(service), timeout=10) as client:
-
-            async def live() -> bool:
-                try:
-                    return (await client.get("/health/live")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(live, within=15)
-            yield client
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGTERM)
-        await child.wait()

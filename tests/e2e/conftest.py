@@ -85,12 +85,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             started.append((process, ready_url, log))
         for process, ready_url, log in started:
             _wait_ready(ready_url, process, log)
-        yield {
-            "edge": settings.service_url("edge"),
-            "mail": settings.service_url("mailsink"),
-            "sms": settings.service_url("smssink"),
-            "push": settings.service_url("pushsink"),
-        }
+        yield {"edge": settings.service_url("edge"), "mail": settings.service_url("mailsink")}
     finally:
         for process, _, _ in reversed(started):
             _signal_group(process, signal.SIGTERM)
@@ -110,16 +105,4 @@ async def edge(stack: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def mail(stack: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack["mail"], timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-async def sms(stack: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack["sms"], timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-async def push(stack: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack["push"], timeout=10) as client:
         yield client

@@ -6,11 +6,13 @@ re-drives a message parked in a DLQ once its cause is fixed."""
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
+from kit import settings
 from tests.e2e.test_checkout import ADDRESS, _order_when, _pay, _stocked_product
 from tests.e2e.test_inventory import token
 from tests.e2e.test_signup_to_login import mailed_token, new_email
@@ -20,6 +22,20 @@ pytestmark = pytest.mark.e2e
 POLL = 0.25
 PASSWORD = "Secret123!"
 TEMPLATES = "/api/notifications/templates"
+
+
+@pytest.fixture
+async def sms(stack: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """The dev SMS sink the stack runs (a Procfile line)."""
+    async with httpx.AsyncClient(base_url=settings.service_url("smssink"), timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def push(stack: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """The dev push sink the stack runs (a Procfile line)."""
+    async with httpx.AsyncClient(base_url=settings.service_url("pushsink"), timeout=10) as client:
+        yield client
 
 
 async def new_buyer(edge: httpx.AsyncClient, mail: httpx.AsyncClient) -> tuple[str, dict[str, str]]:

@@ -16,8 +16,8 @@ from devsinks import mail
 from kit import settings
 from kit.app import make_app
 from svc_notify.app import service
-from tests.support import process, publisher, serve
-from tests.svc_notify.support import QUEUE, Notify, Publish, Send
+from tests.support import publisher, serve
+from tests.svc_notify.support import QUEUE, Notify, Publish, Send, process
 
 
 @pytest.fixture(scope="module")
