@@ -27,6 +27,7 @@ from svc_notify.queue import Claimed
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
+RELEASE_SECONDS = 2.0
 
 attempts_total = Counter("shop_notify_attempts_total", "Delivery attempts by outcome", ["channel", "outcome"])
 
@@ -65,7 +66,8 @@ class ChannelWorker:
         self.policy = policy
         self.wake = asyncio.Event()
         self._bucket = TokenBucket(policy.rate_per_second)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        # Each send in flight and the row it holds.
+        self._in_flight: dict[asyncio.Task[None], Claimed] = {}
 
     async def run(self) -> None:
         try:
@@ -79,7 +81,7 @@ class ChannelWorker:
                     rows = []
                 for row in rows:
                     task = asyncio.create_task(self._attempt(row))
-                    self._in_flight.add(task)
+                    self._in_flight[task] = row
                     task.add_done_callback(self._done)
                 if rows and len(rows) == room:
                     continue  # a full batch: more may be due, as soon as there is room
@@ -87,12 +89,25 @@ class ChannelWorker:
                     async with asyncio.timeout(POLL_SECONDS):
                         await self.wake.wait()
         finally:
-            for task in self._in_flight:
+            held = list(self._in_flight.values())
+            for task in list(self._in_flight):
                 task.cancel()
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await self._give_back(held)
+
+    async def _give_back(self, held: list[Claimed]) -> None:
+        """At shutdown, hand the rows of the sends cut short back to the queue at once, rather than when
+        their claims run out; one may have reached the provider already (at least once)."""
+        if not held:
+            return
+        try:
+            async with asyncio.timeout(RELEASE_SECONDS):
+                await queue.release(self.pool, held)
+        except Exception as exc:
+            log.warning("claims left to run out", extra={"error": repr(exc), "rows": len(held)})
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         if not task.cancelled() and (exc := task.exception()) is not None:
             # The outcome could not be recorded (the database is away): the claim runs out, and the
             # row is attempted again.

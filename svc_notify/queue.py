@@ -63,6 +63,11 @@ _GIVE_UP = """
 UPDATE notifications SET status = $3, last_error = $4, send_body = NULL, updated_at = now()
 WHERE id = $1 AND attempts = $2 AND status = 'SENDING'
 """
+_RELEASE = """
+UPDATE notifications SET status = 'QUEUED', next_attempt_at = now(), updated_at = now()
+FROM unnest($1::uuid[], $2::int[]) AS held (id, attempts)
+WHERE notifications.id = held.id AND notifications.attempts = held.attempts AND status = 'SENDING'
+"""
 # A provider's delivery report: forward only, and only for the message it names.
 _REPORT = """
 UPDATE notifications
@@ -104,6 +109,11 @@ async def retry(pool: asyncpg.Pool, row: Claimed, error: str, delay: float) -> N
 async def give_up(pool: asyncpg.Pool, row: Claimed, status: str, error: str) -> None:
     """FAILED (no more attempts, or the provider refused it) or BOUNCED (the recipient cannot get it)."""
     await pool.execute(_GIVE_UP, row.id, row.attempts, status, error)
+
+
+async def release(pool: asyncpg.Pool, rows: list[Claimed]) -> None:
+    """Hand claimed rows back to the queue, due now (a worker stopping mid-send)."""
+    await pool.execute(_RELEASE, [row.id for row in rows], [row.attempts for row in rows])
 
 
 async def report(

@@ -127,3 +127,29 @@ async def test_a_worker_whose_claim_was_taken_over_cannot_record_its_outcome(poo
         None,
         None,
     )
+
+
+class StuckProvider(SlowProvider):
+    """A provider that never answers."""
+
+    async def send(self, row: Claimed) -> str | None:
+        self.in_flight += 1
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_worker_stopping_mid_send_hands_its_rows_back_at_once(pool: asyncpg.Pool) -> None:
+    ids = await _queue(pool, POLICY.concurrency)
+    provider = StuckProvider()
+    async with working(pool, provider):
+
+        async def all_sending() -> bool:
+            return provider.in_flight == POLICY.concurrency
+
+        await eventually(all_sending)
+    rows = await pool.fetch(
+        "SELECT status, attempts, next_attempt_at <= now() AS due"
+        " FROM notifications WHERE id = ANY($1::uuid[])",
+        ids,
+    )
+    assert {(row["status"], row["attempts"], row["due"]) for row in rows} == {("QUEUED", 1, True)}
