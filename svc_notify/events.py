@@ -7,12 +7,12 @@ the channels the user wants, and the dispatcher sends them.
 - `user.registered`, `user.verified`, `user.profile.updated`: who to write to (`recipients`), as the
   order and payment events carry only a user id; `user.profile.updated` also brings the phone number.
 - `user.preferences.updated`: the channels a user wants per kind of message, and their language.
-- `product.created`, `product.updated`: product names, for the mails below.
-- `inventory.low-stock`: a mail to the product's seller, once per crossing of its threshold.
-- `order.confirmed`, `order.cancelled`, `payment.refunded`: one mail per outcome the customer cares
-  about. `payment.success` and `payment.failed` are not mailed on their own: each is followed by
-  `order.confirmed` or `order.cancelled` (reason `payment_failed`), whose mail says it, so a customer
-  gets one mail per outcome rather than two.
+- `product.created`, `product.updated`: product names, for the messages below.
+- `inventory.low-stock`: a message to the product's seller, once per crossing of its threshold.
+- `order.confirmed`, `order.cancelled`, `payment.refunded`: one message per outcome (and channel) the
+  customer cares about. `payment.success` and `payment.failed` are not told on their own: each is
+  followed by `order.confirmed` or `order.cancelled` (reason `payment_failed`), whose message says it,
+  so a customer hears once per outcome rather than twice.
 """
 
 from __future__ import annotations
