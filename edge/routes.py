@@ -111,7 +111,10 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/discounts/*/validate", "discount", GET, public=True),
     Route("/api/discounts/**", "discount"),
     Route("/api/campaigns/**", "discount"),
+    # Twilio's delivery reports: public, each checked against its X-Twilio-Signature by svc_notify.
+    Route("/api/notifications/sms/status", "notify", POST, public=True),
     Route("/api/notifications/**", "notify"),
+    Route("/api/admin/dlq/**", "notify"),
 )
 
 

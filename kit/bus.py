@@ -39,6 +39,7 @@ EXCHANGES: dict[str, str] = {
     "user.registered": "auth.exchange",
     "user.verified": "auth.exchange",
     "user.profile.updated": "user.exchange",
+    "user.preferences.updated": "user.exchange",
     "order.created": "order.exchange",
     "order.confirmed": "order.exchange",
     "order.cancelled": "order.exchange",
@@ -156,11 +157,13 @@ class Broker:
 
 
 def _properties(
-    event_id: uuid.UUID | str, traceparent: str | None, attempt: int = 0
+    event_id: uuid.UUID | str, traceparent: str | None, attempt: int = 0, error: str | None = None
 ) -> spec.Basic.Properties:
     headers: dict[str, Any] = {"x-attempt": attempt}
     if traceparent:
         headers["traceparent"] = traceparent
+    if error:
+        headers["x-error"] = error[:1000]  # why the last attempt failed, for `python -m kit.dlq show`
     return spec.Basic.Properties(
         content_type="application/json",
         delivery_mode=2,
@@ -439,6 +442,7 @@ class Consumer:
                     message.header.properties.message_id or "",
                     traceparent if isinstance(traceparent, str) else None,
                     attempt + 1,
+                    repr(exc),
                 ),
             )
             consumed.labels(queues.queue, "retried" if retry else "dead-lettered").inc()

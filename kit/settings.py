@@ -42,6 +42,8 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("notify", 5008, "notification_db"),
         ServiceSpec("sandbox", 5009),
         ServiceSpec("mailsink", 8025),
+        ServiceSpec("smssink", 8026),
+        ServiceSpec("pushsink", 8027),
     )
 }
 

@@ -1,50 +1,35 @@
-"""svc_notify: mail for events, the caller's notifications, template admin (CONTRACT.md sections 4, 7)."""
+"""svc_notify: email, SMS and push for events; the caller's notifications and push subscriptions; the
+Admin's templates and search (svc_notify.admin) and DLQ re-drive (svc_notify.dead_letters); delivery
+reports (svc_notify.reports)."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kit.app import Service, deps, make_app
+from kit.app import Deps, Service, deps, make_app
 from kit.errors import NotFound, invalid
-from kit.http import JSON, Page, body_of, page_of, paging, search_pattern, sorting
-from kit.identity import require_role, require_user
+from kit.http import JSON, Page, body_of, page_of, paging, path_uuid, search_pattern, sorting
+from kit.identity import require_user
 from kit.openapi import doc
-from svc_notify import events, store
-from svc_notify.schemas import Notification, Template, TemplateEdit
-from svc_notify.templates import unsupported_placeholders
+from svc_notify import admin, config, dead_letters, events, reports, store, twilio
+from svc_notify.channels import Sender
+from svc_notify.channels.email import EmailSender
+from svc_notify.channels.push import PushSender, application_server_key, vapid_key
+from svc_notify.channels.sms import SmsSender
+from svc_notify.dispatch import ChannelWorker, dispatch
+from svc_notify.schemas import Notification, PushKey, Subscription, SubscriptionInput
 
-
-def _template(row: asyncpg.Record | None) -> Template:
-    if row is None:
-        raise NotFound("Template not found")
-    return Template(
-        name=row["name"],
-        subject=row["subject"],
-        body=row["body"],
-        placeholders=row["placeholders"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _check_placeholders(field: str, text: str, supported: list[str]) -> None:
-    try:
-        unknown = unsupported_placeholders(text, supported)
-    except ValueError as exc:
-        raise invalid(field, str(exc)) from None
-    if unknown:
-        raise invalid(
-            field,
-            f"Unsupported placeholders: {', '.join(unknown)}; this template supports {', '.join(supported)}",
-        )
+NO_SUBSCRIPTION = "Push subscription not found"
 
 
 @doc(
-    "The caller's notifications, newest first (`?search=` in subject or template, "
+    "The caller's notifications on every channel, newest first (`?search=` in subject or template, "
     "`?sortBy=createdAt|sentAt|status|subject&sortOrder=`)",
     response=Page,
     auth="user",
@@ -66,31 +51,79 @@ async def my_notifications(request: Request) -> Response:
     return JSON(page_of(items, page, total))
 
 
-@doc("A mail template with the placeholders it supports", response=Template, auth="Admin")
-async def get_template(request: Request) -> Response:
-    require_role(request, "Admin")
-    async with deps(request).db.acquire() as conn:
-        row = await conn.fetchrow(store.TEMPLATE, request.path_params["name"])
-    return JSON(_template(row))
+@doc("The VAPID public key to subscribe with (`applicationServerKey`)", response=PushKey, auth="user")
+async def push_key(request: Request) -> Response:
+    require_user(request)
+    return JSON(PushKey(application_server_key=deps(request).state["push_key"]))
 
 
-@doc("Replace a mail template's subject and body", body=TemplateEdit, response=Template, auth="Admin")
-async def put_template(request: Request) -> Response:
-    require_role(request, "Admin")
-    name = request.path_params["name"]
-    edit = await body_of(request, TemplateEdit)
-    async with deps(request).db.acquire() as conn, conn.transaction():
-        supported = _template(await conn.fetchrow(store.TEMPLATE, name)).placeholders
-        _check_placeholders("subject", edit.subject, supported)
-        _check_placeholders("body", edit.body, supported)
-        row = await conn.fetchrow(store.UPDATE_TEMPLATE, name, edit.subject, edit.body)
-    return JSON(_template(row))
+@doc(
+    "Register a browser's push subscription for the caller (again: it moves to the caller)",
+    body=SubscriptionInput,
+    response=Subscription,
+    status=201,
+    auth="user",
+)
+async def add_subscription(request: Request) -> Response:
+    who = require_user(request)
+    body = await body_of(request, SubscriptionInput)
+    d = deps(request)
+    endpoint = urlsplit(body.endpoint)
+    if endpoint.scheme != "https" and not d.settings.is_dev:
+        raise invalid("endpoint", "endpoint: must be an https URL")
+    if not config.push_host_allowed(d.state["config"], endpoint.hostname or ""):
+        raise invalid("endpoint", "endpoint: not a known push service")
+    row = await d.db.fetchrow(
+        store.ADD_SUBSCRIPTION, uuid.uuid4(), who.user_id, body.endpoint, body.keys.p256dh, body.keys.auth
+    )
+    return JSON(Subscription(**dict(row)), 201)
+
+
+@doc("The caller's push subscriptions", response=Page, auth="user")
+async def my_subscriptions(request: Request) -> Response:
+    who = require_user(request)
+    page = paging(request.query_params, Subscription)
+    rows = await deps(request).db.fetch(store.USER_SUBSCRIPTIONS, who.user_id)
+    items = [Subscription(**dict(row)) for row in rows[page.offset : page.offset + page.page_size]]
+    return JSON(page_of(items, page, len(rows)))
+
+
+@doc("Remove one of the caller's push subscriptions", status=204, auth="user")
+async def remove_subscription(request: Request) -> Response:
+    who = require_user(request)
+    subscription_id = path_uuid(request, "id", NO_SUBSCRIPTION)
+    if await deps(request).db.execute(store.REMOVE_SUBSCRIPTION, subscription_id, who.user_id) == "DELETE 0":
+        raise NotFound(NO_SUBSCRIPTION)
+    return Response(status_code=204)
+
+
+async def on_start(d: Deps) -> None:
+    d.state["config"] = config.load(d.settings)
+    d.state["twilio"] = twilio.load()
+    d.state["vapid"] = await vapid_key(d.db, d.state["config"])
+    d.state["push_key"] = application_server_key(d.state["vapid"])
+
+
+async def dispatcher(d: Deps) -> None:
+    """The job that sends what the handlers queued (svc_notify.dispatch)."""
+    policies = d.state["config"].policies
+    senders: tuple[Sender, ...] = (
+        EmailSender(d.settings),
+        SmsSender(d.state["twilio"], d.settings.public_url),
+        PushSender(d.db, d.state["vapid"], d.state["config"]),
+    )
+    await dispatch(d.db, [ChannelWorker(d.db, sender, policies[sender.channel]) for sender in senders])
 
 
 routes = [
     Route("/api/notifications", my_notifications, methods=["GET"]),
-    Route("/api/notifications/templates/{name}", get_template, methods=["GET"]),
-    Route("/api/notifications/templates/{name}", put_template, methods=["PUT"]),
+    Route("/api/notifications/push/key", push_key, methods=["GET"]),
+    Route("/api/notifications/push/subscriptions", add_subscription, methods=["POST"]),
+    Route("/api/notifications/push/subscriptions", my_subscriptions, methods=["GET"]),
+    Route("/api/notifications/push/subscriptions/{id}", remove_subscription, methods=["DELETE"]),
+    *reports.routes,
+    *admin.routes,
+    *dead_letters.routes,
 ]
 
 service = Service(
@@ -98,6 +131,8 @@ service = Service(
     routes,
     migrations=Path(__file__).parent / "migrations",
     handlers=events.handlers,
+    jobs=[dispatcher],
+    on_start=on_start,
     uses_redis=False,
 )
 app = make_app(service)

@@ -1,14 +1,18 @@
 """Events svc_notify consumes, declaring only the fields it reads, and their handlers. It publishes none.
 
+A handler never sends: it queues the message's rows (svc_notify.messages) in its own transaction, on
+the channels the user wants, and the dispatcher sends them.
+
 - `user.registered`: the verification mail.
 - `user.registered`, `user.verified`, `user.profile.updated`: who to write to (`recipients`), as the
-  order and payment events carry only a user id.
-- `product.created`, `product.updated`: product names, for the mails below.
-- `inventory.low-stock`: a mail to the product's seller, once per crossing of its threshold.
-- `order.confirmed`, `order.cancelled`, `payment.refunded`: one mail per outcome the customer cares
-  about. `payment.success` and `payment.failed` are not mailed on their own: each is followed by
-  `order.confirmed` or `order.cancelled` (reason `payment_failed`), whose mail says it, so a customer
-  gets one mail per outcome rather than two.
+  order and payment events carry only a user id; `user.profile.updated` also brings the phone number.
+- `user.preferences.updated`: the channels a user wants per kind of message, and their language.
+- `product.created`, `product.updated`: product names, for the messages below.
+- `inventory.low-stock`: a message to the product's seller, once per crossing of its threshold.
+- `order.confirmed`, `order.cancelled`, `payment.refunded`: one message per outcome (and channel) the
+  customer cares about. `payment.success` and `payment.failed` are not told on their own: each is
+  followed by `order.confirmed` or `order.cancelled` (reason `payment_failed`), whose message says it,
+  so a customer hears once per outcome rather than twice.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import asyncpg
+import msgspec
 
 from kit.app import Deps
 from kit.bus import Event, Handler
 from svc_notify import store
-from svc_notify.mailer import Email, Mailer
+from svc_notify.config import NotifyConfig
+from svc_notify.messages import Message, enqueue
+from svc_notify.preferences import Preferences
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +66,19 @@ class UserVerified(Event):
 
 
 class UserProfileUpdated(Event):
-    """From svc_user: `fullName` is there when the name is among the changes."""
+    """From svc_user: `fullName` and `phone` carry the new values of those among `updatedFields`."""
 
     routing_key = "user.profile.updated"
     user_id: uuid.UUID
+    updated_fields: list[str] = []
     full_name: str | None = None
+    phone: str | None = None
+
+
+class UserPreferencesUpdated(Event):
+    routing_key = "user.preferences.updated"
+    user_id: uuid.UUID
+    preferences: Preferences
 
 
 class OrderConfirmed(Event):
@@ -118,6 +133,11 @@ async def _remember(conn: asyncpg.Connection, event: UserRegistered | UserVerifi
     await conn.execute(store.UPSERT_RECIPIENT, event.user_id, event.email, event.full_name, event.occurred_at)
 
 
+def _config(deps: Deps) -> NotifyConfig:
+    config: NotifyConfig = deps.state["config"]
+    return config
+
+
 async def on_user_registered(conn: asyncpg.Connection, event: UserRegistered, deps: Deps) -> None:
     await _remember(conn, event)
     public_url = deps.settings.public_url.rstrip("/")
@@ -125,22 +145,20 @@ async def on_user_registered(conn: asyncpg.Connection, event: UserRegistered, de
     def verification_link(token: str) -> str:
         return f"{public_url}/verify-email?{urlencode({'token': token, 'email': event.email})}"
 
-    await Mailer(deps.settings, deps.db).deliver(
-        conn,
-        Email(
-            event_id=event.event_id,
-            user_id=event.user_id,
-            to=event.email,
-            template="email-verification",
-            values={
-                "fullName": event.full_name,
-                "email": event.email,
-                "link": verification_link(event.verification_token),
-                "expiresAt": event.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            },
-            redacted={"link": verification_link("REDACTED")},
-        ),
+    message = Message(
+        event_id=event.event_id,
+        user_id=event.user_id,
+        template="email-verification",
+        email=event.email,
+        values={
+            "fullName": event.full_name,
+            "email": event.email,
+            "link": verification_link(event.verification_token),
+            "expiresAt": event.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        },
+        redacted={"link": verification_link("REDACTED")},
     )
+    await enqueue(conn, message, _config(deps).default_locale)
 
 
 async def on_user_verified(conn: asyncpg.Connection, event: UserVerified) -> None:
@@ -150,9 +168,16 @@ async def on_user_verified(conn: asyncpg.Connection, event: UserVerified) -> Non
 async def on_user_profile_updated(conn: asyncpg.Connection, event: UserProfileUpdated) -> None:
     if event.full_name is not None:
         await conn.execute(store.RENAME_RECIPIENT, event.user_id, event.full_name, event.occurred_at)
+    if "phone" in event.updated_fields:
+        await conn.execute(store.SET_PHONE, event.user_id, event.phone, event.occurred_at)
 
 
-async def _mail_user(
+async def on_user_preferences_updated(conn: asyncpg.Connection, event: UserPreferencesUpdated) -> None:
+    document = msgspec.json.encode(event.preferences).decode()
+    await conn.execute(store.SET_PREFERENCES, event.user_id, document, event.occurred_at)
+
+
+async def _notify_user(
     conn: asyncpg.Connection,
     deps: Deps,
     event: Event,
@@ -161,29 +186,28 @@ async def _mail_user(
     template: str,
     values: Mapping[str, str],
 ) -> None:
-    """Mail `user_id` with `template`, given its values beyond their name and the link to `page`."""
+    """Queue `template` for `user_id`, given its values beyond their name and the link to `page`."""
     recipient = await conn.fetchrow(store.RECIPIENT, user_id)
     if recipient is None:
         # Every account announces itself (registered, verified) long before it can order or sell; a
-        # user id we never heard of has no address to write to, and waiting would not bring one.
-        log.warning("no address for user %s: %s mail not sent", user_id, template)
+        # user id we never heard of has no name or address, and waiting would not bring them.
+        log.warning("unknown user %s: %s not sent", user_id, template)
         return
     link = f"{deps.settings.public_url.rstrip('/')}/{page}"
-    await Mailer(deps.settings, deps.db).deliver(
-        conn,
-        Email(
-            event_id=event.event_id,
-            user_id=user_id,
-            to=recipient["email"],
-            template=template,
-            values={"fullName": recipient["full_name"], "link": link, **values},
-        ),
+    message = Message(
+        event_id=event.event_id,
+        user_id=user_id,
+        template=template,
+        values={"fullName": recipient["full_name"], "link": link, **values},
     )
+    await enqueue(conn, message, _config(deps).default_locale)
 
 
 async def on_order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, deps: Deps) -> None:
     values = {"orderNumber": event.order_number, "totalAmount": money(event.total_amount)}
-    await _mail_user(conn, deps, event, event.user_id, f"orders/{event.order_id}", "order-confirmed", values)
+    await _notify_user(
+        conn, deps, event, event.user_id, f"orders/{event.order_id}", "order-confirmed", values
+    )
 
 
 async def on_order_cancelled(conn: asyncpg.Connection, event: OrderCancelled, deps: Deps) -> None:
@@ -194,12 +218,16 @@ async def on_order_cancelled(conn: asyncpg.Connection, event: OrderCancelled, de
         "totalAmount": money(event.total_amount),
         "reason": CANCEL_REASONS.get(event.reason, UNKNOWN_REASON),
     }
-    await _mail_user(conn, deps, event, event.user_id, f"orders/{event.order_id}", "order-cancelled", values)
+    await _notify_user(
+        conn, deps, event, event.user_id, f"orders/{event.order_id}", "order-cancelled", values
+    )
 
 
 async def on_payment_refunded(conn: asyncpg.Connection, event: PaymentRefunded, deps: Deps) -> None:
     values = {"orderNumber": event.order_number, "amount": money(event.amount)}
-    await _mail_user(conn, deps, event, event.user_id, f"orders/{event.order_id}", "payment-refunded", values)
+    await _notify_user(
+        conn, deps, event, event.user_id, f"orders/{event.order_id}", "payment-refunded", values
+    )
 
 
 async def on_product_named(conn: asyncpg.Connection, event: ProductCreated) -> None:
@@ -211,13 +239,16 @@ async def on_low_stock(conn: asyncpg.Connection, event: LowStock, deps: Deps) ->
         return  # a product svc_inventory knows no seller of: nobody to tell
     name = await conn.fetchval(store.PRODUCT_NAME, event.product_id) or "One of your products"
     values = {"productName": name, "available": str(event.current_stock), "threshold": str(event.threshold)}
-    await _mail_user(conn, deps, event, event.seller_id, f"products/{event.product_id}", "low-stock", values)
+    await _notify_user(
+        conn, deps, event, event.seller_id, f"products/{event.product_id}", "low-stock", values
+    )
 
 
 handlers: dict[str, Handler] = {
     UserRegistered.routing_key: on_user_registered,
     UserVerified.routing_key: on_user_verified,
     UserProfileUpdated.routing_key: on_user_profile_updated,
+    UserPreferencesUpdated.routing_key: on_user_preferences_updated,
     OrderConfirmed.routing_key: on_order_confirmed,
     OrderCancelled.routing_key: on_order_cancelled,
     PaymentRefunded.routing_key: on_payment_refunded,

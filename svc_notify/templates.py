@@ -1,4 +1,4 @@
-"""Mail templates: `{placeholder}` text rendered with str.format_map, and the rules an edit must follow."""
+"""Templates: `{placeholder}` text rendered with str.format_map, and the rules an edit must follow."""
 
 from __future__ import annotations
 
@@ -6,6 +6,21 @@ import string
 from collections.abc import Collection, Mapping
 
 _parser = string.Formatter()
+
+# What a preview fills each placeholder with: realistic lengths, so the SMS count means something.
+SAMPLES = {
+    "fullName": "Nguyễn Văn An",
+    "email": "an.nguyen@example.com",
+    "link": "https://shop.example/orders/3f0c6b1e-8d1a-4c57-9e0a-2b7d9f4e6a11",
+    "expiresAt": "2026-11-26 09:30 UTC",
+    "orderNumber": "ORD-20261125-0001",
+    "totalAmount": "1,250,000 VND",
+    "amount": "300,000 VND",
+    "reason": "the payment did not go through",
+    "productName": "Ấm đun nước 1.7L",
+    "available": "3",
+    "threshold": "5",
+}
 
 
 class _KeepUnknown(dict[str, str]):

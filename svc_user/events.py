@@ -22,6 +22,16 @@ class ProfileUpdated(Event):
     updated_fields: list[str]
     # The new name when it is among the changes, for services that show it (review authors).
     full_name: str | None = None
+    # The phone number (E.164, or null once removed) when `phone` is among the changes, for SMS.
+    phone: str | None = None
+
+
+class PreferencesUpdated(Event):
+    """A user's whole preferences document after a change (language, channels per kind of message)."""
+
+    routing_key = "user.preferences.updated"
+    user_id: uuid.UUID
+    preferences: Preferences
 
 
 class UserVerified(Event):

@@ -21,7 +21,7 @@ from kit.bus import publish
 from kit.errors import NotFound
 from kit.http import encode
 from svc_user import store
-from svc_user.events import ProfileUpdated
+from svc_user.events import PreferencesUpdated, ProfileUpdated
 from svc_user.schemas import Preferences, Profile
 
 PROFILE_TTL = 30 * 60
@@ -84,17 +84,25 @@ class Change:
 @contextlib.asynccontextmanager
 async def change(d: Deps, user_id: uuid.UUID) -> AsyncIterator[Change]:
     """Change a user's data: 404 without a profile; when anything was touched, `user.profile.updated`
-    is published with the change (outbox) and the cached profile is dropped after the commit."""
+    (and `user.preferences.updated` for a preference) is published with the change (outbox) and the
+    cached profile is dropped after the commit."""
     async with d.db.acquire() as conn, conn.transaction():
         if not await conn.fetchval(store.LOCK_PROFILE, user_id):
             raise NotFound(NO_PROFILE)
         unit = Change(conn, await conn.fetchrow(store.LOCKED_PROFILE, user_id))
         yield unit
         if unit.fields:
-            name = await conn.fetchval(store.FULL_NAME, user_id) if "fullName" in unit.fields else None
-            await publish(
-                conn, ProfileUpdated(user_id=user_id, updated_fields=sorted(unit.fields), full_name=name)
+            now = await conn.fetchrow(store.NAME_AND_PHONE, user_id)
+            announcement = ProfileUpdated(
+                user_id=user_id,
+                updated_fields=sorted(unit.fields),
+                full_name=now["full_name"] if "fullName" in unit.fields else None,
+                phone=now["phone"] if "phone" in unit.fields else None,
             )
+            await publish(conn, announcement)
+            if any(name.startswith("preferences.") for name in unit.fields):
+                preferences = preferences_of(await conn.fetchrow(store.PREFERENCES, user_id))
+                await publish(conn, PreferencesUpdated(user_id=user_id, preferences=preferences))
     if unit.fields:
         assert d.cache is not None
         await d.cache.bump(cache_namespace(user_id), keep=PROFILE_TTL)

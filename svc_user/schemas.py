@@ -78,12 +78,29 @@ Language = Literal["vi", "en"]
 Currency = Literal["VND", "USD"]
 
 
+class Channels(Model):
+    """Which channels one kind of message may use."""
+
+    email: bool = True
+    sms: bool = True
+    push: bool = True
+
+
 class Notifications(Model):
-    """Opt-in per channel. Transactional mail (verification, receipts) is sent whatever this says."""
+    """Opt-in per channel (`email`, `sms`, `push`), then per kind of message which of them it may use.
+
+    A message goes out on a channel only when both allow it, so turning SMS off turns it off for every
+    kind. Security messages (verification, password) always go by email, whatever this says; marketing
+    also needs `marketingConsent`.
+    """
 
     email: bool = True
     sms: bool = False
     push: bool = False
+    order_updates: Channels = msgspec.field(default_factory=Channels)
+    payment: Channels = msgspec.field(default_factory=Channels)
+    security: Channels = msgspec.field(default_factory=Channels)
+    marketing: Channels = msgspec.field(default_factory=Channels)
 
 
 class Preferences(Model):

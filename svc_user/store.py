@@ -18,7 +18,8 @@ PROFILE = _PROFILE + " WHERE p.id = $1"
 # their events leave in commit order and the address rules (one default, at most N) hold under
 # concurrency. What the change needs is read by a second statement: under READ COMMITTED its snapshot is
 # taken after the lock was granted, so it sees everything the previous holder committed.
-FULL_NAME = "SELECT full_name FROM profiles WHERE id = $1"
+NAME_AND_PHONE = "SELECT full_name, phone FROM profiles WHERE id = $1"
+PREFERENCES = "SELECT preferences::text AS preferences FROM profiles WHERE id = $1"
 LOCK_PROFILE = "SELECT true FROM profiles WHERE id = $1 FOR NO KEY UPDATE"
 LOCKED_PROFILE = f"""
 SELECT {_PROFILE_COLUMNS}, (SELECT count(*) FROM addresses WHERE user_id = p.id) AS address_count

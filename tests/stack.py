@@ -28,6 +28,10 @@ OPEN_LIMITS = {
     "RATE_LIMIT_USER_PER_MINUTE": "600",
     "EDGE_RATE_LIMIT_LOGIN": "off",
     "EDGE_RATE_LIMIT_MAIL": "off",
+    # Notification retries a test can wait for: 0.3, 0.6, 1.2 ... seconds.
+    "NOTIFY_EMAIL_RETRY_SECONDS": "0.3",
+    "NOTIFY_SMS_RETRY_SECONDS": "0.3",
+    "NOTIFY_PUSH_RETRY_SECONDS": "0.3",
 }
 
 

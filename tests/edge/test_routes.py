@@ -27,6 +27,9 @@ TABLE = RouteTable()
         ("GET", "/api/discounts", "discount"),
         ("POST", "/api/campaigns", "discount"),
         ("GET", "/api/notifications", "notify"),
+        ("POST", "/api/notifications/sms/status", "notify"),
+        ("GET", "/api/admin/dlq", "notify"),
+        ("POST", "/api/admin/dlq/notify.order.confirmed.dlq/redrive", "notify"),
     ],
 )
 def test_each_prefix_routes_to_its_cluster(method: str, path: str, cluster: str) -> None:
@@ -62,6 +65,7 @@ def test_prefixes_match_on_segment_boundaries_only(path: str) -> None:
         ("GET", "/api/discounts/SAVE10/validate"),
         ("GET", "/api/inventory/5b1e"),
         ("GET", "/api/payments/pay/5b1e"),
+        ("POST", "/api/notifications/sms/status"),
     ],
 )
 def test_public_routes_need_no_token(method: str, path: str) -> None:
@@ -74,6 +78,8 @@ def test_public_routes_need_no_token(method: str, path: str) -> None:
     [
         ("GET", "/api/auth/login"),
         ("POST", "/api/auth/login/extra"),
+        ("GET", "/api/notifications/sms/status"),
+        ("GET", "/api/admin/dlq"),
         ("GET", "/api/auth/me"),
         ("POST", "/api/products"),
         ("PATCH", "/api/categories/1"),

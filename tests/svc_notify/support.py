@@ -1,11 +1,17 @@
-"""Helpers of the svc_notify tests: events as svc_auth publishes them, and looks at the mail and the rows."""
+"""Helpers of the svc_notify tests: events as the other services publish them, looks at the mail and the
+rows, and the dev sinks svc_notify must reach over the network as processes of their own."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
 import secrets
+import signal
+import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from kit import settings
 from tests.support import eventually
 
 QUEUE = "notify.user.registered"
@@ -68,3 +75,66 @@ async def sent(notify: Notify, event: dict[str, Any]) -> asyncpg.Record:
         return row if row is not None and row["status"] == "SENT" else None
 
     return await eventually(check)
+
+
+Send = Callable[[str, str, Mapping[str, object]], Awaitable[None]]
+"""`send(exchange, routing_key, fields)`: publish an event as its service would."""
+
+
+def event(**fields: object) -> dict[str, object]:
+    return {"eventId": str(uuid.uuid4()), "occurredAt": datetime.now(UTC).isoformat(), **fields}
+
+
+async def processed(notify: Notify, published: Mapping[str, object]) -> None:
+    """Once svc_notify has handled `published` (its inbox holds the event id)."""
+    event_id = uuid.UUID(str(published["eventId"]))
+
+    async def check() -> bool:
+        return bool(await notify.db.fetchval("SELECT 1 FROM inbox WHERE event_id = $1", event_id))
+
+    await eventually(check)
+
+
+async def customer(notify: Notify, send: Send, name: str = "Trần Thị Bình") -> dict[str, object]:
+    """A verified user, announced as svc_auth announces one, and on record at svc_notify."""
+    user = event(userId=str(uuid.uuid4()), email=f"{uuid.uuid4().hex}@example.com", fullName=name)
+    await send("auth.exchange", "user.verified", user)
+    await processed(notify, user)
+    return user
+
+
+def confirmed(user: Mapping[str, object], number: str = "ORD-20261125-0001") -> dict[str, object]:
+    return event(
+        orderId=str(uuid.uuid4()),
+        userId=user["userId"],
+        orderNumber=number,
+        totalAmount=1250000.0,
+        items=[],
+        discountCode=None,
+    )
+
+
+@contextlib.asynccontextmanager
+async def process(module: str, service: str) -> AsyncIterator[httpx.AsyncClient]:
+    """`python -m <module>` listening on `service`'s port, for a peer that must be reached over the network
+    (the dev SMS and push sinks); yields a client of it once `/health/live` answers."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: stopping it stops granian's worker too
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=settings.service_url(service), timeout=10) as client:
+
+            async def live() -> bool:
+                try:
+                    return (await client.get("/health/live")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(live, within=15)
+            yield client
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+        await child.wait()

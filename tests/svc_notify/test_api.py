@@ -30,12 +30,18 @@ async def _notify_user(notify: Notify, publish: Publish, user: dict[str, str]) -
     return event
 
 
+def variant(template: dict[str, Any], channel: str = "email", locale: str = "en") -> dict[str, Any]:
+    """The current text of one channel and locale in a template as the API shows it."""
+    [found] = [v for v in template["variants"] if (v["channel"], v["locale"]) == (channel, locale)]
+    return found  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 async def original_template(notify: Notify) -> AsyncIterator[dict[str, Any]]:
-    """The seeded template, put back after a test that edits it."""
-    template = (await notify.http.get(TEMPLATE, headers=ADMIN)).json()
-    yield template
-    edit = {"subject": template["subject"], "body": template["body"]}
+    """The seeded template's English mail, put back after a test that edits it."""
+    original = variant((await notify.http.get(TEMPLATE, headers=ADMIN)).json())
+    yield original
+    edit = {"subject": original["subject"], "body": original["body"]}
     assert (await notify.http.put(TEMPLATE, json=edit, headers=ADMIN)).status_code == 200
 
 
@@ -76,7 +82,12 @@ async def test_admin_reads_a_template_with_its_placeholders(notify: Notify) -> N
     template = response.json()
     assert template["name"] == "email-verification"
     assert sorted(template["placeholders"]) == ["email", "expiresAt", "fullName", "link"]
-    assert "{link}" in template["body"]
+    assert (template["kind"], template["channels"]) == ("security", ["email"])
+    assert sorted((v["channel"], v["locale"]) for v in template["variants"]) == [
+        ("email", "en"),
+        ("email", "vi"),
+    ]
+    assert "{link}" in variant(template)["body"] and "{link}" in variant(template, locale="vi")["body"]
 
 
 async def test_templates_are_for_admins_only(notify: Notify) -> None:
@@ -118,7 +129,8 @@ async def test_edited_template_is_used_for_the_next_mail(
     edit = {"subject": "Welcome, {fullName}", "body": "Confirm {email}: {link}\n{{literal braces}}"}
     response = await notify.http.put(TEMPLATE, json=edit, headers=ADMIN)
     assert response.status_code == 200
-    assert response.json()["subject"] == edit["subject"]
+    edited = variant(response.json())
+    assert (edited["subject"], edited["version"]) == (edit["subject"], original_template["version"] + 1)
 
     event = user_registered()
     await publish(encode(event))

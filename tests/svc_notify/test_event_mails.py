@@ -4,7 +4,7 @@ and a seller's low-stock alert."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,50 +12,8 @@ import httpx
 import pytest
 
 from svc_notify.events import money
-from tests.support import eventually, publisher
-from tests.svc_notify.support import Notify, mails_to, sent
-
-Send = Callable[[str, str, Mapping[str, object]], Awaitable[None]]
-
-
-@pytest.fixture
-async def send(notify: Notify) -> AsyncIterator[Send]:
-    """Publish as svc_auth, svc_user, svc_order and svc_payment do, once svc_notify consumes all of it."""
-    async with publisher("notify.payment.refunded") as publish:
-        queues = (
-            "user.verified",
-            "order.confirmed",
-            "order.cancelled",
-            "product.created",
-            "inventory.low-stock",
-        )
-        for queue in (f"notify.{key}" for key in queues):
-            async with publisher(queue):
-                pass
-        yield publish
-
-
-def event(**fields: object) -> dict[str, object]:
-    return {"eventId": str(uuid.uuid4()), "occurredAt": datetime.now(UTC).isoformat(), **fields}
-
-
-async def customer(notify: Notify, send: Send, name: str = "Trần Thị Bình") -> dict[str, object]:
-    """A verified user, announced as svc_auth announces one, and on record at svc_notify."""
-    user = event(userId=str(uuid.uuid4()), email=f"{uuid.uuid4().hex}@example.com", fullName=name)
-    await send("auth.exchange", "user.verified", user)
-    await processed(notify, user)
-    return user
-
-
-def confirmed(user: Mapping[str, object], number: str = "ORD-20261125-0001") -> dict[str, object]:
-    return event(
-        orderId=str(uuid.uuid4()),
-        userId=user["userId"],
-        orderNumber=number,
-        totalAmount=1250000.0,
-        items=[],
-        discountCode=None,
-    )
+from tests.support import publisher
+from tests.svc_notify.support import Notify, Send, confirmed, customer, event, mails_to, processed, sent
 
 
 async def the_mail(notify: Notify, sink: httpx.AsyncClient, published: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,16 +21,6 @@ async def the_mail(notify: Notify, sink: httpx.AsyncClient, published: Mapping[s
     row = await sent(notify, dict(published))
     [mail] = [m for m in await mails_to(sink, row["recipient"]) if row["subject"] == m["subject"]]
     return mail
-
-
-async def processed(notify: Notify, published: Mapping[str, object]) -> None:
-    """Once svc_notify has handled `published` (its inbox holds the event id)."""
-    event_id = uuid.UUID(str(published["eventId"]))
-
-    async def check() -> bool:
-        return bool(await notify.db.fetchval("SELECT 1 FROM inbox WHERE event_id = $1", event_id))
-
-    await eventually(check)
 
 
 async def mailed(notify: Notify, column: str, key: object) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 
@@ -27,7 +28,15 @@ from tests.svc_user.support import (
 DEFAULT_PREFERENCES = {
     "language": "vi",
     "currency": "VND",
-    "notifications": {"email": True, "sms": False, "push": False},
+    "notifications": {
+        "email": True,
+        "sms": False,
+        "push": False,
+        **{
+            kind: {"email": True, "sms": True, "push": True}
+            for kind in ("orderUpdates", "payment", "security", "marketing")
+        },
+    },
     "marketingConsent": False,
 }
 
@@ -100,6 +109,28 @@ async def test_patch_changes_personal_fields_and_announces_them_once(
     assert await announced(svc.deps.db, user.id) == [["dateOfBirth", "fullName", "phone"], ["phone"]]
     # The new name travels with the event for services that show it; only when it changed.
     assert [e["fullName"] for e in await announcements(svc.deps.db, user.id)] == ["Phạm Minh Đức", None]
+    # So does the phone number, for SMS: the new one, then its removal.
+    assert [e["phone"] for e in await announcements(svc.deps.db, user.id)] == ["+84912345678", None]
+
+
+async def test_changed_preferences_are_announced_whole_for_notifications(
+    svc: UserService, new_user: NewUser
+) -> None:
+    user = await new_user()
+    wanted = {"language": "en", "notifications": {"sms": True, "marketing": {"sms": False}}}
+    response = await svc.http.put("/api/users/me/preferences", headers=user.headers, json=wanted)
+    assert response.status_code == 200, response.text
+    again = await svc.http.put("/api/users/me/preferences", headers=user.headers, json=wanted)
+    assert again.json() == response.json()
+    rows = await svc.deps.db.fetch(
+        "SELECT payload FROM outbox WHERE routing_key = 'user.preferences.updated'"
+        " AND convert_from(payload, 'UTF8')::jsonb->>'userId' = $1",
+        str(user.id),
+    )
+    [preferences] = [json.loads(row["payload"])["preferences"] for row in rows]  # the repeat changed nothing
+    assert preferences == response.json()
+    assert preferences["notifications"]["sms"] is True
+    assert preferences["notifications"]["marketing"] == {"email": True, "sms": False, "push": True}
 
 
 async def test_a_patch_that_changes_nothing_announces_nothing(svc: UserService, new_user: NewUser) -> None:
@@ -171,7 +202,13 @@ async def test_preferences_are_validated_replaced_whole_and_shown_in_the_profile
     wanted = {
         "language": "en",
         "currency": "USD",
-        "notifications": {"email": False, "sms": True, "push": True},
+        "notifications": {
+            **DEFAULT_PREFERENCES["notifications"],  # type: ignore[dict-item]
+            "email": False,
+            "sms": True,
+            "push": True,
+            "marketing": {"email": True, "sms": False, "push": False},
+        },
         "marketingConsent": True,
     }
     response = await svc.http.put("/api/users/me/preferences", headers=user.headers, json=wanted)

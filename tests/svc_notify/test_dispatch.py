@@ -1,0 +1,155 @@
+"""The dispatcher against a queue of its own: per-channel concurrency, rows left by a dead worker, and a
+worker whose claim was taken over never overwriting the newer attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from kit import db
+from svc_notify import queue
+from svc_notify.config import ChannelPolicy
+from svc_notify.dispatch import ChannelWorker
+from svc_notify.preferences import Channel
+from svc_notify.queue import Claimed
+from tests.conftest import NAMESPACE, POSTGRES_URL
+from tests.support import eventually
+
+DISPATCH_DB = f"{POSTGRES_URL}/notify_dispatch_{NAMESPACE}"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "svc_notify" / "migrations"
+POLICY = ChannelPolicy(
+    concurrency=3, rate_per_second=1000, max_attempts=3, retry_seconds=0.05, retry_cap_seconds=1
+)
+
+
+@pytest.fixture(scope="module")
+async def pool() -> AsyncIterator[asyncpg.Pool]:
+    await db.drop_database(DISPATCH_DB)
+    await db.ensure_database(DISPATCH_DB)
+    pool = await db.create_pool(DISPATCH_DB)
+    await db.migrate(pool, MIGRATIONS)
+    yield pool
+    await pool.close()
+
+
+class SlowProvider:
+    """A sender that takes a while per message and remembers how many it had in flight at most."""
+
+    channel: Channel = "push"
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.peak = 0
+        self.sent: list[uuid.UUID] = []
+
+    async def send(self, row: Claimed) -> str | None:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        await asyncio.sleep(0.02)
+        self.in_flight -= 1
+        self.sent.append(row.id)
+        return f"id-{row.id}"
+
+    async def close(self) -> None:
+        """Nothing held."""
+
+
+async def _queue(
+    pool: asyncpg.Pool, count: int, status: str = "QUEUED", attempts: int = 0
+) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(count)]
+    await pool.executemany(
+        """
+        INSERT INTO notifications
+            (id, event_id, user_id, channel, recipient, template, body, status, attempts, next_attempt_at)
+        VALUES ($1, $2, $3, 'push', $4, 'order-confirmed', 'b', $5, $6, now() - interval '1 second')
+        """,
+        [(i, uuid.uuid4(), uuid.uuid4(), str(uuid.uuid4()), status, attempts) for i in ids],
+    )
+    return ids
+
+
+@contextlib.asynccontextmanager
+async def working(pool: asyncpg.Pool, provider: SlowProvider) -> AsyncIterator[None]:
+    """A push worker on `provider`, stopped (as at shutdown) when the block ends."""
+    task = asyncio.create_task(ChannelWorker(pool, provider, POLICY).run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _drained(pool: asyncpg.Pool, ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    async def sent() -> list[asyncpg.Record] | None:
+        rows = await pool.fetch("SELECT * FROM notifications WHERE id = ANY($1::uuid[])", ids)
+        return rows if all(row["status"] == "SENT" for row in rows) else None
+
+    return await eventually(sent)
+
+
+async def test_a_burst_is_sent_with_no_more_than_the_channels_concurrency(pool: asyncpg.Pool) -> None:
+    ids = await _queue(pool, 30)
+    provider = SlowProvider()
+    async with working(pool, provider):
+        rows = await _drained(pool, ids)
+    assert sorted(provider.sent) == sorted(ids) and provider.peak == POLICY.concurrency
+    assert {(row["attempts"], row["provider_id"]) for row in rows} == {(1, f"id-{row['id']}") for row in rows}
+
+
+async def test_a_row_left_sending_by_a_dead_worker_is_sent_once_its_claim_runs_out(
+    pool: asyncpg.Pool,
+) -> None:
+    ids = await _queue(pool, 1, status="SENDING", attempts=1)
+    async with working(pool, SlowProvider()):
+        [row] = await _drained(pool, ids)
+    assert row["attempts"] == 2
+
+
+async def test_a_worker_whose_claim_was_taken_over_cannot_record_its_outcome(pool: asyncpg.Pool) -> None:
+    [notification_id] = await _queue(pool, 1)
+    [stale] = [c for c in await queue.claim(pool, "push", 100) if c.id == notification_id]
+    # Its claim ran out and another worker claimed the row: one more attempt.
+    await pool.execute("UPDATE notifications SET attempts = attempts + 1 WHERE id = $1", notification_id)
+    await queue.give_up(pool, stale, "FAILED", "late")
+    await queue.retry(pool, stale, "late", 1.0)
+    await queue.sent(pool, stale, "late-id")
+    row = await pool.fetchrow("SELECT * FROM notifications WHERE id = $1", notification_id)
+    assert (row["status"], row["attempts"], row["provider_id"], row["last_error"]) == (
+        "SENDING",
+        2,
+        None,
+        None,
+    )
+
+
+class StuckProvider(SlowProvider):
+    """A provider that never answers."""
+
+    async def send(self, row: Claimed) -> str | None:
+        self.in_flight += 1
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_worker_stopping_mid_send_hands_its_rows_back_at_once(pool: asyncpg.Pool) -> None:
+    ids = await _queue(pool, POLICY.concurrency)
+    provider = StuckProvider()
+    async with working(pool, provider):
+
+        async def all_sending() -> bool:
+            return provider.in_flight == POLICY.concurrency
+
+        await eventually(all_sending)
+    rows = await pool.fetch(
+        "SELECT status, attempts, next_attempt_at <= now() AS due"
+        " FROM notifications WHERE id = ANY($1::uuid[])",
+        ids,
+    )
+    assert {(row["status"], row["attempts"], row["due"]) for row in rows} == {("QUEUED", 1, True)}
