@@ -11,9 +11,9 @@ from starlette.routing import Route
 
 from kit.app import Service, deps, make_app
 from kit.errors import NotFound, invalid
-from kit.http import JSON, Page, body_of, page_of, paging, search_pattern, sorting
+from kit.http import JSON, body_of, page_of, paging, search_pattern, sorting
 from kit.identity import require_role, require_user
-from kit.openapi import doc
+from kit.openapi import doc, listing, page
 from svc_notify import events, store
 from svc_notify.schemas import Notification, Template, TemplateEdit
 from svc_notify.templates import unsupported_placeholders
@@ -46,8 +46,9 @@ def _check_placeholders(field: str, text: str, supported: list[str]) -> None:
 @doc(
     "The caller's notifications, newest first (`?search=` in subject or template, "
     "`?sortBy=createdAt|sentAt|status|subject&sortOrder=`)",
-    response=Page,
+    response=page(Notification),
     auth="user",
+    params=listing(Notification, sort=store.SORTS, search="subject and template"),
 )
 async def my_notifications(request: Request) -> Response:
     who = require_user(request)
@@ -66,7 +67,16 @@ async def my_notifications(request: Request) -> Response:
     return JSON(page_of(items, page, total))
 
 
-@doc("A mail template with the placeholders it supports", response=Template, auth="Admin")
+TEMPLATE_NAME = {"name": {"type": "string", "minLength": 1}}
+
+
+@doc(
+    "A mail template with the placeholders it supports",
+    response=Template,
+    auth="Admin",
+    path=TEMPLATE_NAME,
+    errors=(404,),
+)
 async def get_template(request: Request) -> Response:
     require_role(request, "Admin")
     async with deps(request).db.acquire() as conn:
@@ -74,7 +84,13 @@ async def get_template(request: Request) -> Response:
     return JSON(_template(row))
 
 
-@doc("Replace a mail template's subject and body", body=TemplateEdit, response=Template, auth="Admin")
+@doc(
+    "Replace a mail template's subject and body",
+    body=TemplateEdit,
+    response=Template,
+    auth="Admin",
+    path=TEMPLATE_NAME,
+)
 async def put_template(request: Request) -> Response:
     require_role(request, "Admin")
     name = request.path_params["name"]
