@@ -14,6 +14,7 @@ from kit.errors import ServiceUnavailable, invalid
 from kit.http import JSON, body_of, path_uuid
 from kit.identity import identity, require_role, require_user
 from kit.openapi import choice, doc, listing, number, page, text, uuid_param
+from kit.representation import answer
 from svc_product import caching, catalog, editing, events
 from svc_product.query import MAX_IDS, MAX_PAGE, SORTS, STATUSES, parse, parse_reviews
 from svc_product.schemas import (
@@ -73,7 +74,7 @@ async def list_products(request: Request) -> Response:
     d = deps(request)
     if query.ids is not None:
         return Raw(await catalog.product_batch(d, query.ids))
-    return Raw(await catalog.product_list(d, query, identity(request)))
+    return answer(request, await catalog.product_list(d, query, identity(request)))
 
 
 @doc(
@@ -86,7 +87,8 @@ async def get_product(request: Request) -> Response:
 
 
 async def _product_answer(request: Request, product_id: uuid.UUID, status: int = 200) -> Response:
-    return Raw(await catalog.product_view(deps(request), product_id, identity(request)), status)
+    document, stock_tail = await catalog.product_view(deps(request), product_id, identity(request))
+    return answer(request, document, stock_tail, status)
 
 
 @doc(
@@ -144,12 +146,13 @@ async def delete_product(request: Request) -> Response:
 @doc(
     "A product's reviews, newest first",
     response=ReviewPage,
+    conditional=True,
     params=listing(Review, sort=("createdAt", "rating"), max_page=MAX_PAGE, fields=False),
 )
 async def list_reviews(request: Request) -> Response:
     product_id = path_uuid(request, "productId", "Product not found")
     query = parse_reviews(request.query_params.multi_items())
-    return Raw(await catalog.reviews(deps(request), product_id, query))
+    return answer(request, await catalog.reviews(deps(request), product_id, query))
 
 
 @doc(
@@ -172,12 +175,17 @@ async def add_review(request: Request) -> Response:
 
 @doc("The whole category tree", response=list[CategoryNode], conditional=True)
 async def category_tree(request: Request) -> Response:
-    return Raw(await catalog.category_tree(deps(request)))
+    return answer(request, await catalog.category_tree(deps(request)))
 
 
-@doc("A category with its path from the root and its direct sub-categories", response=Category)
+@doc(
+    "A category with its path from the root and its direct sub-categories",
+    response=Category,
+    conditional=True,
+)
 async def get_category(request: Request) -> Response:
-    return Raw(await catalog.category(deps(request), path_uuid(request, "categoryId", "Category not found")))
+    category_id = path_uuid(request, "categoryId", "Category not found")
+    return answer(request, await catalog.category(deps(request), category_id))
 
 
 @doc("Create a category", body=CategoryInput, response=Category, status=201, auth="Admin", errors=(409, 422))
@@ -185,7 +193,7 @@ async def create_category(request: Request) -> Response:
     require_role(request, "Admin")
     body = await body_of(request, CategoryInput)
     d = deps(request)
-    return Raw(await catalog.category(d, await editing.create_category(d, body)), 201)
+    return answer(request, await catalog.category(d, await editing.create_category(d, body)), status=201)
 
 
 async def _update_category(request: Request, kind: type[CategoryInput] | type[CategoryPatch]) -> Response:
@@ -194,7 +202,7 @@ async def _update_category(request: Request, kind: type[CategoryInput] | type[Ca
     body = await body_of(request, kind)
     d = deps(request)
     await editing.update_category(d, category_id, body)
-    return Raw(await catalog.category(d, category_id))
+    return answer(request, await catalog.category(d, category_id))
 
 
 @doc(
@@ -226,14 +234,16 @@ async def delete_category(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@doc("Every brand, by name", response=list[Brand])
+@doc("Every brand, by name", response=list[Brand], conditional=True)
 async def list_brands(request: Request) -> Response:
-    return Raw(await catalog.brands(deps(request)))
+    return answer(request, await catalog.brands(deps(request)))
 
 
-@doc("A brand", response=Brand)
+@doc("A brand", response=Brand, conditional=True)
 async def get_brand(request: Request) -> Response:
-    return Raw(await catalog.brand(deps(request), path_uuid(request, "brandId", "Brand not found")))
+    return answer(
+        request, await catalog.brand(deps(request), path_uuid(request, "brandId", "Brand not found"))
+    )
 
 
 @doc("Create a brand", body=BrandInput, response=Brand, status=201, auth="Admin", errors=(409,))
@@ -241,7 +251,7 @@ async def create_brand(request: Request) -> Response:
     require_role(request, "Admin")
     body = await body_of(request, BrandInput)
     d = deps(request)
-    return Raw(await catalog.brand(d, await editing.create_brand(d, body)), 201)
+    return answer(request, await catalog.brand(d, await editing.create_brand(d, body)), status=201)
 
 
 async def _update_brand(request: Request, kind: type[BrandInput] | type[BrandPatch]) -> Response:
@@ -250,7 +260,7 @@ async def _update_brand(request: Request, kind: type[BrandInput] | type[BrandPat
     body = await body_of(request, kind)
     d = deps(request)
     await editing.update_brand(d, brand_id, body)
-    return Raw(await catalog.brand(d, brand_id))
+    return answer(request, await catalog.brand(d, brand_id))
 
 
 @doc(
