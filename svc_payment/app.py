@@ -109,7 +109,7 @@ async def pay(request: Request) -> Response:
     "A gateway's payment notification (VNPay GET with its query, MoMo and ZaloPay POST with their JSON); "
     "signature-checked; answered in the gateway's own terms (VNPay and ZaloPay a JSON code, MoMo a status)",
     path=GATEWAY,
-    body=dict[str, Any],
+    body=Any,
     body_optional=True,
     response=dict[str, Any],
     also=(204,),
