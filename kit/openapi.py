@@ -223,6 +223,14 @@ def _error_statuses(op: Operation, path_params: Sequence[str]) -> set[int]:
     return statuses
 
 
+def _as_sent(param: Param) -> dict[str, Any]:
+    """A parameter's schema as the services read it: an optional query parameter that is empty is
+    taken as absent (`?categoryId=` is no filter, as an HTML form sends it), so "" is valid too."""
+    if param.required or param.location != "query" or param.schema.keys() <= {"type", "maxLength"}:
+        return param.schema
+    return {"anyOf": [param.schema, {"type": "string", "maxLength": 0, "description": "as if absent"}]}
+
+
 def error_responses(statuses: Collection[int]) -> dict[str, Any]:
     return {str(s): {"$ref": f"#/components/responses/{ERRORS[s][0]}"} for s in sorted(statuses)}
 
@@ -243,7 +251,7 @@ def _operation(route: Route, handler_name: str, op: Operation, refs: Mapping[int
             "name": p.name,
             "in": p.location,
             "required": p.required,
-            "schema": p.schema,
+            "schema": _as_sent(p),
             "description": p.description,
         }
         for p in op.params

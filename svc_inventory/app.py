@@ -45,7 +45,7 @@ async def _level(request: Request, product_id: uuid.UUID, variant_id: uuid.UUID 
 async def get_level(request: Request) -> Response:
     product_id = path_uuid(request, "productId", MISSING)
     raw = request.query_params.get("variantId")
-    return JSON(await _level(request, product_id, None if raw is None else _uuid(raw, "variantId")))
+    return JSON(await _level(request, product_id, _uuid(raw, "variantId") if raw else None))
 
 
 @doc(

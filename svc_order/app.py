@@ -41,7 +41,7 @@ ORDER_STATUS = choice("status", sorted(views.STATUSES), "Only orders in this sta
 
 def _variant_query(request: Request) -> uuid.UUID | None:
     raw = request.query_params.get("variantId")
-    if raw is None:
+    if not raw:
         return None
     try:
         return uuid.UUID(raw)
@@ -167,7 +167,7 @@ async def seller_orders(request: Request) -> Response:
     who = require_role(request, "Seller", "Admin")
     query = request.query_params
     seller = who.user_id
-    if who.is_admin and (raw := query.get("sellerId")) is not None:
+    if who.is_admin and (raw := query.get("sellerId")):
         try:
             seller = uuid.UUID(raw)
         except ValueError:

@@ -195,8 +195,6 @@ async def test_a_seller_sees_the_orders_holding_its_products_with_only_its_lines
         "/api/orders/seller", params={"sellerId": seller["X-User-Id"]}, headers=ADMIN
     )
     assert as_admin.json()["totalCount"] == 1
-    empty = await shop.order.get("/api/orders/seller", params={"sellerId": ""}, headers=ADMIN)
-    assert empty.status_code == 400
     # Searching by a product of the order finds it, even one another seller sold in it.
     theirs_name = (await shop.product.get(f"/api/products/{theirs}")).json()["name"]
     for search, count in ((theirs_name, 1), (order["orderNumber"], 1), ("nothing like it", 0)):
