@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install protos native migrate seed lint format
+.PHONY: run test fuzz install protos native migrate seed lint format
 
 run: seed native
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
@@ -13,6 +13,11 @@ run: seed native
 test: lint native
 	$(BIN)/pytest
 	EDGE_NATIVE=off $(BIN)/pytest -q tests/edge
+
+# A long schemathesis run through the edge (make test runs the same test with a few cases per operation).
+FUZZ_EXAMPLES ?= 100
+fuzz: install native
+	SHOP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -s tests/e2e/test_schema_fuzz.py
 
 install: $(VENV)/.installed protos
 

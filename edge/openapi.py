@@ -51,7 +51,7 @@ def _responses() -> dict[str, Any]:
     for status, (name, description) in EDGE_ERRORS.items():
         response: dict[str, Any] = {
             "description": description,
-            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EdgeError"}}},
         }
         if status == 429:
             response["headers"] = {
@@ -148,7 +148,7 @@ def merge(
         "tags": tags,
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": schemas,
+            "schemas": {**schemas, "EdgeError": _ERROR_SCHEMA},
             "responses": {**responses, **_responses()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
