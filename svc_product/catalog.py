@@ -26,6 +26,9 @@ from svc_product.stock import stock
 loads = Counter("shop_catalog_loads_total", "Catalog documents read from PostgreSQL", ["document"])
 FALLBACK_AUTHOR = "Customer"
 Reader = Callable[[asyncpg.Connection], Awaitable[bytes | None]]
+# Packed entries (kit.representation) live under keys of their own: a process of an earlier release that
+# shares the Redis during a rolling deploy must never send one as a plain JSON body.
+PACKED = "|packed"
 
 
 def _cache(d: Deps) -> Cache:
@@ -132,7 +135,7 @@ async def _one(d: Deps, namespace: str, key: str, ttl: int, kind: str, read: Rea
             body = await read(conn)
         return None if body is None else pack(body)
 
-    entry = await _cache(d).get_or_load(key, ttl, load, namespace=namespace)
+    entry = await _cache(d).get_or_load(key + PACKED, ttl, load, namespace=namespace)
     return None if entry is None else Representation(entry)
 
 
