@@ -66,7 +66,7 @@ class Edge:
         self._deadlines = Deadlines(
             self._connections, config.limits, [cluster.expire for cluster in self.clusters.values()]
         )
-        self.docs = ApiDocs(self.clusters, config.routes)
+        self.docs = ApiDocs(self.clusters, config.routes) if config.docs else None
         self._server: asyncio.Server | None = None
         # The port actually bound, known once started (the config may ask for 0).
         self.port = 0
@@ -87,11 +87,12 @@ class Edge:
             peers=TrustedProxies(config.trusted_proxies),
             retries=config.retries,
             access_log=AccessLog(config.access_log) if config.access_log > 0 else None,
-            pages=self.docs.pages(),
+            pages=self.docs.pages() if self.docs is not None else None,
         )
         await self.limiter.start()
         self.health.start()
-        self.docs.start()
+        if self.docs is not None:
+            self.docs.start()
         self._deadlines.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -121,7 +122,8 @@ class Edge:
         #    tokens back).
         self._deadlines.stop()
         await self.health.stop()
-        await self.docs.stop()
+        if self.docs is not None:
+            await self.docs.stop()
         await self.limiter.close()
         # 5. Close the upstream pools.
         for cluster in self.clusters.values():

@@ -81,7 +81,8 @@ def test_components_named_alike_but_different_are_kept_apart() -> None:
         RouteTable(),
     )
     validate(merged)
-    assert merged["components"]["schemas"] == {"Thing": {"type": "string"}, "user.Thing": {"type": "integer"}}
+    schemas = merged["components"]["schemas"]
+    assert schemas["Thing"] == {"type": "string"} and schemas["user.Thing"] == {"type": "integer"}
     user_op = merged["paths"]["/api/users/thing"]["get"]
     assert user_op["operationId"] == "user_get_thing"
     schema = user_op["responses"]["200"]["content"]["application/json"]["schema"]
