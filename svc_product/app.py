@@ -97,7 +97,7 @@ async def _product_answer(request: Request, product_id: uuid.UUID, status: int =
     response=ProductView,
     status=201,
     auth="Seller",
-    errors=(422,),
+    errors=(409, 422),
 )
 async def create_product(request: Request) -> Response:
     who = require_role(request, *SELLERS)
@@ -111,7 +111,7 @@ async def create_product(request: Request) -> Response:
     body=ProductInput,
     response=ProductView,
     auth="Seller",
-    errors=(422,),
+    errors=(409, 422),
 )
 async def replace_product(request: Request) -> Response:
     who = require_role(request, *SELLERS)
@@ -126,7 +126,7 @@ async def replace_product(request: Request) -> Response:
     body=ProductPatch,
     response=ProductView,
     auth="Seller",
-    errors=(422,),
+    errors=(409, 422),
 )
 async def patch_product(request: Request) -> Response:
     who = require_role(request, *SELLERS)
@@ -156,12 +156,12 @@ async def list_reviews(request: Request) -> Response:
 
 
 @doc(
-    "Review a product (once per user, rating 1..5)",
+    "Review a product (once per user, rating 1..5; not one's own product: 403)",
     body=ReviewInput,
     response=Review,
     status=201,
     auth="user",
-    errors=(409,),
+    errors=(403, 409),
 )
 async def add_review(request: Request) -> Response:
     who = require_user(request)
