@@ -50,6 +50,7 @@ class Param(msgspec.Struct, frozen=True):
     description: str
     required: bool = False
     location: str = "query"
+    example: str | None = None
 
 
 class Binary(msgspec.Struct, frozen=True):
@@ -138,8 +139,9 @@ def listing(
         integer("pageSize", "Items per page", 1, http.MAX_PAGE_SIZE, http.DEFAULT_PAGE_SIZE),
     ]
     if fields:
-        names = ", ".join(f.encode_name for f in msgspec.structs.fields(item))
-        params.append(text("fields", f"Comma-separated fields each item is cut down to, of: {names}"))
+        names = [f.encode_name for f in msgspec.structs.fields(item)]
+        described = f"Comma-separated fields each item is cut down to, of: {', '.join(names)}"
+        params.append(Param("fields", {"type": "string"}, described, example=",".join(names[:3])))
     if sort:
         params += [
             choice("sortBy", sort, "What the list is ordered by"),
@@ -253,6 +255,7 @@ def _operation(route: Route, handler_name: str, op: Operation, refs: Mapping[int
             "required": p.required,
             "schema": _as_sent(p),
             "description": p.description,
+            **({"example": p.example} if p.example is not None else {}),
         }
         for p in op.params
     ]
@@ -286,6 +289,26 @@ def _operation(route: Route, handler_name: str, op: Operation, refs: Mapping[int
     return entry
 
 
+def _partial_items(components: dict[str, Any], paths: dict[str, dict[str, Any]]) -> None:
+    """`?fields=` cuts a list's items down, so a page answered to it holds partial items: its items are
+    documented as the whole item or `<Item>Fields` (the same properties, none required)."""
+    for item in paths.values():
+        for op in item.values():
+            if not any(param["name"] == "fields" for param in op.get("parameters", [])):
+                continue
+            answer = op["responses"].get("200", {}).get("content", {}).get("application/json", {})
+            for page_ref in answer.get("schema", {}).get("anyOf", [answer.get("schema", {})]):
+                page_schema = components.get(page_ref.get("$ref", "").rsplit("/", 1)[-1], {})
+                items = page_schema.get("properties", {}).get("items", {})
+                whole = items.get("items", {}).get("$ref")
+                if whole is None:
+                    continue
+                name = whole.rsplit("/", 1)[-1]
+                partial = {key: value for key, value in components[name].items() if key != "required"}
+                components[f"{name}Fields"] = {**partial, "title": f"{name} (?fields=)"}
+                items["items"] = {"anyOf": [{"$ref": whole}, {"$ref": f"#/components/schemas/{name}Fields"}]}
+
+
 def document(title: str, routes: Sequence[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of `routes`; raises `Undescribed` for a route without `@doc`."""
     operations = _described(routes)
@@ -302,6 +325,7 @@ def document(title: str, routes: Sequence[BaseRoute]) -> dict[str, Any]:
             name = f"{name}_{method}"  # one handler serving several methods: one operation each
         paths.setdefault(route.path, {})[method] = _operation(route, name, op, refs)
         paths[route.path][method]["tags"] = [title]
+    _partial_items(components, paths)
     error = refs[id(ErrorBody)]
     return {
         "openapi": "3.1.0",

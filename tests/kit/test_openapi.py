@@ -76,7 +76,8 @@ async def test_roles_security_and_their_errors_are_declared() -> None:
 
 
 async def test_list_parameters_have_the_bounds_kit_http_enforces() -> None:
-    op = (await served("user"))["paths"]["/api/users"]["get"]
+    spec = await served("user")
+    op = spec["paths"]["/api/users"]["get"]
     params = {p["name"]: p["schema"] for p in op["parameters"]}
     page_size, empty = params["pageSize"]["anyOf"]
     assert page_size == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
@@ -86,6 +87,17 @@ async def test_list_parameters_have_the_bounds_kit_http_enforces() -> None:
     assert params["search"]["maxLength"] == 100
     answer = op["responses"]["200"]["content"]["application/json"]["schema"]
     assert answer == {"$ref": "#/components/schemas/ProfilePage"}
+    # ?fields= cuts items down: the page holds whole items or the same with nothing required.
+    items = spec["components"]["schemas"]["ProfilePage"]["properties"]["items"]["items"]
+    assert items == {
+        "anyOf": [{"$ref": "#/components/schemas/Profile"}, {"$ref": "#/components/schemas/ProfileFields"}]
+    }
+    partial = spec["components"]["schemas"]["ProfileFields"]
+    assert (
+        "required" not in partial
+        and partial["properties"] == spec["components"]["schemas"]["Profile"]["properties"]
+    )
+    assert next(p for p in op["parameters"] if p["name"] == "fields")["example"] == "id,email,fullName"
 
 
 def test_a_typed_page_names_its_items() -> None:
