@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chaos pgbouncer install protos native migrate seed lint format
+.PHONY: run test chaos fuzz pgbouncer install protos native migrate seed lint format
 
 # `make run SCALE=2` (or SCALE_ORDER=2 ...) runs more instances; PGBOUNCER=1 pools through PgBouncer.
 run: seed native $(if $(filter 1,$(PGBOUNCER)),pgbouncer)
@@ -24,6 +24,11 @@ CHAOS_ENV := SHOP_TEST_NS=chaos SHOP_TEST_REDIS_DB=14 SHOP_TEST_PORT_OFFSET=1200
 
 chaos: native
 	$(CHAOS_ENV) $(BIN)/pytest -s -q tests/faults
+
+# A long schemathesis run through the edge (make test runs the same test with a few cases per operation).
+FUZZ_EXAMPLES ?= 100
+fuzz: install native
+	SHOP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -s tests/e2e/test_schema_fuzz.py
 
 install: $(VENV)/.installed protos
 

@@ -28,6 +28,8 @@ EDGE_EJECT_SECONDS              how long a first ejection lasts (10; doubles whi
 EDGE_RETRIES                    extra attempts for an idempotent request that failed before any
                                 answer (1)
 EDGE_ACCESS_LOG                 share of requests written to the JSON access log, 0..1 (0 = off)
+EDGE_DOCS                       serve the API's document at /openapi.json and its docs page at /docs,
+                                read from the services' /openapi.json (true; edge.docs)
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class EdgeConfig:
     eject_seconds: float = 10.0
     retries: int = 1
     access_log: float = 0.0
+    docs: bool = True
     workers: int = 1
     connect_timeout: float = 2.0
     response_timeout: float = 30.0
@@ -163,6 +166,7 @@ def load_config(settings: Settings, routes: RouteTable | None = None) -> EdgeCon
         eject_seconds=_env(env, "EDGE_EJECT_SECONDS", base.eject_seconds),
         retries=_env(env, "EDGE_RETRIES", base.retries),
         access_log=_env(env, "EDGE_ACCESS_LOG", base.access_log),
+        docs=_flag(env, "EDGE_DOCS", base.docs),
         workers=_env(env, "EDGE_WORKERS", base.workers),
         connect_timeout=_env(env, "EDGE_CONNECT_TIMEOUT", base.connect_timeout),
         response_timeout=_env(env, "EDGE_RESPONSE_TIMEOUT", base.response_timeout),

@@ -3,8 +3,8 @@
 The steps of one request, in order:
 
 1. one pass over the client's headers: keep what goes upstream, pick out what the edge acts on;
-2. the edge's own endpoints (`/health/live`, `/health/ready`, `/metrics`) and CORS preflights are
-   answered here;
+2. the edge's own endpoints (`/health/live`, `/health/ready`, `/metrics`, and the `pages` it is given:
+   `/openapi.json`, `/docs`) and CORS preflights are answered here;
 3. route; verify the bearer token (a bad one is refused, but only after step 4, so a flood of forged
    tokens is limited like any anonymous traffic);
 4. rate limits: per user with a valid token, else per client IP, plus the route's own limit;
@@ -93,6 +93,7 @@ class Proxy:
         peers: TrustedProxies,
         retries: int = 1,
         access_log: AccessLog | None = None,
+        pages: Mapping[str, Callable[[], tuple[int, bytes, bytes]]] | None = None,
     ) -> None:
         self._routes = routes
         self._clusters = clusters
@@ -111,6 +112,8 @@ class Proxy:
             "/health/live": self._live,
             "/health/ready": self._ready,
             "/metrics": self._render_metrics,
+            # Cold pages answered from memory (the API's document and docs page: edge.docs).
+            **(pages or {}),
         }
 
     def __call__(self, ex: Exchange) -> Awaitable[None] | None:

@@ -20,6 +20,7 @@ from edge import RUNS_COMPILED
 from edge.accesslog import AccessLog
 from edge.config import EdgeConfig
 from edge.cors import Cors
+from edge.docs import ApiDocs
 from edge.health import HealthChecks
 from edge.jwt import Verifier
 from edge.metrics import Metrics
@@ -66,6 +67,7 @@ class Edge:
         self._deadlines = Deadlines(
             self._connections, config.limits, [cluster.expire for cluster in self.clusters.values()]
         )
+        self.docs = ApiDocs(self.clusters, config.routes) if config.docs else None
         self._server: asyncio.Server | None = None
         # The port actually bound, known once started (the config may ask for 0).
         self.port = 0
@@ -86,9 +88,12 @@ class Edge:
             peers=TrustedProxies(config.trusted_proxies),
             retries=config.retries,
             access_log=AccessLog(config.access_log) if config.access_log > 0 else None,
+            pages=self.docs.pages() if self.docs is not None else None,
         )
         await self.limiter.start()
         self.health.start()
+        if self.docs is not None:
+            self.docs.start()
         self._deadlines.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -114,9 +119,12 @@ class Edge:
             )
         for conn in list(self._connections):
             conn.abort()
-        # 4. Stop the helpers: deadlines, health checks, the limiter (handing unused tokens back).
+        # 4. Stop the helpers: deadlines, health checks, the docs' fetcher, the limiter (handing unused
+        #    tokens back).
         self._deadlines.stop()
         await self.health.stop()
+        if self.docs is not None:
+            await self.docs.stop()
         await self.limiter.close()
         # 5. Close the upstream pools.
         for cluster in self.clusters.values():

@@ -122,6 +122,9 @@ def sorting(
 
 
 MAX_SEARCH = 100
+MAX_PAGE = 1_000_000
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
 
 
 def like_pattern(text: str) -> str:
@@ -157,8 +160,8 @@ _wire_names: dict[type[msgspec.Struct], tuple[str, ...]] = {}
 def paging(query: Mapping[str, str], item: type[msgspec.Struct]) -> Paging:
     """`?page=` from 1, `?pageSize=` 1..100 (default 20) and `?fields=` of a list of `item`s, as the
     contract's conventions say; an unknown field is a 400 naming the ones there are."""
-    page = query_int(query, "page", 1, 1, 1_000_000)
-    page_size = query_int(query, "pageSize", 20, 1, 100)
+    page = query_int(query, "page", 1, 1, MAX_PAGE)
+    page_size = query_int(query, "pageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     raw = query.get("fields")
     if not raw:
         return Paging(page, page_size)

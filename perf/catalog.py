@@ -3,6 +3,7 @@
     .venv/bin/python perf/catalog.py                      # through the edge (EDGE_URL or 127.0.0.1:5010)
     .venv/bin/python perf/catalog.py --direct             # straight to svc_product (PRODUCT_URL or :5004)
     .venv/bin/python perf/catalog.py --duration 10 --only detail
+    .venv/bin/python perf/catalog.py --direct --only detail --header 'Accept-Encoding: gzip'
 
 Each scenario runs twice with wrk: at saturation (as fast as `--connections` allow) and at a fixed
 request rate (each connection paced by wrk's `delay()` hook, so the rate is an upper bound: a connection
@@ -115,6 +116,7 @@ def run_wrk(
     threads: int,
     rate: int | None,
     unique: bool,
+    headers: list[str] | None = None,
 ) -> dict[str, float]:
     """One wrk run; `rate` paces the connections to about that many requests a second in total."""
     pace = connections * 1000.0 / rate if rate else 0.0
@@ -130,6 +132,8 @@ def run_wrk(
             "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
             "-s", handle.name, base,
         ]  # fmt: skip
+        for header in headers or []:
+            command += ["-H", header]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(handle.name)
@@ -192,6 +196,10 @@ def main() -> None:
     parser.add_argument(
         "--rate", action="append", default=[], metavar="SCENARIO=N", help="fixed rate other than the target"
     )
+    parser.add_argument(
+        "--header", action="append", default=[], help="request header, e.g. 'Accept-Encoding: gzip'"
+    )
+    parser.add_argument("--saturation-only", action="store_true", help="skip the fixed-rate runs")
     args = parser.parse_args()
     rates = {name: target for name, (target, _) in TARGETS.items()}
     for override in args.rate:
@@ -205,13 +213,11 @@ def main() -> None:
     results = []
     for name in args.only or list(TARGETS):
         paths, unique = scenarios[name]
-        for mode, rate, connections in (
-            ("saturation", None, args.connections),
-            ("fixed rate", rates[name], 32),
-        ):
+        modes = [("saturation", None, args.connections), ("fixed rate", rates[name], 32)]
+        for mode, rate, connections in modes[:1] if args.saturation_only else modes:
             measured = run_wrk(
                 base, paths, duration=args.duration, connections=connections, threads=args.threads, rate=rate,
-                unique=unique,
+                unique=unique, headers=args.header,
             )  # fmt: skip
             m = measured
             results.append(

@@ -41,6 +41,7 @@ BAD_REFRESH = "Invalid or expired refresh token"
     body=RegisterRequest,
     response=RegisterResponse,
     status=201,
+    errors=(409,),
 )
 async def register(request: Request) -> Response:
     body = await body_of(request, RegisterRequest)
@@ -90,7 +91,12 @@ async def resend_verification(request: Request) -> Response:
     )
 
 
-@doc("Log in with email and password", body=LoginRequest, response=TokenPair)
+@doc(
+    "Log in with email and password: 401 for wrong credentials, 403 while the email is not verified",
+    body=LoginRequest,
+    response=TokenPair,
+    errors=(401, 403),
+)
 async def login(request: Request) -> Response:
     body = await body_of(request, LoginRequest)
     d = deps(request)
@@ -166,10 +172,10 @@ async def roles(request: Request) -> Response:
     )
 
 
-@doc("Replace a user's roles", body=SetRolesRequest, response=UserRoles, auth="Admin")
+@doc("Replace a user's roles", body=SetRolesRequest, response=UserRoles, auth="Admin", errors=(409,))
 async def set_roles(request: Request) -> Response:
     require_role(request, "Admin")
-    user_id = path_uuid(request, "user_id", "User not found")
+    user_id = path_uuid(request, "userId", "User not found")
     body = await body_of(request, SetRolesRequest)
     wanted = sorted(set(body.roles))
     async with deps(request).db.acquire() as conn, conn.transaction():
@@ -190,7 +196,7 @@ routes = [
     Route("/api/auth/logout", logout, methods=["POST"]),
     Route("/api/auth/me", me, methods=["GET"]),
     Route("/api/auth/roles", roles, methods=["GET"]),
-    Route("/api/auth/users/{user_id}/roles", set_roles, methods=["PUT"]),
+    Route("/api/auth/users/{userId}/roles", set_roles, methods=["PUT"]),
 ]
 
 service = Service("auth", routes, migrations=Path(__file__).parent / "migrations", uses_redis=False)

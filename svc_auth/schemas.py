@@ -12,9 +12,20 @@ from kit.http import Model
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
-Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
-FullName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+# `extra_json_schema` only tells clients (and the OpenAPI document) what `__post_init__` checks.
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3, max_length=254, examples=["me@example.com"], extra_json_schema={"format": "email"}
+    ),
+]
+Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128, examples=["Secret123!"])]
+FullName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=100, examples=["Nguyễn Văn An"], extra_json_schema={"pattern": r"\S"}
+    ),
+]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 RoleName = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 

@@ -19,7 +19,6 @@ from kit.errors import Conflict, NotFound, invalid
 from kit.grpc import GrpcServer
 from kit.http import (
     JSON,
-    Page,
     Paging,
     body_of,
     decode,
@@ -31,7 +30,7 @@ from kit.http import (
     sorting,
 )
 from kit.identity import identity, require_role, require_user
-from kit.openapi import doc
+from kit.openapi import boolean, doc, listing, number, page
 from svc_discount import events, ledger, rpc, store
 from svc_discount.schemas import (
     Campaign,
@@ -53,6 +52,10 @@ LIST_DISCOUNTS = {
     for by, column in _ORDERS.items()
     for direction in ("ASC", "DESC")
 }
+
+
+MAX_CODE = 40
+ACTIVE = boolean("active", "Only active (true) or inactive (false) ones")
 
 
 def _filters(query: Mapping[str, str]) -> tuple[str | None, bool | None]:
@@ -103,8 +106,9 @@ async def _replacement(
 
 async def _deactivate(request: Request, what: str, statement: str) -> Response:
     require_role(request, "Admin")
+    key = path_uuid(request, f"{what.lower()}Id", f"{what} not found")
     async with deps(request).db.acquire() as conn:
-        if await conn.fetchval(statement, path_uuid(request, "id", f"{what} not found")) is None:
+        if await conn.fetchval(statement, key) is None:
             raise NotFound(f"{what} not found")
     return Response(status_code=204)
 
@@ -149,8 +153,9 @@ async def _write_discount(
 
 @doc(
     "Discounts, paginated (`?search=&active=&sortBy=createdAt|code|name&sortOrder=`)",
-    response=Page,
+    response=page(Discount),
     auth="Admin",
+    params=(*listing(Discount, sort=_ORDERS, search="code and name"), ACTIVE),
 )
 async def list_discounts(request: Request) -> Response:
     require_role(request, "Admin")
@@ -170,6 +175,7 @@ async def list_discounts(request: Request) -> Response:
     response=Discount,
     status=201,
     auth="Admin",
+    errors=(409,),
 )
 async def create_discount(request: Request) -> Response:
     require_role(request, "Admin")
@@ -182,16 +188,27 @@ async def create_discount(request: Request) -> Response:
 async def get_discount(request: Request) -> Response:
     require_role(request, "Admin")
     async with deps(request).db.acquire() as conn:
-        row = await conn.fetchrow(store.DISCOUNT_BY_ID, path_uuid(request, "id", "Discount not found"))
+        row = await conn.fetchrow(
+            store.DISCOUNT_BY_ID, path_uuid(request, "discountId", "Discount not found")
+        )
     if row is None:
         raise NotFound("Discount not found")
     return JSON(_discount(row))
 
 
-@doc("Replace (PUT) or change (PATCH) a discount", body=DiscountIn, response=Discount, auth="Admin")
-async def update_discount(request: Request) -> Response:
+@doc("Replace a discount", body=DiscountIn, response=Discount, auth="Admin", errors=(409,))
+async def replace_discount(request: Request) -> Response:
+    return await _update_discount(request)
+
+
+@doc("Change some fields of a discount", body=DiscountPatch, response=Discount, auth="Admin", errors=(409,))
+async def patch_discount(request: Request) -> Response:
+    return await _update_discount(request)
+
+
+async def _update_discount(request: Request) -> Response:
     require_role(request, "Admin")
-    key = path_uuid(request, "id", "Discount not found")
+    key = path_uuid(request, "discountId", "Discount not found")
     async with deps(request).db.acquire() as conn, conn.transaction():
         body = await _replacement(
             request, conn, "Discount", key, store.DISCOUNT_FOR_UPDATE, DiscountIn, DiscountPatch
@@ -211,18 +228,23 @@ async def _usages(request: Request, statement: str, key: uuid.UUID, page: Paging
     return JSON(page_of([_usage(r) for r in rows], page, total))
 
 
-@doc("A discount's usage history, newest first", response=Page, auth="Admin")
+@doc("A discount's usage history, newest first", response=page(Usage), auth="Admin", params=listing(Usage))
 async def discount_usages(request: Request) -> Response:
     require_role(request, "Admin")
     return await _usages(
         request,
         store.USAGES_OF_DISCOUNT,
-        path_uuid(request, "id", "Discount not found"),
+        path_uuid(request, "discountId", "Discount not found"),
         paging(request.query_params, Usage),
     )
 
 
-@doc("The caller's discount usage history, newest first", response=Page, auth="user")
+@doc(
+    "The caller's discount usage history, newest first",
+    response=page(Usage),
+    auth="user",
+    params=listing(Usage),
+)
 async def my_usages(request: Request) -> Response:
     who = require_user(request)
     return await _usages(request, store.USAGES_OF_USER, who.user_id, paging(request.query_params, Usage))
@@ -231,6 +253,8 @@ async def my_usages(request: Request) -> Response:
 @doc(
     "What a code takes off a subtotal (`?subtotal=`); per-user limits count for a signed-in caller",
     response=Validation,
+    path={"code": {"type": "string", "minLength": 1, "maxLength": MAX_CODE}},
+    params=(number("subtotal", "The order's subtotal (at most 2 decimals)", required=True),),
 )
 async def validate(request: Request) -> Response:
     raw = request.query_params.get("subtotal")
@@ -243,8 +267,8 @@ async def validate(request: Request) -> Response:
         raise invalid("subtotal", "subtotal must be a non-negative amount with at most 2 decimals") from None
     who = identity(request)
     code = request.path_params["code"]
-    if len(code) > 40:
-        raise invalid("code", "at most 40 characters")
+    if len(code) > MAX_CODE:
+        raise invalid("code", f"at most {MAX_CODE} characters")
     answer = await ledger.validate(deps(request).db, code, who.user_id if who else None, subtotal)
     return JSON(
         Validation(
@@ -279,7 +303,12 @@ async def _write_campaign(
     return response
 
 
-@doc("Campaigns, paginated (`?search=&active=`)", response=Page, auth="Admin")
+@doc(
+    "Campaigns, paginated (`?search=&active=`)",
+    response=page(Campaign),
+    auth="Admin",
+    params=(*listing(Campaign, search="name and description"), ACTIVE),
+)
 async def list_campaigns(request: Request) -> Response:
     require_role(request, "Admin")
     page = paging(request.query_params, Campaign)
@@ -308,13 +337,22 @@ async def create_campaign(request: Request) -> Response:
 async def get_campaign(request: Request) -> Response:
     require_role(request, "Admin")
     async with deps(request).db.acquire() as conn:
-        return await _campaign_by_id(conn, path_uuid(request, "id", "Campaign not found"))
+        return await _campaign_by_id(conn, path_uuid(request, "campaignId", "Campaign not found"))
 
 
-@doc("Replace (PUT) or change (PATCH) a campaign", body=CampaignIn, response=Campaign, auth="Admin")
-async def update_campaign(request: Request) -> Response:
+@doc("Replace a campaign", body=CampaignIn, response=Campaign, auth="Admin")
+async def replace_campaign(request: Request) -> Response:
+    return await _update_campaign(request)
+
+
+@doc("Change some fields of a campaign", body=CampaignPatch, response=Campaign, auth="Admin")
+async def patch_campaign(request: Request) -> Response:
+    return await _update_campaign(request)
+
+
+async def _update_campaign(request: Request) -> Response:
     require_role(request, "Admin")
-    key = path_uuid(request, "id", "Campaign not found")
+    key = path_uuid(request, "campaignId", "Campaign not found")
     async with deps(request).db.acquire() as conn, conn.transaction():
         body = await _replacement(
             request, conn, "Campaign", key, store.CAMPAIGN_FOR_UPDATE, CampaignIn, CampaignPatch
@@ -332,15 +370,17 @@ routes = [
     Route("/api/discounts", create_discount, methods=["POST"]),
     Route("/api/discounts/usages/me", my_usages, methods=["GET"]),
     Route("/api/discounts/{code}/validate", validate, methods=["GET"]),
-    Route("/api/discounts/{id}/usages", discount_usages, methods=["GET"]),
-    Route("/api/discounts/{id}", get_discount, methods=["GET"]),
-    Route("/api/discounts/{id}", update_discount, methods=["PUT", "PATCH"]),
-    Route("/api/discounts/{id}", delete_discount, methods=["DELETE"]),
+    Route("/api/discounts/{discountId}/usages", discount_usages, methods=["GET"]),
+    Route("/api/discounts/{discountId}", get_discount, methods=["GET"]),
+    Route("/api/discounts/{discountId}", replace_discount, methods=["PUT"]),
+    Route("/api/discounts/{discountId}", patch_discount, methods=["PATCH"]),
+    Route("/api/discounts/{discountId}", delete_discount, methods=["DELETE"]),
     Route("/api/campaigns", list_campaigns, methods=["GET"]),
     Route("/api/campaigns", create_campaign, methods=["POST"]),
-    Route("/api/campaigns/{id}", get_campaign, methods=["GET"]),
-    Route("/api/campaigns/{id}", update_campaign, methods=["PUT", "PATCH"]),
-    Route("/api/campaigns/{id}", delete_campaign, methods=["DELETE"]),
+    Route("/api/campaigns/{campaignId}", get_campaign, methods=["GET"]),
+    Route("/api/campaigns/{campaignId}", replace_campaign, methods=["PUT"]),
+    Route("/api/campaigns/{campaignId}", patch_campaign, methods=["PATCH"]),
+    Route("/api/campaigns/{campaignId}", delete_campaign, methods=["DELETE"]),
 ]
 
 grpc_server = GrpcServer("discount", rpc.register)

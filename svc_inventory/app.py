@@ -12,9 +12,9 @@ from starlette.routing import Route
 from kit.app import Service, deps, make_app
 from kit.errors import NotFound, invalid
 from kit.grpc import GrpcServer
-from kit.http import JSON, Page, body_of, page_of, paging, path_uuid
+from kit.http import JSON, body_of, page_of, paging, path_uuid
 from kit.identity import require_role
-from kit.openapi import doc
+from kit.openapi import doc, listing, page, uuid_param
 from svc_inventory import engine, events, rpc, store
 from svc_inventory.schemas import Level, SetStock
 
@@ -37,9 +37,13 @@ async def _level(request: Request, product_id: uuid.UUID, variant_id: uuid.UUID 
     return Level(**dict(row), variant_id=variant_id)
 
 
-@doc("A product's stock: available, reserved and on hand (all variants, or `?variantId=`)", response=Level)
+@doc(
+    "A product's stock: available, reserved and on hand (all variants, or `?variantId=`)",
+    response=Level,
+    params=(uuid_param("variantId", "Only this variant's stock"),),
+)
 async def get_level(request: Request) -> Response:
-    product_id = path_uuid(request, "product_id", MISSING)
+    product_id = path_uuid(request, "productId", MISSING)
     raw = request.query_params.get("variantId")
     return JSON(await _level(request, product_id, _uuid(raw, "variantId") if raw else None))
 
@@ -52,7 +56,7 @@ async def get_level(request: Request) -> Response:
 )
 async def set_level(request: Request) -> Response:
     who = require_role(request, "Seller", "Admin")
-    product_id = path_uuid(request, "product_id", MISSING)
+    product_id = path_uuid(request, "productId", MISSING)
     body = await body_of(request, SetStock)
     variant_id = body.variant_id or store.PRODUCT_LEVEL
     await engine.of(deps(request)).set_stock(
@@ -61,7 +65,12 @@ async def set_level(request: Request) -> Response:
     return JSON(await _level(request, product_id, body.variant_id))
 
 
-@doc("Stock rows at or below their low-stock threshold, lowest first", response=Page, auth="Admin")
+@doc(
+    "Stock rows at or below their low-stock threshold, lowest first",
+    response=page(Level),
+    auth="Admin",
+    params=listing(Level),
+)
 async def low_stock(request: Request) -> Response:
     require_role(request, "Admin")
     page = paging(request.query_params, Level)
@@ -80,8 +89,8 @@ async def low_stock(request: Request) -> Response:
 
 routes = [
     Route("/api/inventory/low-stock", low_stock, methods=["GET"]),
-    Route("/api/inventory/{product_id}", get_level, methods=["GET"]),
-    Route("/api/inventory/{product_id}", set_level, methods=["PUT"]),
+    Route("/api/inventory/{productId}", get_level, methods=["GET"]),
+    Route("/api/inventory/{productId}", set_level, methods=["PUT"]),
 ]
 
 grpc_server = GrpcServer("inventory", rpc.register)

@@ -16,7 +16,7 @@ from kit.app import Deps, Service, deps, make_app
 from kit.errors import NotFound, invalid
 from kit.http import JSON, Page, body_of, page_of, paging, path_uuid, search_pattern, sorting
 from kit.identity import require_user
-from kit.openapi import doc
+from kit.openapi import doc, listing, page
 from svc_notify import admin, config, dead_letters, events, reports, store, twilio
 from svc_notify.channels import Sender
 from svc_notify.channels.email import EmailSender
@@ -31,8 +31,9 @@ NO_SUBSCRIPTION = "Push subscription not found"
 @doc(
     "The caller's notifications on every channel, newest first (`?search=` in subject or template, "
     "`?sortBy=createdAt|sentAt|status|subject&sortOrder=`)",
-    response=Page,
+    response=page(Notification),
     auth="user",
+    params=listing(Notification, sort=store.SORTS, search="subject and template"),
 )
 async def my_notifications(request: Request) -> Response:
     who = require_user(request)

@@ -33,7 +33,7 @@ def _status_of(twilio_status: str) -> str:
     return "SENT"  # queued, accepted, sending, sent: the provider has it
 
 
-@doc("Twilio's status callback for an SMS (signed with X-Twilio-Signature)", status=204)
+@doc("Twilio's status callback for an SMS (signed with X-Twilio-Signature)", status=204, errors=(400, 403))
 async def sms_status(request: Request) -> Response:
     d = deps(request)
     body = await request.body()

@@ -11,9 +11,9 @@ from starlette.routing import Route
 
 from kit.app import Deps, Service, deps, make_app
 from kit.errors import NotFound, invalid
-from kit.http import JSON, Page, body_of, paging, path_uuid, search_pattern
+from kit.http import JSON, body_of, paging, path_uuid, search_pattern
 from kit.identity import Identity, require_role, require_user
-from kit.openapi import doc
+from kit.openapi import choice, doc, header, listing, page, uuid_param
 from svc_order import cart, downstream, flows, idempotency, intents, jobs, store, views, workflow
 from svc_order.schemas import (
     AddItem,
@@ -32,7 +32,11 @@ from svc_order.schemas import (
 
 
 def _product_id(request: Request) -> uuid.UUID:
-    return path_uuid(request, "product_id", "This product is not in the cart")
+    return path_uuid(request, "productId", "This product is not in the cart")
+
+
+VARIANT = uuid_param("variantId", "The line of this variant, when the product has several in the cart")
+ORDER_STATUS = choice("status", sorted(views.STATUSES), "Only orders in this status")
 
 
 def _variant_query(request: Request) -> uuid.UUID | None:
@@ -56,6 +60,7 @@ async def get_cart(request: Request) -> Response:
     body=AddItem,
     response=Cart,
     auth="user",
+    errors=(422,),
 )
 async def add_item(request: Request) -> Response:
     who = require_user(request)
@@ -68,6 +73,8 @@ async def add_item(request: Request) -> Response:
     body=SetQuantity,
     response=Cart,
     auth="user",
+    params=(VARIANT,),
+    errors=(422,),
 )
 async def set_quantity(request: Request) -> Response:
     who = require_user(request)
@@ -76,7 +83,12 @@ async def set_quantity(request: Request) -> Response:
     return JSON(await cart.set_quantity(deps(request), who.user_id, product_id, variant_id, body.quantity))
 
 
-@doc("Remove a product (every variant of it, or `?variantId=`'s line)", response=Cart, auth="user")
+@doc(
+    "Remove a product (every variant of it, or `?variantId=`'s line)",
+    response=Cart,
+    auth="user",
+    params=(VARIANT,),
+)
 async def remove_item(request: Request) -> Response:
     who = require_user(request)
     product_id, variant_id = _product_id(request), _variant_query(request)
@@ -100,6 +112,14 @@ async def clear_cart(request: Request) -> Response:
     response=Placed,
     status=201,
     auth="user",
+    params=(
+        header(
+            idempotency.HEADER,
+            "Replays the first answer for the same key and body (kept 24 h); another body is a 409",
+            idempotency.MAX_KEY_LENGTH,
+        ),
+    ),
+    errors=(409, 422),
 )
 async def checkout(request: Request) -> Response:
     who = require_user(request)
@@ -110,14 +130,18 @@ async def checkout(request: Request) -> Response:
 
 
 def _order_id(request: Request) -> uuid.UUID:
-    return path_uuid(request, "order_id", "Order not found")
+    return path_uuid(request, "orderId", "Order not found")
 
 
 @doc(
     "The caller's orders, newest first (`?status=`, `?sortBy=createdAt|totalAmount`, `?search=` in the "
     "order number or a product's name)",
-    response=Page,
+    response=page(OrderSummary),
     auth="user",
+    params=(
+        *listing(OrderSummary, sort=store.ORDER_SORTS, search="the order number and product names"),
+        ORDER_STATUS,
+    ),
 )
 async def list_orders(request: Request) -> Response:
     who = require_user(request)
@@ -131,8 +155,13 @@ async def list_orders(request: Request) -> Response:
 @doc(
     "Orders holding the calling seller's products, with only those lines (Admin: `?sellerId=`; "
     "`?status=`, `?search=` in the order number or a product's name)",
-    response=Page,
+    response=page(SellerOrder),
     auth="Seller",
+    params=(
+        *listing(SellerOrder, search="the order number and product names"),
+        ORDER_STATUS,
+        uuid_param("sellerId", "Admin only: whose lines to list (default: the caller's)"),
+    ),
 )
 async def seller_orders(request: Request) -> Response:
     who = require_role(request, "Seller", "Admin")
@@ -170,7 +199,12 @@ async def get_order(request: Request) -> Response:
 
 
 @doc(
-    "Cancel an order before it ships (its owner or an Admin)", body=CancelRequest, response=Order, auth="user"
+    "Cancel an order before it ships (its owner or an Admin)",
+    body=CancelRequest,
+    body_optional=True,
+    response=Order,
+    auth="user",
+    errors=(409,),
 )
 async def cancel_order(request: Request) -> Response:
     who = require_user(request)
@@ -191,6 +225,7 @@ async def cancel_order(request: Request) -> Response:
     body=StatusChange,
     response=Order,
     auth="Admin",
+    errors=(409,),
 )
 async def set_status(request: Request) -> Response:
     who = require_role(request, "Admin")
@@ -213,14 +248,14 @@ routes = [
     Route("/api/cart", get_cart, methods=["GET"]),
     Route("/api/cart", clear_cart, methods=["DELETE"]),
     Route("/api/cart/items", add_item, methods=["POST"]),
-    Route("/api/cart/items/{product_id}", set_quantity, methods=["PUT"]),
-    Route("/api/cart/items/{product_id}", remove_item, methods=["DELETE"]),
+    Route("/api/cart/items/{productId}", set_quantity, methods=["PUT"]),
+    Route("/api/cart/items/{productId}", remove_item, methods=["DELETE"]),
     Route("/api/orders/checkout", checkout, methods=["POST"]),
     Route("/api/orders", list_orders, methods=["GET"]),
     Route("/api/orders/seller", seller_orders, methods=["GET"]),
-    Route("/api/orders/{order_id}", get_order, methods=["GET"]),
-    Route("/api/orders/{order_id}/cancel", cancel_order, methods=["POST"]),
-    Route("/api/orders/{order_id}/status", set_status, methods=["PATCH"]),
+    Route("/api/orders/{orderId}", get_order, methods=["GET"]),
+    Route("/api/orders/{orderId}/cancel", cancel_order, methods=["POST"]),
+    Route("/api/orders/{orderId}/status", set_status, methods=["PATCH"]),
 ]
 
 service = Service(

@@ -12,6 +12,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from starlette.requests import Request
@@ -24,6 +25,7 @@ from kit.http import JSON, body_of, path_uuid
 from kit.identity import require_role, require_user
 from kit.openapi import doc
 from svc_payment import events, ledger, providers, reconcile, store
+from svc_payment.gateways import METHODS
 from svc_payment.ledger import Outcome, Payment
 from svc_payment.providers import Forged
 from svc_payment.schemas import PaymentView, RefundRequest, RefundView, ReturnView
@@ -44,10 +46,13 @@ def _payment_url(request: Request, order_id: uuid.UUID) -> str:
     return f"{providers.of(deps(request)).config.public_url}/api/payments/pay/{order_id}"
 
 
+GATEWAY = {"method": {"type": "string", "enum": list(METHODS)}}
+
+
 @doc("The payment of an order (its buyer or an Admin)", response=PaymentView, auth="user")
 async def payment_of_order(request: Request) -> Response:
     who = require_user(request)
-    order_id = path_uuid(request, "order_id", "Payment not found")
+    order_id = path_uuid(request, "orderId", "Payment not found")
     async with deps(request).db.acquire() as conn:
         row = await conn.fetchrow(store.PAYMENT_BY_ORDER, order_id)
     if row is None or (row["user_id"] != who.user_id and not who.is_admin):
@@ -83,9 +88,13 @@ async def _payment_of(pool: asyncpg.Pool, order_id: uuid.UUID, wait: float) -> P
         await asyncio.sleep(0.05)
 
 
-@doc("Send the buyer to the gateway's payment page (302 to it)", status=302)
+@doc(
+    "Send the buyer to the gateway's payment page (302 to it); 409 once the payment is settled or expired",
+    status=302,
+    errors=(409,),
+)
 async def pay(request: Request) -> Response:
-    order_id = path_uuid(request, "order_id", "Payment not found")
+    order_id = path_uuid(request, "orderId", "Payment not found")
     d = deps(request)
     gateways = providers.of(d)
     payment = await _payment_of(d.db, order_id, gateways.config.pay_wait)
@@ -96,7 +105,16 @@ async def pay(request: Request) -> Response:
     return RedirectResponse(url, status_code=302)
 
 
-@doc("A gateway's payment notification (VNPay GET, MoMo and ZaloPay POST); signature-checked")
+@doc(
+    "A gateway's payment notification (VNPay GET with its query, MoMo and ZaloPay POST with their JSON); "
+    "signature-checked; answered in the gateway's own terms (VNPay and ZaloPay a JSON code, MoMo a status)",
+    path=GATEWAY,
+    body=Any,
+    body_optional=True,
+    response=dict[str, Any],
+    also=(204,),
+    errors=(400,),
+)
 async def ipn(request: Request) -> Response:
     gateway = providers.of(deps(request)).get(request.path_params["method"])
     try:
@@ -113,7 +131,12 @@ async def ipn(request: Request) -> Response:
     return gateway.answer(outcome)
 
 
-@doc("Where the gateway sends the buyer back: the payment's state, read only", response=ReturnView)
+@doc(
+    "Where the gateway sends the buyer back (with its signed query): the payment's state, read only",
+    response=ReturnView,
+    path=GATEWAY,
+    errors=(400,),
+)
 async def return_page(request: Request) -> Response:
     gateway = providers.of(deps(request)).get(request.path_params["method"])
     try:
@@ -141,13 +164,16 @@ async def return_page(request: Request) -> Response:
 @doc(
     "Refund a payment through its gateway, all of it by default",
     body=RefundRequest,
+    body_optional=True,
     response=RefundView,
     status=201,
+    also=(202,),
     auth="Admin",
+    errors=(409, 422),
 )
 async def refund(request: Request) -> Response:
     who = require_role(request, "Admin")
-    payment_id = path_uuid(request, "payment_id", "Payment not found")
+    payment_id = path_uuid(request, "paymentId", "Payment not found")
     body = await body_of(request, RefundRequest) if await request.body() else RefundRequest()
     d = deps(request)
     async with d.db.acquire() as conn, conn.transaction():
@@ -174,11 +200,11 @@ async def refund(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/payments/orders/{order_id}", payment_of_order, methods=["GET"]),
-    Route("/api/payments/pay/{order_id}", pay, methods=["GET"]),
+    Route("/api/payments/orders/{orderId}", payment_of_order, methods=["GET"]),
+    Route("/api/payments/pay/{orderId}", pay, methods=["GET"]),
     Route("/api/payments/{method}/ipn", ipn, methods=["GET", "POST"]),
     Route("/api/payments/{method}/return", return_page, methods=["GET"]),
-    Route("/api/payments/{payment_id}/refund", refund, methods=["POST"]),
+    Route("/api/payments/{paymentId}/refund", refund, methods=["POST"]),
 ]
 
 service = Service(

@@ -13,9 +13,10 @@ from kit.app import Service, deps, make_app
 from kit.errors import ServiceUnavailable, invalid
 from kit.http import JSON, body_of, path_uuid
 from kit.identity import identity, require_role, require_user
-from kit.openapi import doc
+from kit.openapi import choice, doc, listing, number, page, text, uuid_param
+from kit.representation import answer
 from svc_product import caching, catalog, editing, events
-from svc_product.query import parse, parse_reviews
+from svc_product.query import MAX_IDS, MAX_PAGE, SORTS, STATUSES, parse, parse_reviews
 from svc_product.schemas import (
     Brand,
     BrandInput,
@@ -26,9 +27,11 @@ from svc_product.schemas import (
     CategoryInput,
     CategoryNode,
     CategoryPatch,
+    ProductDetail,
     ProductInput,
     ProductPage,
     ProductPatch,
+    ProductSummary,
     ProductView,
     Review,
     ReviewInput,
@@ -48,25 +51,44 @@ class Raw(Response):
 # -- products -----------------------------------------------------------------------------------------
 
 
+PRODUCT_LIST = (
+    *listing(ProductSummary, sort=SORTS, search="name, description, brand and category", max_page=MAX_PAGE),
+    uuid_param("categoryId", "Only products of this category or any below it"),
+    uuid_param("brandId", "Only products of this brand"),
+    uuid_param("sellerId", "Only products of this seller"),
+    number("minPrice", "Lowest price"),
+    number("maxPrice", "Highest price"),
+    choice("status", STATUSES, "Beyond active: a seller's own or (Admin) every draft or inactive product"),
+    text("ids", f"Comma-separated ids (1 to {MAX_IDS}): their details at once; no other parameter with it"),
+)
+
+
 @doc(
     "Products: search and filters, or `?ids=a,b` (up to 100) for the detail of several at once",
-    response=ProductPage,
+    response=(ProductPage, page(ProductDetail)),
+    params=PRODUCT_LIST,
+    conditional=True,
 )
 async def list_products(request: Request) -> Response:
     query = parse(request.query_params.multi_items())
     d = deps(request)
     if query.ids is not None:
         return Raw(await catalog.product_batch(d, query.ids))
-    return Raw(await catalog.product_list(d, query, identity(request)))
+    return answer(request, await catalog.product_list(d, query, identity(request)))
 
 
-@doc("A product with category, brand, variants, attributes, images, rating and stock", response=ProductView)
+@doc(
+    "A product with category, brand, variants, attributes, images, rating and stock",
+    response=ProductView,
+    conditional=True,
+)
 async def get_product(request: Request) -> Response:
     return await _product_answer(request, path_uuid(request, "productId", "Product not found"))
 
 
 async def _product_answer(request: Request, product_id: uuid.UUID, status: int = 200) -> Response:
-    return Raw(await catalog.product_view(deps(request), product_id, identity(request)), status)
+    document, stock_tail = await catalog.product_view(deps(request), product_id, identity(request))
+    return answer(request, document, stock_tail, status)
 
 
 @doc(
@@ -75,6 +97,7 @@ async def _product_answer(request: Request, product_id: uuid.UUID, status: int =
     response=ProductView,
     status=201,
     auth="Seller",
+    errors=(409, 422),
 )
 async def create_product(request: Request) -> Response:
     who = require_role(request, *SELLERS)
@@ -83,7 +106,13 @@ async def create_product(request: Request) -> Response:
     return await _product_answer(request, product_id, 201)
 
 
-@doc("Replace a product (its seller or an admin)", body=ProductInput, response=ProductView, auth="Seller")
+@doc(
+    "Replace a product (its seller or an admin)",
+    body=ProductInput,
+    response=ProductView,
+    auth="Seller",
+    errors=(409, 422),
+)
 async def replace_product(request: Request) -> Response:
     who = require_role(request, *SELLERS)
     product_id = path_uuid(request, "productId", "Product not found")
@@ -97,6 +126,7 @@ async def replace_product(request: Request) -> Response:
     body=ProductPatch,
     response=ProductView,
     auth="Seller",
+    errors=(409, 422),
 )
 async def patch_product(request: Request) -> Response:
     who = require_role(request, *SELLERS)
@@ -113,19 +143,25 @@ async def delete_product(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@doc("A product's reviews, newest first", response=ReviewPage)
+@doc(
+    "A product's reviews, newest first",
+    response=ReviewPage,
+    conditional=True,
+    params=listing(Review, sort=("createdAt", "rating"), max_page=MAX_PAGE, fields=False),
+)
 async def list_reviews(request: Request) -> Response:
     product_id = path_uuid(request, "productId", "Product not found")
     query = parse_reviews(request.query_params.multi_items())
-    return Raw(await catalog.reviews(deps(request), product_id, query))
+    return answer(request, await catalog.reviews(deps(request), product_id, query))
 
 
 @doc(
-    "Review a product (once per user, rating 1..5)",
+    "Review a product (once per user, rating 1..5; not one's own product: 403)",
     body=ReviewInput,
     response=Review,
     status=201,
     auth="user",
+    errors=(403, 409),
 )
 async def add_review(request: Request) -> Response:
     who = require_user(request)
@@ -137,22 +173,27 @@ async def add_review(request: Request) -> Response:
 # -- categories and brands ----------------------------------------------------------------------------
 
 
-@doc("The whole category tree", response=list[CategoryNode])
+@doc("The whole category tree", response=list[CategoryNode], conditional=True)
 async def category_tree(request: Request) -> Response:
-    return Raw(await catalog.category_tree(deps(request)))
+    return answer(request, await catalog.category_tree(deps(request)))
 
 
-@doc("A category with its path from the root and its direct sub-categories", response=Category)
+@doc(
+    "A category with its path from the root and its direct sub-categories",
+    response=Category,
+    conditional=True,
+)
 async def get_category(request: Request) -> Response:
-    return Raw(await catalog.category(deps(request), path_uuid(request, "categoryId", "Category not found")))
+    category_id = path_uuid(request, "categoryId", "Category not found")
+    return answer(request, await catalog.category(deps(request), category_id))
 
 
-@doc("Create a category", body=CategoryInput, response=Category, status=201, auth="Admin")
+@doc("Create a category", body=CategoryInput, response=Category, status=201, auth="Admin", errors=(409, 422))
 async def create_category(request: Request) -> Response:
     require_role(request, "Admin")
     body = await body_of(request, CategoryInput)
     d = deps(request)
-    return Raw(await catalog.category(d, await editing.create_category(d, body)), 201)
+    return answer(request, await catalog.category(d, await editing.create_category(d, body)), status=201)
 
 
 async def _update_category(request: Request, kind: type[CategoryInput] | type[CategoryPatch]) -> Response:
@@ -161,44 +202,56 @@ async def _update_category(request: Request, kind: type[CategoryInput] | type[Ca
     body = await body_of(request, kind)
     d = deps(request)
     await editing.update_category(d, category_id, body)
-    return Raw(await catalog.category(d, category_id))
+    return answer(request, await catalog.category(d, category_id))
 
 
 @doc(
-    "Replace a category (an absent slug stays as it is)", body=CategoryInput, response=Category, auth="Admin"
+    "Replace a category (an absent slug stays as it is)",
+    body=CategoryInput,
+    response=Category,
+    auth="Admin",
+    errors=(409, 422),
 )
 async def replace_category(request: Request) -> Response:
     return await _update_category(request, CategoryInput)
 
 
-@doc("Change some fields of a category, or move it", body=CategoryPatch, response=Category, auth="Admin")
+@doc(
+    "Change some fields of a category, or move it",
+    body=CategoryPatch,
+    response=Category,
+    auth="Admin",
+    errors=(409, 422),
+)
 async def patch_category(request: Request) -> Response:
     return await _update_category(request, CategoryPatch)
 
 
-@doc("Delete an empty category", status=204, auth="Admin")
+@doc("Delete an empty category", status=204, auth="Admin", errors=(409, 422))
 async def delete_category(request: Request) -> Response:
     require_role(request, "Admin")
     await editing.delete_category(deps(request), path_uuid(request, "categoryId", "Category not found"))
     return Response(status_code=204)
 
 
-@doc("Every brand, by name", response=list[Brand])
+@doc("Every brand, by name", response=list[Brand], conditional=True)
 async def list_brands(request: Request) -> Response:
-    return Raw(await catalog.brands(deps(request)))
+    return answer(request, await catalog.brands(deps(request)))
 
 
-@doc("A brand", response=Brand)
+@doc("A brand", response=Brand, conditional=True)
 async def get_brand(request: Request) -> Response:
-    return Raw(await catalog.brand(deps(request), path_uuid(request, "brandId", "Brand not found")))
+    return answer(
+        request, await catalog.brand(deps(request), path_uuid(request, "brandId", "Brand not found"))
+    )
 
 
-@doc("Create a brand", body=BrandInput, response=Brand, status=201, auth="Admin")
+@doc("Create a brand", body=BrandInput, response=Brand, status=201, auth="Admin", errors=(409,))
 async def create_brand(request: Request) -> Response:
     require_role(request, "Admin")
     body = await body_of(request, BrandInput)
     d = deps(request)
-    return Raw(await catalog.brand(d, await editing.create_brand(d, body)), 201)
+    return answer(request, await catalog.brand(d, await editing.create_brand(d, body)), status=201)
 
 
 async def _update_brand(request: Request, kind: type[BrandInput] | type[BrandPatch]) -> Response:
@@ -207,20 +260,26 @@ async def _update_brand(request: Request, kind: type[BrandInput] | type[BrandPat
     body = await body_of(request, kind)
     d = deps(request)
     await editing.update_brand(d, brand_id, body)
-    return Raw(await catalog.brand(d, brand_id))
+    return answer(request, await catalog.brand(d, brand_id))
 
 
-@doc("Replace a brand (an absent slug stays as it is)", body=BrandInput, response=Brand, auth="Admin")
+@doc(
+    "Replace a brand (an absent slug stays as it is)",
+    body=BrandInput,
+    response=Brand,
+    auth="Admin",
+    errors=(409,),
+)
 async def replace_brand(request: Request) -> Response:
     return await _update_brand(request, BrandInput)
 
 
-@doc("Change some fields of a brand", body=BrandPatch, response=Brand, auth="Admin")
+@doc("Change some fields of a brand", body=BrandPatch, response=Brand, auth="Admin", errors=(409,))
 async def patch_brand(request: Request) -> Response:
     return await _update_brand(request, BrandPatch)
 
 
-@doc("Delete a brand no product carries", status=204, auth="Admin")
+@doc("Delete a brand no product carries", status=204, auth="Admin", errors=(409, 422))
 async def delete_brand(request: Request) -> Response:
     require_role(request, "Admin")
     await editing.delete_brand(deps(request), path_uuid(request, "brandId", "Brand not found"))
@@ -242,6 +301,7 @@ async def cache_stats(request: Request) -> Response:
     "Purge the catalog's cached entries whose key starts with `?prefix=` (default: all of them)",
     response=CachePurge,
     auth="Admin",
+    params=(text("prefix", "Key prefix, e.g. `product:`; empty or absent: every catalog entry"),),
 )
 async def purge_cache(request: Request) -> Response:
     require_role(request, "Admin")

@@ -18,6 +18,7 @@ from kit.cache import Cache
 from kit.errors import Forbidden, NotFound
 from kit.http import encode
 from kit.identity import Identity
+from kit.representation import Representation, pack
 from svc_product import caching, documents, store
 from svc_product.query import ListQuery, ReviewQuery
 from svc_product.stock import stock
@@ -25,6 +26,9 @@ from svc_product.stock import stock
 loads = Counter("shop_catalog_loads_total", "Catalog documents read from PostgreSQL", ["document"])
 FALLBACK_AUTHOR = "Customer"
 Reader = Callable[[asyncpg.Connection], Awaitable[bytes | None]]
+# Packed entries (kit.representation) live under keys of their own: a process of an earlier release that
+# shares the Redis during a rolling deploy must never send one as a plain JSON body.
+PACKED = "|packed"
 
 
 def _cache(d: Deps) -> Cache:
@@ -32,7 +36,7 @@ def _cache(d: Deps) -> Cache:
     return d.cache
 
 
-async def product_document(d: Deps, product_id: uuid.UUID) -> bytes | None:
+async def product_document(d: Deps, product_id: uuid.UUID) -> Representation | None:
     """The cached detail document (without stock) of an active product, None when there is none."""
 
     async def read(conn: asyncpg.Connection) -> bytes | None:
@@ -43,16 +47,16 @@ async def product_document(d: Deps, product_id: uuid.UUID) -> bytes | None:
     return await _one(d, namespace, caching.DETAIL, caching.DETAIL_TTL, "detail", read)
 
 
-async def product_view(d: Deps, product_id: uuid.UUID, who: Identity | None) -> bytes:
-    """`GET /api/products/{id}`: the detail with its current stock.
+async def product_view(d: Deps, product_id: uuid.UUID, who: Identity | None) -> tuple[Representation, bytes]:
+    """`GET /api/products/{id}`: the detail, and the ending that adds its current stock.
 
     A draft or inactive product is shown to its seller and to admins only (read uncached); to anyone else
     it does not exist.
     """
     document = await product_document(d, product_id)
     if document is None:
-        document = await _unlisted_document(d, product_id, who)
-    return documents.with_stock(document, await stock.of(str(product_id)))
+        document = Representation(await _unlisted_document(d, product_id, who))
+    return document, documents.stock_tail(await stock.of(str(product_id)))
 
 
 async def _unlisted_document(d: Deps, product_id: uuid.UUID, who: Identity | None) -> bytes:
@@ -73,7 +77,7 @@ def seller_scope(query: ListQuery, who: Identity | None) -> uuid.UUID | None:
     raise Forbidden("Only sellers (their own products) and admins may list products that are not active")
 
 
-async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> bytes:
+async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> Representation:
     """`GET /api/products`: a page of summaries. The public list (active products) is cached."""
     scope = seller_scope(query, who)
 
@@ -84,7 +88,7 @@ async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> bytes
 
     if query.status != "active":
         async with d.db.acquire() as conn:
-            return await read(conn)
+            return Representation(await read(conn))
     found = await _one(d, caching.LISTS, query.cache_key(), caching.LIST_TTL, "list", read)
     assert found is not None
     return found
@@ -102,7 +106,7 @@ async def product_batch(d: Deps, ids: tuple[uuid.UUID, ...]) -> bytes:
     return documents.page(items, 1, len(ids), len(items))
 
 
-async def reviews(d: Deps, product_id: uuid.UUID, query: ReviewQuery) -> bytes:
+async def reviews(d: Deps, product_id: uuid.UUID, query: ReviewQuery) -> Representation:
     """A page of an active product's reviews with their authors' current names."""
 
     async def read(conn: asyncpg.Connection) -> bytes | None:
@@ -120,18 +124,22 @@ async def reviews(d: Deps, product_id: uuid.UUID, query: ReviewQuery) -> bytes:
     return found
 
 
-async def _one(d: Deps, namespace: str, key: str, ttl: int, kind: str, read: Reader) -> bytes | None:
-    """Cache-aside for one document: `read` builds it from a connection on a miss (None: no such thing)."""
+async def _one(d: Deps, namespace: str, key: str, ttl: int, kind: str, read: Reader) -> Representation | None:
+    """Cache-aside for one document: `read` builds it from a connection on a miss (None: no such thing).
+
+    The cache holds it packed (kit.representation): with its ETag and gzipped form, made once here."""
 
     async def load() -> bytes | None:
         loads.labels(kind).inc()
         async with d.db.acquire() as conn:
-            return await read(conn)
+            body = await read(conn)
+        return None if body is None else pack(body)
 
-    return await _cache(d).get_or_load(key, ttl, load, namespace=namespace)
+    entry = await _cache(d).get_or_load(key + PACKED, ttl, load, namespace=namespace)
+    return None if entry is None else Representation(entry)
 
 
-async def _all(d: Deps, namespace: str, ttl: int, kind: str, read: Reader) -> bytes:
+async def _all(d: Deps, namespace: str, ttl: int, kind: str, read: Reader) -> Representation:
     found = await _one(d, namespace, caching.ALL, ttl, kind, read)
     assert found is not None
     return found
@@ -139,7 +147,7 @@ async def _all(d: Deps, namespace: str, ttl: int, kind: str, read: Reader) -> by
 
 async def _by_id(
     d: Deps, namespace: str, ttl: int, kind: str, entity_id: uuid.UUID, sql: str, build: Callable[..., Any]
-) -> bytes:
+) -> Representation:
     """One cached entity by id, built by `build` from the row of `sql`; 404 when there is none."""
 
     async def read(conn: asyncpg.Connection) -> bytes | None:
@@ -152,27 +160,27 @@ async def _by_id(
     return found
 
 
-async def category_tree(d: Deps) -> bytes:
+async def category_tree(d: Deps) -> Representation:
     async def read(conn: asyncpg.Connection) -> bytes:
         return encode(documents.category_tree(await conn.fetch(store.ALL_CATEGORIES)))
 
     return await _all(d, caching.TREE, caching.TREE_TTL, "tree", read)
 
 
-async def category(d: Deps, category_id: uuid.UUID) -> bytes:
+async def category(d: Deps, category_id: uuid.UUID) -> Representation:
     return await _by_id(
         d, caching.TREE, caching.TREE_TTL, "category", category_id, store.CATEGORY, documents.category
     )
 
 
-async def brands(d: Deps) -> bytes:
+async def brands(d: Deps) -> Representation:
     async def read(conn: asyncpg.Connection) -> bytes:
         return encode([documents.brand(row) for row in await conn.fetch(store.ALL_BRANDS)])
 
     return await _all(d, caching.BRANDS, caching.BRANDS_TTL, "brands", read)
 
 
-async def brand(d: Deps, brand_id: uuid.UUID) -> bytes:
+async def brand(d: Deps, brand_id: uuid.UUID) -> Representation:
     return await _by_id(
         d, caching.BRANDS, caching.BRANDS_TTL, "brand", brand_id, store.BRAND, documents.brand
     )

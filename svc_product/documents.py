@@ -1,7 +1,8 @@
 """Rows into the JSON documents the API serves, encoded once and cached as bytes.
 
-A product's cached document is its detail without `stock`; `with_stock` appends the stock figure to the
-cached bytes per response, so the hot path never decodes or re-encodes the product.
+A product's cached document is its detail without `stock`; `stock_tail` is the ending that adds the
+stock figure per response (kit.representation puts it in place of the closing brace, in the plain and
+the gzipped answer alike), so the hot path never decodes, re-encodes or compresses the product.
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ def encode_detail(row: asyncpg.Record) -> bytes:
     return encode(detail(row))
 
 
-def with_stock(document: bytes, stock: bytes) -> bytes:
-    """The cached detail with `"stock": ...` added as its last member (`stock` is JSON: an object or null)."""
-    return b"".join((document[:-1], b',"stock":', stock, b"}"))
+def stock_tail(stock: bytes) -> bytes:
+    """The detail's ending with `"stock": ...` as its last member (`stock` is JSON: an object or null)."""
+    return b"".join((b',"stock":', stock, b"}"))
 
 
 def from_row(kind: type[S], row: asyncpg.Record, **given: Any) -> S:

@@ -14,9 +14,9 @@ from starlette.routing import Route
 
 from kit.app import Deps, Service, deps, make_app
 from kit.errors import BusinessRuleViolation, NotFound
-from kit.http import JSON, Page, body_of, encode, page_of, paging, path_uuid, search_pattern, sorting
+from kit.http import JSON, body_of, encode, page_of, paging, path_uuid, search_pattern, sorting
 from kit.identity import require_role, require_user
-from kit.openapi import doc
+from kit.openapi import Binary, doc, listing, page, text
 from svc_user import avatars, events, profiles, store
 from svc_user.profiles import AVATAR_VERSION_CHARS, NO_PROFILE, profile_of
 from svc_user.schemas import ADDRESS_FIELDS, Address, AddressInput, Preferences, Profile, ProfilePatch
@@ -35,7 +35,7 @@ async def _profile_json(d: Deps, user_id: uuid.UUID, missing: str) -> Response:
     return Response(body, media_type="application/json")
 
 
-@doc("The caller's profile", response=Profile, auth="user")
+@doc("The caller's profile (404 until the email is verified)", response=Profile, auth="user", errors=(404,))
 async def get_me(request: Request) -> Response:
     return await _profile_json(deps(request), require_user(request).user_id, NO_PROFILE)
 
@@ -45,6 +45,7 @@ async def get_me(request: Request) -> Response:
     body=ProfilePatch,
     response=Profile,
     auth="user",
+    errors=(404,),
 )
 async def patch_me(request: Request) -> Response:
     who = require_user(request)
@@ -67,7 +68,7 @@ async def patch_me(request: Request) -> Response:
     return JSON(profile_of(row, d.settings.public_url))
 
 
-@doc("Replace the caller's preferences", body=Preferences, response=Preferences, auth="user")
+@doc("Replace the caller's preferences", body=Preferences, response=Preferences, auth="user", errors=(404,))
 async def put_preferences(request: Request) -> Response:
     who = require_user(request)
     wanted = await body_of(request, Preferences)
@@ -91,7 +92,12 @@ def _address_values(body: AddressInput) -> tuple[object, ...]:
     return tuple(getattr(body, name) for name in ADDRESS_FIELDS)
 
 
-@doc("The caller's addresses, the default first", response=Page, auth="user")
+@doc(
+    "The caller's addresses, the default first",
+    response=page(Address),
+    auth="user",
+    params=listing(Address),
+)
 async def list_addresses(request: Request) -> Response:
     who = require_user(request)
     page = paging(request.query_params, Address)
@@ -108,6 +114,7 @@ async def list_addresses(request: Request) -> Response:
     response=Address,
     status=201,
     auth="user",
+    errors=(404, 422),
 )
 async def add_address(request: Request) -> Response:
     who = require_user(request)
@@ -126,10 +133,10 @@ async def add_address(request: Request) -> Response:
     return JSON(_address(row), 201)
 
 
-@doc("Replace one of the caller's addresses", body=AddressInput, response=Address, auth="user")
+@doc("Replace one of the caller's addresses", body=AddressInput, response=Address, auth="user", errors=(422,))
 async def update_address(request: Request) -> Response:
     who = require_user(request)
-    address_id = path_uuid(request, "address_id", "Address not found")
+    address_id = path_uuid(request, "addressId", "Address not found")
     body = await body_of(request, AddressInput)
     async with profiles.change(deps(request), who.user_id) as unit:
         old = await unit.conn.fetchrow(store.ADDRESS, address_id, who.user_id)
@@ -153,7 +160,7 @@ async def update_address(request: Request) -> Response:
 )
 async def delete_address(request: Request) -> Response:
     who = require_user(request)
-    address_id = path_uuid(request, "address_id", "Address not found")
+    address_id = path_uuid(request, "addressId", "Address not found")
     async with profiles.change(deps(request), who.user_id) as unit:
         was_default = await unit.conn.fetchval(store.DELETE_ADDRESS, address_id, who.user_id)
         if was_default is None:
@@ -164,7 +171,13 @@ async def delete_address(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@doc("Upload the caller's avatar: a PNG, JPEG or WebP body of at most 2 MiB", response=Profile, auth="user")
+@doc(
+    "Upload the caller's avatar: a PNG, JPEG or WebP body of at most 2 MiB",
+    body=Binary(avatars.TYPES),
+    response=Profile,
+    auth="user",
+    errors=(404,),
+)
 async def put_avatar(request: Request) -> Response:
     who = require_user(request)
     image, data = await avatars.read_image(request)
@@ -178,7 +191,7 @@ async def put_avatar(request: Request) -> Response:
     return JSON(profile_of(row, d.settings.public_url))
 
 
-@doc("Remove the caller's avatar", status=204, auth="user")
+@doc("Remove the caller's avatar", status=204, auth="user", errors=(404,))
 async def delete_avatar(request: Request) -> Response:
     who = require_user(request)
     async with profiles.change(deps(request), who.user_id) as unit:
@@ -192,9 +205,14 @@ def _entity_tags(header: str) -> list[str]:
     return [tag.strip().removeprefix("W/").strip('"') for tag in header.split(",") if tag.strip()]
 
 
-@doc("A user's avatar image, with ETag and caching headers")
+@doc(
+    "A user's avatar image, with ETag and caching headers",
+    response=Binary(avatars.TYPES),
+    params=(text("v", "The image's version, as in `avatarUrl`: the answer may then be cached forever"),),
+    conditional=True,
+)
 async def get_avatar(request: Request) -> Response:
-    user_id = path_uuid(request, "user_id", "Avatar not found")
+    user_id = path_uuid(request, "userId", "Avatar not found")
     tags = _entity_tags(request.headers.get("if-none-match", ""))
     async with deps(request).db.acquire() as conn:
         row = await conn.fetchrow(store.AVATAR, user_id, tags)
@@ -214,7 +232,12 @@ async def get_avatar(request: Request) -> Response:
     return Response(row["data"], media_type=row["content_type"], headers=headers)
 
 
-@doc("Search users by name, email or phone (paginated)", response=Page, auth="Admin")
+@doc(
+    "Search users by name, email or phone (paginated)",
+    response=page(Profile),
+    auth="Admin",
+    params=listing(Profile, sort=store.SORTS, search="name, email and phone"),
+)
 async def list_users(request: Request) -> Response:
     require_role(request, "Admin")
     page = paging(request.query_params, Profile)
@@ -229,7 +252,7 @@ async def list_users(request: Request) -> Response:
 @doc("Any user's profile", response=Profile, auth="Admin")
 async def get_user(request: Request) -> Response:
     require_role(request, "Admin")
-    user_id = path_uuid(request, "user_id", "User not found")
+    user_id = path_uuid(request, "userId", "User not found")
     return await _profile_json(deps(request), user_id, "User not found")
 
 
@@ -239,13 +262,13 @@ routes = [
     Route("/api/users/me/preferences", put_preferences, methods=["PUT"]),
     Route("/api/users/me/addresses", list_addresses, methods=["GET"]),
     Route("/api/users/me/addresses", add_address, methods=["POST"]),
-    Route("/api/users/me/addresses/{address_id}", update_address, methods=["PUT"]),
-    Route("/api/users/me/addresses/{address_id}", delete_address, methods=["DELETE"]),
+    Route("/api/users/me/addresses/{addressId}", update_address, methods=["PUT"]),
+    Route("/api/users/me/addresses/{addressId}", delete_address, methods=["DELETE"]),
     Route("/api/users/me/avatar", put_avatar, methods=["PUT"]),
     Route("/api/users/me/avatar", delete_avatar, methods=["DELETE"]),
     Route("/api/users", list_users, methods=["GET"]),
-    Route("/api/users/{user_id}", get_user, methods=["GET"]),
-    Route("/api/users/{user_id}/avatar", get_avatar, methods=["GET"]),
+    Route("/api/users/{userId}", get_user, methods=["GET"]),
+    Route("/api/users/{userId}/avatar", get_avatar, methods=["GET"]),
 ]
 
 service = Service("user", routes, migrations=Path(__file__).parent / "migrations", handlers=events.handlers)

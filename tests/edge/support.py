@@ -295,12 +295,14 @@ UNLIMITED = {
 def edge_config(destinations: dict[str, str], **env: str) -> EdgeConfig:
     """The edge's config as `python -m edge` builds it, from variables: `destinations` maps a cluster
     (or "*" for the rest) to its EDGE_CLUSTER_<NAME> value. Limits are out of reach, active health
-    checks off (they would add requests a test counts), Redis is the test run's."""
+    checks and the docs' reading of /openapi.json off (they would add requests a test counts), Redis is
+    the test run's."""
     environment = {
         "EDGE_PORT": "0",
         "EDGE_RESPONSE_TIMEOUT": "0.5",
         "EDGE_SHUTDOWN_GRACE": "2",
         "EDGE_HEALTH_INTERVAL": "0",
+        "EDGE_DOCS": "false",
         "REDIS_URL": os.environ["REDIS_URL"],
         **UNLIMITED,
         **env,

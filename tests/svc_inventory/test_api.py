@@ -50,6 +50,8 @@ async def test_anyone_reads_a_products_stock_and_an_unknown_product_is_404(stack
     assert body["updatedAt"]
     assert (await stack.http.get(f"/api/inventory/{uuid.uuid4()}")).status_code == 404
     assert (await stack.http.get("/api/inventory/not-a-uuid")).status_code == 404
+    # An empty parameter is an absent one (the API's convention, declared in its document).
+    assert (await stack.http.get(f"/api/inventory/{product}", params={"variantId": ""})).json() == body
 
 
 async def test_the_seller_of_a_product_sets_its_stock_and_other_sellers_cannot(

@@ -93,6 +93,10 @@ async def test_variants_are_lines_of_their_own_priced_as_the_variant(shop: Shop)
 
     ambiguous = await shop.order.put(f"/api/cart/items/{product}", json={"quantity": 2}, headers=who)
     assert ambiguous.status_code == 400
+    empty = await shop.order.put(
+        f"/api/cart/items/{product}", params={"variantId": ""}, json={"quantity": 2}, headers=who
+    )
+    assert empty.status_code == 400, "an empty variantId is no variant: still ambiguous"
     chosen = await shop.order.put(
         f"/api/cart/items/{product}", params={"variantId": blue}, json={"quantity": 2}, headers=who
     )

@@ -64,10 +64,10 @@ async def test_entries_live_as_long_as_the_design_says(
     await client.get("/api/brands")
     await client.get(f"/api/products/{product['id']}/reviews")
     expected = {
-        f"product:{product['id']}:v*:detail": 3600,
+        f"product:{product['id']}:v*:detail|packed": 3600,
         f"product:list:v*:*c={category['id']}*": 900,
-        "category:tree:v*:all": 7200,
-        "brand:list:v*:all": 7200,
+        "category:tree:v*:all|packed": 7200,
+        "brand:list:v*:all|packed": 7200,
         f"product:{product['id']}:reviews:v*": 900,
     }
     for pattern, ttl in expected.items():

@@ -1,0 +1,116 @@
+"""Cached JSON answers that revalidate and compress for free on a hit.
+
+A cache entry (`pack`) holds, besides the JSON body, what a conditional or compressed answer needs, all
+computed once when the entry is built: a validator (a digest of the body, answered as a weak `ETag`) and
+the body deflated (when it is at least `MIN_GZIP` bytes). A hit then answers `If-None-Match` with a 304
+and `Accept-Encoding: gzip` with stored bytes, without compressing or hashing anything.
+
+The last byte of the body (its closing `}` or `]`) is kept out of the deflated part, which ends on a
+byte boundary (a sync flush): the answer is completed per request by a *tail* written as an uncompressed
+deflate block. The tail is the closing byte itself, or a longer ending such as a product's current stock
+(`,"stock":{...}}`), which is how a detail whose stock changes every few seconds is still served from
+its compressed cache entry. The gzip trailer's CRC continues from the stored CRC of the head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+# Below this, gzip saves too little to be worth a client's decompression.
+MIN_GZIP = 1024
+_MAGIC = b"\x00R"
+# magic, validator (16 hex digits), CRC-32 of the head, length of the body
+_HEADER = struct.Struct(">2s16sII")
+# Deflate, no name, no time, unknown OS (RFC 1952).
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+
+
+def pack(body: bytes) -> bytes:
+    """The cache entry of a JSON `body`: its validator, the body, and its head deflated."""
+    head = body[:-1]
+    deflated = b""
+    if len(body) >= MIN_GZIP:
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        deflated = compressor.compress(head) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    validator = hashlib.blake2b(body, digest_size=8).hexdigest().encode()
+    return _HEADER.pack(_MAGIC, validator, zlib.crc32(head), len(body)) + body + deflated
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an `Accept-Encoding` header admits gzip (RFC 9110 12.5.3: `gzip`, or `*`, with q > 0)."""
+    for part in header.lower().split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip() not in ("gzip", "x-gzip", "*"):
+            continue
+        weight = params.strip().removeprefix("q=").strip() if "q=" in params else "1"
+        try:
+            return float(weight) > 0
+        except ValueError:
+            return False
+    return False
+
+
+def matches(if_none_match: str, etag: str) -> bool:
+    """Whether `If-None-Match` names `etag` (weak comparison, as RFC 9110 13.1.2 asks for GETs)."""
+    if if_none_match.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == bare for tag in if_none_match.split(","))
+
+
+class Representation:
+    """A cache entry opened for answering."""
+
+    __slots__ = ("body", "crc", "deflated", "validator")
+
+    def __init__(self, entry: bytes) -> None:
+        if not entry.startswith(_MAGIC):
+            entry = pack(entry)  # a plain body (not from the cache): packed on the spot
+        _, validator, self.crc, length = _HEADER.unpack_from(entry)
+        start = _HEADER.size
+        self.validator = validator.decode()
+        self.body = entry[start : start + length]
+        self.deflated = entry[start + length :]
+
+    def etag(self, tail: bytes | None = None) -> str:
+        """The answer's weak ETag: the body's validator, and the tail's CRC when it has its own tail."""
+        if tail is None:
+            return f'W/"{self.validator}"'
+        return f'W/"{self.validator}-{zlib.crc32(tail):08x}"'
+
+    def identity(self, tail: bytes | None = None) -> bytes:
+        return self.body if tail is None else self.body[:-1] + tail
+
+    def gzip(self, tail: bytes | None = None) -> bytes:
+        """The answer gzipped: the stored deflated head, the tail as a final stored block, the trailer."""
+        tail = self.body[-1:] if tail is None else tail
+        assert len(tail) <= 0xFFFF, "a stored block holds at most 64 KiB"
+        size = len(self.body) - 1 + len(tail)
+        return b"".join(
+            (
+                _GZIP_HEADER,
+                self.deflated,
+                b"\x01",  # final block, stored (byte-aligned after the sync flush)
+                struct.pack("<HH", len(tail), len(tail) ^ 0xFFFF),
+                tail,
+                struct.pack("<II", zlib.crc32(tail, self.crc), size & 0xFFFFFFFF),
+            )
+        )
+
+
+def answer(request: Request, found: Representation, tail: bytes | None = None, status: int = 200) -> Response:
+    """`found` (with `tail` in place of its last byte) as the request accepts it: 304 when its
+    `If-None-Match` is current, gzipped when it accepts gzip and the body is large enough."""
+    etag = found.etag(tail)
+    headers = {"etag": etag, "vary": "Accept-Encoding"}
+    if request.method in ("GET", "HEAD") and matches(request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers=headers)
+    if found.deflated and accepts_gzip(request.headers.get("accept-encoding", "")):
+        headers["content-encoding"] = "gzip"
+        return Response(found.gzip(tail), status, headers, media_type="application/json")
+    return Response(found.identity(tail), status, headers, media_type="application/json")
