@@ -7,8 +7,9 @@ import uuid
 import pytest
 
 from kit.errors import ValidationError
+from svc_product.listing import list_statement, tsquery
 from svc_product.query import parse, parse_reviews, search_words
-from svc_product.store import list_statement, slugify, tsquery
+from svc_product.store import slugify
 
 
 def key(query: str) -> str:
@@ -53,6 +54,7 @@ def test_search_words_are_letters_and_digits_of_any_script() -> None:
         "100",
     )
     assert tsquery(search_words("lapt 15")) == "lapt:* & 15:*"
+    assert tsquery(("lptop", "15"), (("laptop", "lapton"), ())) == "(lptop:* | laptop | lapton) & 15:*"
     assert search_words("!!%%") == ()
 
 
