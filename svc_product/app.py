@@ -14,7 +14,7 @@ from kit.errors import ServiceUnavailable, invalid
 from kit.http import JSON, body_of, path_uuid
 from kit.identity import identity, require_role, require_user
 from kit.openapi import doc
-from svc_product import caching, catalog, editing, events
+from svc_product import caching, catalog, editing, events, suggest
 from svc_product.query import parse, parse_reviews
 from svc_product.schemas import (
     Brand,
@@ -35,6 +35,7 @@ from svc_product.schemas import (
     ReviewPage,
 )
 from svc_product.stock import stock
+from svc_product.suggest import Suggestions
 
 SELLERS = ("Seller", "Admin")
 
@@ -58,6 +59,15 @@ async def list_products(request: Request) -> Response:
     if query.ids is not None:
         return Raw(await catalog.product_batch(d, query.ids))
     return Raw(await catalog.product_list(d, query, identity(request)))
+
+
+@doc(
+    "What a search box offers for `?q=`, the text typed so far: categories, brands, products (10 at most)",
+    response=Suggestions,
+)
+async def suggest_products(request: Request) -> Response:
+    text = suggest.typed(request.query_params.multi_items())
+    return Raw(await catalog.suggestions(deps(request), text))
 
 
 @doc("A product with category, brand, variants, attributes, images, rating and stock", response=ProductView)
@@ -262,6 +272,7 @@ async def purge_cache(request: Request) -> Response:
 routes = [
     Route("/api/products", list_products, methods=["GET"]),
     Route("/api/products", create_product, methods=["POST"]),
+    Route("/api/products/suggest", suggest_products, methods=["GET"]),
     Route("/api/products/{productId}", get_product, methods=["GET"]),
     Route("/api/products/{productId}", replace_product, methods=["PUT"]),
     Route("/api/products/{productId}", patch_product, methods=["PATCH"]),

@@ -19,7 +19,7 @@ from kit.cache import Cache
 from kit.errors import Forbidden, NotFound
 from kit.http import encode
 from kit.identity import Identity
-from svc_product import caching, documents, facets, listing, store
+from svc_product import caching, documents, facets, listing, store, suggest
 from svc_product.query import ListQuery, ReviewQuery
 from svc_product.stock import stock
 
@@ -94,6 +94,17 @@ async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> bytes
         async with d.db.acquire() as conn:
             return await read(conn)
     found = await _one(d, caching.LISTS, query.cache_key(), caching.LIST_TTL, "list", read)
+    assert found is not None
+    return found
+
+
+async def suggestions(d: Deps, text: str) -> bytes:
+    """`GET /api/products/suggest`: cached per normalised text with the lists (a write changes both)."""
+
+    async def read(conn: asyncpg.Connection) -> bytes:
+        return await suggest.suggestions(conn, text)
+
+    found = await _one(d, caching.LISTS, f"suggest:{text}", caching.LIST_TTL, "suggest", read)
     assert found is not None
     return found
 

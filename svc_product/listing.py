@@ -35,13 +35,15 @@ _ORDER_COLUMNS = {"price": "p.price", "name": "p.name", "createdAt": "p.created_
 VARIANT_HAS = "v.attributes ->> {name} = ANY({values}::text[])"
 
 
-def tsquery(words: Sequence[str], alternatives: Sequence[Sequence[str]] = ()) -> str:
+def tsquery(words: Sequence[str], alternatives: Sequence[Sequence[str]] = (), label: str = "") -> str:
     """Every word must match, also as the prefix of a longer word ("lapt" finds laptop), or one of its
-    alternatives exactly (`smrtphone` -> `(smrtphone:* | smartphone)`)."""
+    alternatives exactly (`smrtphone` -> `(smrtphone:* | smartphone)`); `label` limits them to the
+    lexemes of that weight (A: a product's name)."""
     terms = []
     for position, word in enumerate(words):
         options = alternatives[position] if position < len(alternatives) else ()
-        terms.append(f"({' | '.join((f'{word}:*', *options))})" if options else f"{word}:*")
+        spelled = (f"{word}:*{label}", *(f"{option}:{label}" if label else option for option in options))
+        terms.append(f"({' | '.join(spelled)})" if options else spelled[0])
     return " & ".join(terms)
 
 
