@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chaos install protos native migrate seed lint format
+.PHONY: run test chaos install protos native migrate seed lint format perf-search
 
 run: seed native
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m kit.supervise Procfile
@@ -20,6 +20,14 @@ CHAOS_ENV := SHOP_TEST_NS=chaos SHOP_TEST_REDIS_DB=14 SHOP_TEST_PORT_OFFSET=1200
 
 chaos: native
 	$(CHAOS_ENV) $(BIN)/pytest -s -q tests/faults
+
+# Search, facets and suggestions measured through the edge of a stack of their own (perf/search_stack.py,
+# which says what it runs); override the corner with `make perf-search PERF_ENV="..."`.
+PERF_ENV ?= SHOP_TEST_NS=perf SHOP_TEST_REDIS_DB=12 SHOP_TEST_PORT_OFFSET=30000
+
+perf-search: native
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PERF_ENV) $(BIN)/python perf/search_stack.py
 
 install: $(VENV)/.installed protos
 

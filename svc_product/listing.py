@@ -70,8 +70,13 @@ class Conditions:
 
 
 def conditions(
-    query: ListQuery, seller_id: uuid.UUID | None, spelling: Spelling | None, fragment: bool
+    query: ListQuery,
+    seller_id: uuid.UUID | None,
+    spelling: Spelling | None,
+    fragment: bool,
+    ranked: bool = False,
 ) -> Conditions:
+    """The conditions of `query`; `ranked` adds what a page orders by (the rank, the literal match)."""
     c = Conditions(scope=["p.deleted_at IS NULL"])
     if query.status != "all":
         c.scope.append(_STATUS[query.status])
@@ -84,7 +89,7 @@ def conditions(
         ts = f"to_tsquery('simple', catalog_fold({c.arg(tsquery(query.words, alternatives))}))"
         c.scope.append(f"p.document @@ {ts}")
         c.rank = f"ts_rank(p.document, {ts})"
-        if spelling is not None and spelling.corrected:
+        if ranked and spelling is not None and spelling.corrected:
             c.literal = f"p.document @@ to_tsquery('simple', catalog_fold({c.arg(tsquery(query.words))}))"
     if query.category_id is not None:
         c.filters["category"] = f"p.category_id IN (SELECT category_subtree({c.arg(query.category_id)}))"
@@ -113,7 +118,7 @@ def list_statement(
     query: ListQuery, seller_id: uuid.UUID | None, spelling: Spelling | None = None, fragment: bool = False
 ) -> tuple[str, str, list[object]]:
     """(page SQL, count SQL, arguments) for a product list."""
-    c = conditions(query, seller_id, spelling, fragment)
+    c = conditions(query, seller_id, spelling, fragment, ranked=True)
     sort, descending = query.ordering
     direction = " DESC" if descending else ""
     if sort == "relevance" and c.rank:

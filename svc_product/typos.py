@@ -22,17 +22,21 @@ _CANDIDATES = 24
 _ALTERNATIVES = 3
 
 CORRECTIONS = f"""
-SELECT q.word,
-       EXISTS (SELECT 1 FROM search_words w
-               WHERE w.word >= q.word AND w.word < q.word || chr(1114111) AND w.products > 0) AS known,
-       ARRAY(SELECT c.word FROM (
-                 SELECT w.word, w.products, levenshtein(w.word, q.word) AS edits
-                 FROM search_words w WHERE w.products > 0 AND w.word ~ '^[[:alnum:]]+$'
-                 ORDER BY w.word <-> q.word LIMIT {_CANDIDATES}) c
-             WHERE c.edits <= CASE WHEN length(q.word) <= 3 THEN 0 WHEN length(q.word) <= 5 THEN 1 ELSE 2 END
-             ORDER BY c.edits, c.products DESC, c.word LIMIT {_ALTERNATIVES}) AS alternatives
+SELECT q.word, k.known,
+       CASE WHEN k.known THEN '{{}}'::text[] ELSE ARRAY(
+           SELECT c.word FROM (
+               SELECT w.word, w.products, levenshtein(w.word, q.word) AS edits
+               FROM search_words w WHERE w.products > 0 AND w.word ~ '^[[:alnum:]]+$'
+               ORDER BY w.word <-> q.word LIMIT {_CANDIDATES}) c
+           WHERE c.edits <= CASE WHEN length(q.word) <= 3 THEN 0 WHEN length(q.word) <= 5 THEN 1 ELSE 2 END
+           ORDER BY c.edits, c.products DESC, c.word LIMIT {_ALTERNATIVES})
+       END AS alternatives
 FROM (SELECT catalog_fold(u.raw) AS word, u.position
       FROM unnest($1::text[]) WITH ORDINALITY AS u(raw, position)) q
+CROSS JOIN LATERAL (
+    SELECT EXISTS (SELECT 1 FROM search_words w
+                   WHERE w.word >= q.word AND w.word < q.word || chr(1114111) AND w.products > 0) AS known
+) k
 ORDER BY q.position
 """
 
@@ -57,5 +61,5 @@ async def spelling(conn: asyncpg.Connection, words: Sequence[str]) -> Spelling:
     rows = await conn.fetch(CORRECTIONS, list(words))
     return Spelling(
         words=tuple(row["word"] for row in rows),
-        alternatives=tuple(() if row["known"] else tuple(row["alternatives"]) for row in rows),
+        alternatives=tuple(tuple(row["alternatives"]) for row in rows),
     )

@@ -208,6 +208,20 @@ async def test_facets_come_only_when_asked_and_are_cached_and_invalidated_with_t
     assert (await client.get("/api/products", params=params)).json()["facets"] == {"brand": []}
 
 
+async def test_facets_count_what_a_corrected_search_found(client: httpx.AsyncClient, shop: Shop) -> None:
+    typo = "gadgte"  # "gadget", one letter swapped: found through its correction
+    params = {"search": f"{typo} {shop.word}", "facets": "brand,rating", "pageSize": 100}
+    body = (await client.get("/api/products", params=params)).json()
+    assert body["didYouMean"] == f"gadget {shop.word}"
+    assert body["totalCount"] == sum(item.active for item in shop.items)
+    assert answered({**body["facets"], "category": [], "price": [], "attributes": []}) == {
+        **brute_force(shop, {}),
+        "category": {},
+        "price": [],
+        "attributes": {},
+    }
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
