@@ -120,7 +120,7 @@ class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
         return "&".join(parts)
 
 
-def _once(items: Iterable[tuple[str, str]], known: Iterable[str]) -> dict[str, str]:
+def once(items: Iterable[tuple[str, str]], known: Iterable[str]) -> dict[str, str]:
     """The parameters by name; an unknown or repeated one is a 400."""
     given: dict[str, str] = {}
     for name, value in items:
@@ -197,7 +197,7 @@ def search_words(text: str) -> tuple[str, ...]:
 
 def parse(items: Iterable[tuple[str, str]]) -> ListQuery:
     """Decode the query string's (name, value) pairs; raise a 400 naming the first bad parameter."""
-    given = _once(items, PARAMETERS)
+    given = once(items, PARAMETERS)
     if "ids" in given:
         return _batch(given)
     values: dict[str, object] = {}
@@ -278,7 +278,7 @@ REVIEW_PARAMETERS = ("page", "pageSize", "sortBy", "sortOrder")
 
 
 def parse_reviews(items: Iterable[tuple[str, str]]) -> ReviewQuery:
-    given = _once(items, REVIEW_PARAMETERS)
+    given = once(items, REVIEW_PARAMETERS)
     values: dict[str, object] = {}
     if raw := given.get("page"):
         values["page"] = _int("page", raw, MAX_PAGE)

@@ -19,7 +19,7 @@ import asyncpg
 from kit.errors import invalid
 from kit.http import Model, encode
 from svc_product import listing, typos
-from svc_product.query import MAX_SEARCH, search_words
+from svc_product.query import MAX_SEARCH, once, search_words
 
 MAX_SUGGESTIONS = 10
 MAX_PER_GROUP = 3
@@ -59,10 +59,7 @@ class Suggestions(Model):
 
 def typed(params: Iterable[tuple[str, str]]) -> str:
     """The normalised text of `?q=` (its words, lower case, single spaces): also the cache key."""
-    given = dict(params)
-    if unknown := sorted(set(given) - {"q"}):
-        raise invalid(unknown[0], f"Unknown parameter {unknown[0]}; expected q")
-    text = " ".join(given.get("q", "").split())
+    text = " ".join(once(params, ("q",)).get("q", "").split())
     if not text:
         raise invalid("q", "q is required: the text typed so far")
     if len(text) > MAX_SEARCH:

@@ -69,10 +69,16 @@ async def test_the_answer_says_how_the_text_was_read(client: httpx.AsyncClient) 
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({}, "q"), ({"q": "  "}, "q"), ({"q": "x" * 101}, "q"), ({"q": "a", "limit": "3"}, "limit")],
+    [
+        ({}, "q"),
+        ({"q": "  "}, "q"),
+        ({"q": "x" * 101}, "q"),
+        ({"q": "a", "limit": "3"}, "limit"),
+        ({"q": ["a", "b"]}, "q"),
+    ],
 )
 async def test_bad_parameters_are_a_400_naming_them(
-    client: httpx.AsyncClient, params: dict[str, str], field: str
+    client: httpx.AsyncClient, params: dict[str, Any], field: str
 ) -> None:
     response = await client.get("/api/products/suggest", params=params)
     assert response.status_code == 400 and response.json()["details"][0]["field"] == field
