@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chaos fuzz pgbouncer install protos native migrate seed lint format
+.PHONY: run test chaos fuzz pgbouncer perf-search install protos native migrate seed lint format
 
 # `make run SCALE=2` (or SCALE_ORDER=2 ...) runs more instances; PGBOUNCER=1 pools through PgBouncer.
 run: seed native $(if $(filter 1,$(PGBOUNCER)),pgbouncer)
@@ -29,6 +29,14 @@ chaos: native
 FUZZ_EXAMPLES ?= 100
 fuzz: install native
 	SHOP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -s tests/e2e/test_schema_fuzz.py
+
+# Search, facets and suggestions measured through the edge of a stack of their own (perf/search_stack.py,
+# which says what it runs); override the corner with `make perf-search PERF_ENV="..."`.
+PERF_ENV ?= SHOP_TEST_NS=perf SHOP_TEST_REDIS_DB=12 SHOP_TEST_PORT_OFFSET=30000
+
+perf-search: native
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PERF_ENV) $(BIN)/python perf/search_stack.py
 
 install: $(VENV)/.installed protos
 

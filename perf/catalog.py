@@ -1,4 +1,5 @@
-"""Catalog benchmark against a running stack: product detail (hot cache), cached list pages, uncached search.
+"""Catalog benchmark against a running stack: product detail (hot cache), cached list pages, uncached search,
+uncached search with every facet, cached suggestions.
 
     .venv/bin/python perf/catalog.py                      # through the edge (EDGE_URL or 127.0.0.1:5010)
     .venv/bin/python perf/catalog.py --direct             # straight to svc_product (PRODUCT_URL or :5004)
@@ -16,6 +17,10 @@ waiting on a slow answer sends late; the achieved rate is reported next to the t
 - search: `GET /api/products?search=<prefix>&maxPrice=<random>`: the random bound (far above any price)
   changes nothing in the answer but makes every request a distinct query, so none is served from the
   cache: each one runs the full-text and trigram search in PostgreSQL.
+- facets: the same searches (some with typos) with `facets=` all five, a category filter on every other
+  one, and the random bound: every request reads the page and counts every facet in PostgreSQL.
+- suggest: `GET /api/products/suggest?q=` over every prefix of the search words and the brand names
+  (what a search box sends while someone types), warmed first: the cached answer per prefix.
 
 Needs `wrk` (apt-get install wrk) and the demo catalog (`make run` seeds it). An edge with rate limits
 must have them raised (`RATE_LIMIT_IP_PER_HOUR`).
@@ -33,6 +38,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import httpx
 
@@ -46,8 +52,17 @@ SEARCH_WORDS = (
     "helm", "perf", "puzz", "knife", "tablet", "monit", "jack", "boot", "pan", "chair", "rug", "vase",
     "da lat", "hoi an", "premium lapt", "eco lamp", "classic", "smart", "aptop", "ttle",
 )  # fmt: skip
+# One or two letters wrong: read through the catalog's vocabulary (svc_product.typos).
+TYPOS = ("smrtphone", "laptpo", "hedphones", "sneekers", "moisturiser", "bicycel", "notebok", "umbrela")
+FACETS = "category,brand,price,rating,attributes"
 # Targets of the catalog issue on a 2-core machine (requests/s at the fixed rate; p99 in ms).
-TARGETS = {"detail": (12_000, 10.0), "list": (8_000, None), "search": (1_000, 20.0)}
+TARGETS = {
+    "detail": (12_000, 10.0),
+    "list": (8_000, None),
+    "search": (1_000, 20.0),
+    "facets": (500, 50.0),
+    "suggest": (1_000, 10.0),
+}
 
 _LUA = """
 local paths = {%(paths)s}
@@ -163,7 +178,23 @@ def workload(client: httpx.Client, hot: int) -> dict[str, tuple[list[str], bool]
     for path in details + lists:
         assert client.get(path).status_code == 200, path
     searches = [f"/api/products?search={word.replace(' ', '+')}&pageSize=20" for word in SEARCH_WORDS]
-    return {"detail": (details, False), "list": (lists, False), "search": (searches, True)}
+    faceted = [
+        f"/api/products?search={word.replace(' ', '+')}&facets={FACETS}"
+        + (f"&categoryId={categories[n % len(categories)]}" if n % 2 else "")
+        for n, word in enumerate(SEARCH_WORDS + TYPOS)
+    ]
+    brands = [brand["name"].lower() for brand in client.get("/api/brands").json()]
+    typed = {text[:n] for text in SEARCH_WORDS + tuple(brands) for n in range(1, len(text) + 1)}
+    suggestions = [f"/api/products/suggest?q={quote_plus(text)}" for text in sorted(typed)]
+    for path in suggestions:
+        assert client.get(path).status_code == 200, path
+    return {
+        "detail": (details, False),
+        "list": (lists, False),
+        "search": (searches, True),
+        "facets": (faceted, True),
+        "suggest": (suggestions, False),
+    }
 
 
 def table(results: list[Result]) -> str:

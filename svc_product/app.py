@@ -11,12 +11,12 @@ from starlette.routing import Route
 
 from kit.app import Service, deps, make_app
 from kit.errors import ServiceUnavailable, invalid
-from kit.http import JSON, body_of, path_uuid
+from kit.http import JSON, MAX_SEARCH, body_of, path_uuid
 from kit.identity import identity, require_role, require_user
 from kit.openapi import choice, doc, listing, number, page, text, uuid_param
 from kit.representation import answer
-from svc_product import caching, catalog, editing, events
-from svc_product.query import MAX_IDS, MAX_PAGE, SORTS, STATUSES, parse, parse_reviews
+from svc_product import caching, catalog, editing, events, suggest
+from svc_product.query import FACETS, MAX_IDS, MAX_PAGE, MAX_RATING, SORTS, STATUSES, parse, parse_reviews
 from svc_product.schemas import (
     Brand,
     BrandInput,
@@ -38,6 +38,7 @@ from svc_product.schemas import (
     ReviewPage,
 )
 from svc_product.stock import stock
+from svc_product.suggest import Suggestions
 
 SELLERS = ("Seller", "Admin")
 
@@ -60,6 +61,9 @@ PRODUCT_LIST = (
     number("maxPrice", "Highest price"),
     choice("status", STATUSES, "Beyond active: a seller's own or (Admin) every draft or inactive product"),
     text("ids", f"Comma-separated ids (1 to {MAX_IDS}): their details at once; no other parameter with it"),
+    number("minRating", f"Lowest average rating (0 to {MAX_RATING:g})"),
+    text("attributes", "Variant attributes as name:value pairs (any value of a name): colour:Red,size:M"),
+    text("facets", f"Counts to return beside the page (`facets`), any of: {', '.join(FACETS)}"),
 )
 
 
@@ -75,6 +79,17 @@ async def list_products(request: Request) -> Response:
     if query.ids is not None:
         return Raw(await catalog.product_batch(d, query.ids))
     return answer(request, await catalog.product_list(d, query, identity(request)))
+
+
+@doc(
+    "What a search box offers for `?q=`, the text typed so far: categories, brands, products (10 at most)",
+    response=Suggestions,
+    params=(text("q", "The text typed so far (required)", max_length=MAX_SEARCH, required=True),),
+    conditional=True,
+)
+async def suggest_products(request: Request) -> Response:
+    text = suggest.typed(request.query_params.multi_items())
+    return answer(request, await catalog.suggestions(deps(request), text))
 
 
 @doc(
@@ -322,6 +337,7 @@ async def purge_cache(request: Request) -> Response:
 routes = [
     Route("/api/products", list_products, methods=["GET"]),
     Route("/api/products", create_product, methods=["POST"]),
+    Route("/api/products/suggest", suggest_products, methods=["GET"]),
     Route("/api/products/{productId}", get_product, methods=["GET"]),
     Route("/api/products/{productId}", replace_product, methods=["PUT"]),
     Route("/api/products/{productId}", patch_product, methods=["PATCH"]),

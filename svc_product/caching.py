@@ -6,6 +6,8 @@ write invalidates by bumping a version (one INCR) instead of finding keys with K
     product:{id}:v{n}:detail             a product's detail document             60 min
     product:{id}:reviews:v{n}:{query}    a page of its reviews                   15 min
     product:list:v{n}:{query}            a page of the public product list       15 min
+                                         (with its facets when asked for)
+    product:list:v{n}:suggest:{prefix}   the search box's suggestions            15 min
     category:tree:v{n}:all | :{id}       the category tree, one category         120 min
     brand:list:v{n}:all | :{id}          every brand, one brand                  120 min
 
@@ -115,8 +117,9 @@ async def categories_changed(cache: Cache, product_ids: Iterable[uuid.UUID]) -> 
 
 
 async def brands_changed(cache: Cache, product_ids: Iterable[uuid.UUID]) -> None:
-    """A brand changed: the brands and the details of its products (they show its name)."""
-    await invalidator.bump(cache, [BRANDS, *map(product_namespace, product_ids)])
+    """A brand changed: the brands, the details of its products and the lists (their facets and the
+    suggestions show its name)."""
+    await invalidator.bump(cache, [BRANDS, LISTS, *map(product_namespace, product_ids)])
 
 
 class Stats:

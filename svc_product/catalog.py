@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import msgspec
 from prometheus_client import Counter
 
 from kit.app import Deps
@@ -19,7 +20,7 @@ from kit.errors import Forbidden, NotFound
 from kit.http import encode
 from kit.identity import Identity
 from kit.representation import Representation, pack
-from svc_product import caching, documents, store
+from svc_product import caching, documents, facets, listing, store, suggest
 from svc_product.query import ListQuery, ReviewQuery
 from svc_product.stock import stock
 
@@ -78,18 +79,36 @@ def seller_scope(query: ListQuery, who: Identity | None) -> uuid.UUID | None:
 
 
 async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> Representation:
-    """`GET /api/products`: a page of summaries. The public list (active products) is cached."""
+    """`GET /api/products`: a page of summaries, with `facets` when asked and `didYouMean` when the search
+    as typed found nothing but its spelling correction did. The public list (active products) is cached,
+    facets included."""
     scope = seller_scope(query, who)
 
     async def read(conn: asyncpg.Connection) -> bytes:
-        rows, total = await store.product_page(conn, query, scope)
-        items = documents.trimmed([documents.summary(row) for row in rows], query.fields)
-        return documents.page(items, query.page, query.page_size, total)
+        found = await listing.product_page(conn, query, scope)
+        items = documents.trimmed([documents.summary(row) for row in found.rows], query.fields)
+        extra: dict[str, object] = {}
+        if found.did_you_mean is not None:
+            extra["didYouMean"] = found.did_you_mean
+        if query.facets:
+            extra["facets"] = msgspec.Raw((await facets.counts(conn, query, scope, found)).encode())
+        return documents.page(items, query.page, query.page_size, found.total, **extra)
 
     if query.status != "active":
         async with d.db.acquire() as conn:
             return Representation(await read(conn))
     found = await _one(d, caching.LISTS, query.cache_key(), caching.LIST_TTL, "list", read)
+    assert found is not None
+    return found
+
+
+async def suggestions(d: Deps, text: str) -> Representation:
+    """`GET /api/products/suggest`: cached per normalised text with the lists (a write changes both)."""
+
+    async def read(conn: asyncpg.Connection) -> bytes:
+        return await suggest.suggestions(conn, text)
+
+    found = await _one(d, caching.LISTS, f"suggest:{text}", caching.LIST_TTL, "suggest", read)
     assert found is not None
     return found
 

@@ -87,11 +87,12 @@ def trimmed(items: Sequence[ProductSummary], fields: Iterable[str] | None) -> li
     return [{name: getattr(item, attr) for name, attr in pairs} for item in items]
 
 
-def page(items: list[Any], page: int, page_size: int, total: int) -> bytes:
-    """The contract's list shape (CONTRACT.md section 2), encoded."""
+def page(items: list[Any], page: int, page_size: int, total: int, **extra: Any) -> bytes:
+    """The contract's list shape (CONTRACT.md section 2), encoded, with the `extra` members given."""
     pages = (total + page_size - 1) // page_size
     return encode(
         {"items": items, "page": page, "pageSize": page_size, "totalCount": total, "totalPages": pages}
+        | extra
     )
 
 

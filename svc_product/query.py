@@ -21,11 +21,15 @@ MAX_PAGE = 10_000
 MAX_PAGE_SIZE = 100
 MAX_IDS = 100
 MAX_SEARCH = 100
+MAX_RATING = 5.0
+# `attributes=colour:Red,colour:Blue,size:M`: at most this many name:value pairs.
+MAX_ATTRIBUTE_PAIRS = 20
 # Letters and digits of any script; everything else (quotes, operators, `%`, `_`) only separates words.
 _WORD = re.compile(r"[^\W_]+")
 
 SORTS = ("price", "name", "createdAt", "rating")
 STATUSES = ("active", "draft", "inactive", "all")
+FACETS = ("category", "brand", "price", "rating", "attributes")
 # `fields=` names, camelCase as on the wire, mapped to ProductSummary's attributes.
 FIELDS = {field.encode_name: field.name for field in msgspec.structs.fields(ProductSummary)}
 PARAMETERS = (
@@ -35,6 +39,9 @@ PARAMETERS = (
     "sellerId",
     "minPrice",
     "maxPrice",
+    "minRating",
+    "attributes",
+    "facets",
     "status",
     "sortBy",
     "sortOrder",
@@ -47,13 +54,16 @@ PARAMETERS = (
 
 # The optional filters in a cache key, by attribute.
 _KEY_PARTS = (
-    ("search", "q"),
     ("category_id", "c"),
     ("brand_id", "b"),
     ("seller_id", "s"),
     ("min_price", "min"),
     ("max_price", "max"),
+    ("min_rating", "r"),
 )
+
+
+_key_json = msgspec.json.Encoder()
 
 
 class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +76,10 @@ class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
     seller_id: uuid.UUID | None = None
     min_price: float | None = None
     max_price: float | None = None
+    min_rating: float | None = None
+    # Variant attributes by name, each with the values any of which will do; sorted, so canonical.
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    facets: tuple[str, ...] = ()
     status: str = "active"
     sort_by: str | None = None
     sort_order: str | None = None
@@ -92,14 +106,21 @@ class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
         for attr, label in _KEY_PARTS:
             if (value := getattr(self, attr)) is not None:
                 parts.append(f"{label}={value}")
+        if self.search is not None:
+            # Quoted (JSON): a search for "a&c=..." must not read as another filter.
+            parts.append(f"q={_key_json.encode(self.search).decode()}")
         if self.sort_by is not None or self.sort_order is not None:
             parts.append(f"o={self.sort_by or ''}:{self.sort_order or ''}")
+        if self.attributes:
+            parts.append(f"a={_key_json.encode(self.attributes).decode()}")
+        if self.facets:
+            parts.append(f"fa={','.join(self.facets)}")
         if self.fields is not None:
             parts.append(f"f={','.join(self.fields)}")
         return "&".join(parts)
 
 
-def _once(items: Iterable[tuple[str, str]], known: Iterable[str]) -> dict[str, str]:
+def once(items: Iterable[tuple[str, str]], known: Iterable[str]) -> dict[str, str]:
     """The parameters by name; an unknown or repeated one is a 400."""
     given: dict[str, str] = {}
     for name, value in items:
@@ -128,6 +149,30 @@ def _price(name: str, raw: str) -> float:
     return value
 
 
+def _rating(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_RATING:
+        raise invalid("minRating", f"minRating must be a number between 0 and {MAX_RATING:g}")
+    return value
+
+
+def _attributes(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`colour:Red,colour:Blue,size:M` -> (("colour", ("Blue", "Red")), ("size", ("M",)))."""
+    chosen: dict[str, set[str]] = {}
+    pairs = [part for part in raw.split(",") if part.strip()]
+    for pair in pairs:
+        name, colon, value = pair.partition(":")
+        if not colon or not name.strip() or not value.strip():
+            raise invalid("attributes", "attributes must list name:value pairs, such as colour:Red,size:M")
+        chosen.setdefault(name.strip(), set()).add(value.strip())
+    if len(pairs) > MAX_ATTRIBUTE_PAIRS:
+        raise invalid("attributes", f"attributes must list at most {MAX_ATTRIBUTE_PAIRS} name:value pairs")
+    return tuple((name, tuple(sorted(values))) for name, values in sorted(chosen.items()))
+
+
 def _int(name: str, raw: str, high: int) -> int:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
         raise invalid(name, f"{name} must be an integer between 1 and {high}")
@@ -152,7 +197,7 @@ def search_words(text: str) -> tuple[str, ...]:
 
 def parse(items: Iterable[tuple[str, str]]) -> ListQuery:
     """Decode the query string's (name, value) pairs; raise a 400 naming the first bad parameter."""
-    given = _once(items, PARAMETERS)
+    given = once(items, PARAMETERS)
     if "ids" in given:
         return _batch(given)
     values: dict[str, object] = {}
@@ -170,6 +215,12 @@ def parse(items: Iterable[tuple[str, str]]) -> ListQuery:
     low, high = values.get("min_price"), values.get("max_price")
     if isinstance(low, float) and isinstance(high, float) and low > high:
         raise invalid("minPrice", "minPrice must not be greater than maxPrice")
+    if raw := given.get("minRating"):
+        values["min_rating"] = _rating(raw)
+    if raw := given.get("attributes"):
+        values["attributes"] = _attributes(raw)
+    if raw := given.get("facets"):
+        values["facets"] = tuple(sorted(_names("facets", raw, FACETS)))
     if raw := given.get("status"):
         if raw.lower() not in STATUSES:
             raise invalid("status", f"status must be one of {', '.join(STATUSES)}")
@@ -227,7 +278,7 @@ REVIEW_PARAMETERS = ("page", "pageSize", "sortBy", "sortOrder")
 
 
 def parse_reviews(items: Iterable[tuple[str, str]]) -> ReviewQuery:
-    given = _once(items, REVIEW_PARAMETERS)
+    given = once(items, REVIEW_PARAMETERS)
     values: dict[str, object] = {}
     if raw := given.get("page"):
         values["page"] = _int("page", raw, MAX_PAGE)

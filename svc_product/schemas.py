@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -226,6 +226,10 @@ class ProductPage(Model):
     page_size: int
     total_count: int
     total_pages: int
+    # Present when asked for (`?facets=`): counts per category, brand, price band, rating band, attribute.
+    facets: dict[str, Any] | None = None
+    # Present when the search as typed found nothing but its spelling correction did.
+    did_you_mean: str | None = None
 
 
 class CategoryInput(Model):

@@ -1,5 +1,5 @@
-"""svc_product's SQL: constants, the product list's statement built from constant fragments, and small
-async functions that take a connection.
+"""svc_product's SQL: constants and small async functions that take a connection (the product list's
+statements are built in svc_product.listing).
 """
 
 from __future__ import annotations
@@ -8,15 +8,13 @@ import contextlib
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import msgspec
 
 from kit.errors import Conflict, FieldError, invalid
-from kit.http import like_pattern
-from svc_product.query import ListQuery
 from svc_product.schemas import AttributeInput, ImageInput, VariantInput
 
 # -- product reads ------------------------------------------------------------------------------------
@@ -41,104 +39,6 @@ WHERE p.deleted_at IS NULL
 """
 ACTIVE_DETAILS = _DETAIL + "AND p.status = 'active' AND p.id = ANY($1::uuid[])"
 DETAIL = _DETAIL + "AND p.id = $1"
-
-_SUMMARY = """
-SELECT p.id, p.name, p.slug, p.price::float8 AS price, p.status, p.seller_id, p.category_id, p.brand_id,
-       p.rating::float8 AS rating, p.review_count, p.created_at, p.updated_at,
-       (SELECT url FROM product_images i WHERE i.product_id = p.id ORDER BY i.position LIMIT 1) AS image"""
-# Written out, not a parameter: the planner then uses the indexes made for active products even in a
-# generic plan of the prepared statement.
-_STATUS = {status: f"p.status = '{status}'" for status in ("active", "draft", "inactive")}
-# The optional filters of a list, by ListQuery attribute; `{}` is the value's parameter.
-_FILTERS = (
-    ("category_id", "p.category_id IN (SELECT category_subtree({}))"),
-    ("brand_id", "p.brand_id = {}"),
-    ("seller_id", "p.seller_id = {}"),
-    ("min_price", "p.price >= {}::numeric"),
-    ("max_price", "p.price <= {}::numeric"),
-)
-_ORDER_COLUMNS = {"price": "p.price", "name": "p.name", "createdAt": "p.created_at", "rating": "p.rating"}
-
-
-def tsquery(words: Sequence[str]) -> str:
-    """Every word must match, the last ones also as the prefix of a longer word ("lapt" finds laptop)."""
-    return " & ".join(f"{word}:*" for word in words)
-
-
-def list_statement(
-    query: ListQuery, seller_id: uuid.UUID | None, fragment: bool = False
-) -> tuple[str, str, list[object]]:
-    """(page SQL, count SQL, arguments) for a product list; every piece of SQL is a constant fragment.
-
-    Each combination of filters is its own statement, so asyncpg prepares it once and PostgreSQL plans it
-    with the filters it really has (no `$1 IS NULL OR ...` that a generic plan would get wrong).
-    A search matches words and word prefixes through the tsvector, or with `fragment` (and for a search
-    without any word) the text anywhere in the name, through trigrams.
-    """
-    args: list[object] = []
-
-    def arg(value: object) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
-    where = ["p.deleted_at IS NULL"]
-    if query.status != "all":
-        where.append(_STATUS[query.status])
-    if seller_id is not None:
-        where.append(f"p.seller_id = {arg(seller_id)}")
-    sort, descending = query.ordering
-    rank = ""
-    if query.search is not None and (fragment or not query.words):
-        where.append(f"p.folded_name LIKE catalog_fold({arg(like_pattern(query.search))})")
-    elif query.search is not None:
-        ts = f"to_tsquery('simple', catalog_fold({arg(tsquery(query.words))}))"
-        where.append(f"p.document @@ {ts}")
-        if sort == "relevance":
-            rank = f", ts_rank(p.document, {ts}) AS rank"
-    for attr, condition in _FILTERS:
-        if (value := getattr(query, attr)) is not None:
-            where.append(condition.format(arg(value)))
-    direction = " DESC" if descending else ""
-    if sort == "relevance" and rank:
-        order = "rank DESC, p.id"
-    else:
-        column = _ORDER_COLUMNS.get(sort, "p.created_at")
-        order = f"{column}{direction}, p.id{direction}"
-    condition = " AND ".join(where)
-    count_sql = f"SELECT count(*) FROM products p WHERE {condition}"
-    page_sql = (
-        f"{_SUMMARY}{rank}, count(*) OVER () AS total FROM products p WHERE {condition}"
-        f" ORDER BY {order} LIMIT {arg(query.page_size)} OFFSET {arg(query.offset)}"
-    )
-    return page_sql, count_sql, args
-
-
-async def product_page(
-    conn: asyncpg.Connection, query: ListQuery, seller_id: uuid.UUID | None
-) -> tuple[list[asyncpg.Record], int]:
-    """One page of products and the number of all that match.
-
-    A search whose words start no word of the catalog is tried again as a fragment ("aptop" finds
-    laptops): the usual search stays on the cheaper full-text index, the rare miss pays a second query.
-    """
-    rows, total = await _page(conn, query, seller_id)
-    if total == 0 and query.search is not None and query.words and len(query.search) >= 3:
-        rows, total = await _page(conn, query, seller_id, fragment=True)
-    return rows, total
-
-
-async def _page(
-    conn: asyncpg.Connection, query: ListQuery, seller_id: uuid.UUID | None, fragment: bool = False
-) -> tuple[list[asyncpg.Record], int]:
-    page_sql, count_sql, args = list_statement(query, seller_id, fragment)
-    rows = await conn.fetch(page_sql, *args)
-    if rows:
-        return rows, rows[0]["total"]
-    if query.page == 1:
-        return rows, 0
-    # Past the last page no row carries the total: count separately (rare).
-    return rows, await conn.fetchval(count_sql, *args[:-2])
-
 
 CURRENT = """
 SELECT seller_id, name, slug, description, price::float8 AS price, status, category_id, brand_id

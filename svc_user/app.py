@@ -13,11 +13,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kit.app import Deps, Service, deps, make_app
-from kit.errors import BusinessRuleViolation, NotFound
+from kit.errors import BusinessRuleViolation, FieldError, NotFound, ValidationError
 from kit.http import JSON, body_of, encode, page_of, paging, path_uuid, search_pattern, sorting
 from kit.identity import require_role, require_user
 from kit.openapi import Binary, doc, listing, page, text
-from svc_user import avatars, events, profiles, store
+from svc_user import avatars, events, phones, profiles, store
 from svc_user.profiles import AVATAR_VERSION_CHARS, NO_PROFILE, profile_of
 from svc_user.schemas import ADDRESS_FIELDS, Address, AddressInput, Preferences, Profile, ProfilePatch
 
@@ -53,6 +53,8 @@ async def patch_me(request: Request) -> Response:
     d = deps(request)
     async with profiles.change(d, who.user_id) as unit:
         row = unit.current
+        if isinstance(patch.phone, str):
+            patch.phone = _phone_of(patch.phone, profiles.preferences_of(row).country)
         edits = {
             f.name: value
             for f in msgspec.structs.fields(ProfilePatch)
@@ -66,6 +68,14 @@ async def patch_me(request: Request) -> Response:
             )
             unit.touched(*(f.encode_name for f in msgspec.structs.fields(ProfilePatch) if f.name in edits))
     return JSON(profile_of(row, d.settings.public_url))
+
+
+def _phone_of(value: str, country: str) -> str:
+    """The number in E.164, a national form read in the user's preferred country; a 400 otherwise."""
+    if (phone := phones.to_e164(value, country)) is None:
+        message = phones.expected(country)
+        raise ValidationError(f"Invalid field `phone`: {message}", [FieldError("phone", message)])
+    return phone
 
 
 @doc("Replace the caller's preferences", body=Preferences, response=Preferences, auth="user", errors=(404,))

@@ -6,7 +6,6 @@ not fields of any of them, so a body that carries one is refused with a 400 nami
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
@@ -14,6 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from kit.http import Model
+from svc_user import phones
 
 FullName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Phone = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
@@ -33,16 +33,13 @@ _COUNTRY_CODES = """
     SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC
     VE VG VI VN VU WF WS YE YT ZA ZM ZW"""
 COUNTRIES = frozenset(_COUNTRY_CODES.split())
-_PHONE_SEPARATORS = re.compile(r"[\s\-.()]")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
-def normalise_phone(field: str, value: str) -> str:
-    """`+84 912-345-678` -> `+84912345678`; anything that is not an international number is refused."""
-    phone = _PHONE_SEPARATORS.sub("", value)
-    if not _E164.match(phone):
-        raise ValueError(f"{field}: must be an international number such as +84912345678")
-    return phone
+def _country(value: str) -> str:
+    value = value.upper()
+    if value not in COUNTRIES:
+        raise ValueError("country: must be an ISO 3166-1 alpha-2 code such as VN")
+    return value
 
 
 def _required(field: str, value: str) -> str:
@@ -57,7 +54,10 @@ def _optional(value: str | None) -> str | None:
 
 
 class ProfilePatch(Model):
-    """The personal fields a user may change; an absent field stays as it is, `null` clears it."""
+    """The personal fields a user may change; an absent field stays as it is, `null` clears it.
+
+    `phone` is read in the user's preferred country, so it is normalised by the handler (svc_user.phones).
+    """
 
     full_name: FullName | msgspec.UnsetType = msgspec.UNSET
     phone: Phone | msgspec.UnsetType | None = msgspec.UNSET
@@ -67,7 +67,7 @@ class ProfilePatch(Model):
         if isinstance(self.full_name, str):
             self.full_name = _required("fullName", self.full_name)
         if isinstance(self.phone, str):
-            self.phone = normalise_phone("phone", self.phone)
+            self.phone = _required("phone", self.phone)
         if isinstance(self.date_of_birth, date) and not (
             date(1900, 1, 1) <= self.date_of_birth < datetime.now(UTC).date()
         ):
@@ -113,6 +113,11 @@ class Preferences(Model):
     currency: Currency = "VND"
     notifications: Notifications = msgspec.field(default_factory=Notifications)
     marketing_consent: bool = False
+    # Where a phone number written in national form (0912 345 678) is read.
+    country: Country = phones.DEFAULT_COUNTRY
+
+    def __post_init__(self) -> None:
+        self.country = _country(self.country)
 
 
 class Profile(Model):
@@ -146,12 +151,14 @@ class AddressInput(Model):
 
     def __post_init__(self) -> None:
         self.full_name = _required("fullName", self.full_name)
-        self.phone = normalise_phone("phone", self.phone)
         self.line1 = _required("line1", self.line1)
         self.city = _required("city", self.city)
-        self.country = self.country.upper()
-        if self.country not in COUNTRIES:
-            raise ValueError("country: must be an ISO 3166-1 alpha-2 code such as VN")
+        self.country = _country(self.country)
+        # A national form is read in the address's own country.
+        phone = phones.to_e164(self.phone, self.country)
+        if phone is None:
+            raise ValueError(f"phone: {phones.expected(self.country)}")
+        self.phone = phone
         self.line2 = _optional(self.line2)
         self.district = _optional(self.district)
         self.postal_code = _optional(self.postal_code)

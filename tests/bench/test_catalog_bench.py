@@ -14,8 +14,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from kit.representation import Representation, pack
 from svc_product import documents
+from svc_product.listing import list_statement
 from svc_product.query import parse
-from svc_product.store import list_statement
 
 NOW = datetime(2025, 5, 1, tzinfo=UTC)
 QUERY = [

@@ -129,3 +129,27 @@ async def test_identity_headers_from_a_client_grant_nothing(edge: httpx.AsyncCli
     assert (await edge.get("/api/admin/cache/stats", headers=spoofed)).status_code == 401
     drafts = await edge.get("/api/products", params={"status": "draft"}, headers=spoofed)
     assert drafts.status_code == 403
+
+
+async def test_a_shopper_searches_the_demo_catalog_with_typos_facets_and_suggestions(
+    edge: httpx.AsyncClient,
+) -> None:
+    typed = (await edge.get("/api/products", params={"search": "smrtphone", "fields": "name"})).json()
+    assert typed["totalCount"] > 0 and typed["didYouMean"] == "smartphone"
+    assert all("Smartphone" in p["name"] for p in typed["items"])
+
+    params = {"search": "smartphone", "facets": "category,brand,price,rating,attributes"}
+    faceted = (await edge.get("/api/products", params=params)).json()
+    facets = faceted["facets"]
+    smartphones = next(c for c in facets["category"] if c["name"] == "Smartphones")
+    electronics = next(c for c in facets["category"] if c["name"] == "Electronics")
+    assert smartphones["count"] == faceted["totalCount"] <= electronics["count"]
+    assert sum(b["count"] for b in facets["brand"]) == faceted["totalCount"]
+    assert sum(band["count"] for band in facets["price"]) == faceted["totalCount"]
+    assert {a["name"] for a in facets["attributes"]} == {"colour", "storage"}
+
+    suggested = await edge.get("/api/products/suggest", params={"q": "smartph"})
+    assert suggested.status_code == 200
+    kinds = [(s["kind"], s["name"]) for s in suggested.json()["suggestions"]]
+    assert kinds[0] == ("category", "Smartphones") and len(kinds) == 10
+    assert all(kind == "product" and "Smartphone" in name for kind, name in kinds[1:])

@@ -38,6 +38,13 @@ def test_each_prefix_routes_to_its_cluster(method: str, path: str, cluster: str)
     assert route.cluster == cluster
 
 
+def test_suggestions_have_their_own_route_and_a_short_timeout() -> None:
+    route = TABLE.match("GET", "/api/products/suggest")
+    assert route is not None and route.label == "GET|HEAD /api/products/suggest"
+    assert route.cluster == "product" and route.response_timeout == 1.0
+    assert TABLE.match("GET", "/api/products/suggest/x") == TABLE.match("GET", "/api/products/1")
+
+
 @pytest.mark.parametrize(
     "path",
     ["/", "/api", "/api/", "/api/authx", "/api/productsx/1", "/api/admin", "/api/admin/cachex", "/apix/auth"],
@@ -56,6 +63,7 @@ def test_prefixes_match_on_segment_boundaries_only(path: str) -> None:
         ("POST", "/api/auth/refresh"),
         ("POST", "/api/auth/logout"),
         ("GET", "/api/products"),
+        ("GET", "/api/products/suggest"),
         ("HEAD", "/api/products/1/reviews"),
         ("GET", "/api/categories"),
         ("GET", "/api/brands/3"),

@@ -7,8 +7,9 @@ import uuid
 import pytest
 
 from kit.errors import ValidationError
+from svc_product.listing import list_statement, tsquery
 from svc_product.query import parse, parse_reviews, search_words
-from svc_product.store import list_statement, slugify, tsquery
+from svc_product.store import slugify
 
 
 def key(query: str) -> str:
@@ -28,10 +29,24 @@ def test_spellings_of_the_same_query_share_one_cache_entry() -> None:
 @pytest.mark.parametrize(
     "other",
     ["page=2", "pageSize=21", "sortBy=name", "sortOrder=desc", "search=lamp", "minPrice=1", "maxPrice=1",
-     f"brandId={uuid.uuid4()}", "fields=id", "status=draft"],
+     f"brandId={uuid.uuid4()}", "fields=id", "status=draft", "minRating=4", "attributes=colour:Red",
+     "facets=brand"],
 )  # fmt: skip
 def test_different_queries_have_different_keys(other: str) -> None:
     assert key(other) != key("")
+
+
+def test_a_search_or_an_attribute_value_never_reads_as_another_parameter_in_the_key() -> None:
+    category = uuid.uuid4()
+    assert parse([("search", f"a&c={category}")]).cache_key() != key(f"search=a&categoryId={category}")
+    one_value = parse([("attributes", "size:M|L")]).cache_key()
+    assert one_value != parse([("attributes", "size:M,size:L")]).cache_key()
+
+
+def test_facets_and_attributes_are_canonical() -> None:
+    assert key("facets=price,brand&attributes=size:M,colour:Red,colour:Blue") == key(
+        "facets=brand,price,brand&attributes=colour:Blue,size:M,colour:Red"
+    )
 
 
 def test_sort_orders_default_to_what_a_shopper_expects() -> None:
@@ -53,6 +68,7 @@ def test_search_words_are_letters_and_digits_of_any_script() -> None:
         "100",
     )
     assert tsquery(search_words("lapt 15")) == "lapt:* & 15:*"
+    assert tsquery(("lptop", "15"), (("laptop", "lapton"), ())) == "(lptop:* | laptop | lapton) & 15:*"
     assert search_words("!!%%") == ()
 
 

@@ -167,12 +167,22 @@ async def test_concurrent_additions_keep_at_most_twenty_addresses_and_one_defaul
     assert defaults == 1
 
 
+async def test_an_address_phone_in_national_form_is_read_in_the_address_country(
+    svc: UserService, new_user: NewUser
+) -> None:
+    user = await new_user()
+    hanoi = await add(svc, user, {**HOME, "phone": "0912 345 678"})
+    tokyo = await add(svc, user, {**OFFICE, "phone": "090-1234-5678", "country": "jp"})
+    assert (hanoi["phone"], tokyo["phone"]) == ("+84912345678", "+819012345678")
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
         ({"country": "XX"}, "country"),
         ({"country": "VNM"}, "country"),
         ({"phone": "12"}, "phone"),
+        ({"phone": "0912345678", "country": "JP"}, "phone"),
         ({"line1": "  "}, "line1"),
         ({"city": ""}, "city"),
         ({"postalCode": "<script>"}, "postalCode"),

@@ -26,7 +26,7 @@ async def trio(svc: UserService, new_user: NewUser) -> tuple[str, list[User]]:
         await new_user(f"Anh {marker} Lê", email=f"a{marker}@example.org"),
         await new_user(f"Bình {marker} Trần", email=f"b{marker}@shop.test"),
     ]
-    phone = "+849" + str(uuid.uuid4().int)[:8]
+    phone = "+8491" + str(uuid.uuid4().int)[:7]
     await svc.http.patch("/api/users/me", headers=users[1].headers, json={"phone": phone})
     return marker, users
 

@@ -38,6 +38,7 @@ DEFAULT_PREFERENCES = {
         },
     },
     "marketingConsent": False,
+    "country": "VN",
 }
 
 
@@ -133,6 +134,45 @@ async def test_changed_preferences_are_announced_whole_for_notifications(
     assert preferences["notifications"]["marketing"] == {"email": True, "sms": False, "push": True}
 
 
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("0912345678", "+84912345678"),
+        ("0912 345 678", "+84912345678"),
+        ("091-234-5678", "+84912345678"),
+        ("(028) 3812 3456", "+842838123456"),
+        ("+84 912 345 678", "+84912345678"),
+        ("0084912345678", "+84912345678"),
+        ("+1 650-253-0000", "+16502530000"),
+    ],
+)
+async def test_a_phone_is_taken_as_people_in_vietnam_write_it_and_stored_in_e164(
+    svc: UserService, new_user: NewUser, typed: str, stored: str
+) -> None:
+    user = await new_user()
+    response = await svc.http.patch("/api/users/me", headers=user.headers, json={"phone": typed})
+    assert response.status_code == 200, response.text
+    assert response.json()["phone"] == stored
+    assert (await svc.http.get("/api/users/me", headers=user.headers)).json()["phone"] == stored
+
+
+async def test_a_national_number_is_read_in_the_country_the_user_prefers(
+    svc: UserService, new_user: NewUser
+) -> None:
+    user = await new_user()
+    await svc.http.put("/api/users/me/preferences", headers=user.headers, json={"country": "us"})
+    american = await svc.http.patch("/api/users/me", headers=user.headers, json={"phone": "(650) 253-0000"})
+    assert american.status_code == 200 and american.json()["phone"] == "+16502530000"
+    assert american.json()["preferences"]["country"] == "US"
+    # A Vietnamese mobile in national form is no US number; the 400 says what would have been taken.
+    refused = await svc.http.patch("/api/users/me", headers=user.headers, json={"phone": "0912345678"})
+    assert refused.status_code == 400 and refused.json()["details"][0]["field"] == "phone"
+    assert "in US" in refused.json()["message"]
+    # Written internationally it is taken wherever the user lives.
+    taken = await svc.http.patch("/api/users/me", headers=user.headers, json={"phone": "+84912345678"})
+    assert taken.status_code == 200 and taken.json()["phone"] == "+84912345678"
+
+
 async def test_a_patch_that_changes_nothing_announces_nothing(svc: UserService, new_user: NewUser) -> None:
     user = await new_user("Same Name")
     for body in ({}, {"fullName": "Same Name"}, {"phone": None}):
@@ -181,6 +221,9 @@ async def test_mass_assignment_is_refused_and_changes_nothing(
         ("/api/users/me/preferences", {"notifications": {"fax": True}}, "notifications.fax"),
         ("/api/users/me/preferences", {"notifications": {"email": "yes"}}, "notifications.email"),
         ("/api/users/me/preferences", {"marketingConsent": 1}, "marketingConsent"),
+        ("/api/users/me/preferences", {"country": "XX"}, "country"),
+        ("/api/users/me", {"phone": "   "}, "phone"),
+        ("/api/users/me", {"phone": "0123456789"}, "phone"),
     ],
 )
 async def test_invalid_input_is_400_naming_the_field_and_changes_nothing(
@@ -210,6 +253,7 @@ async def test_preferences_are_validated_replaced_whole_and_shown_in_the_profile
             "marketing": {"email": True, "sms": False, "push": False},
         },
         "marketingConsent": True,
+        "country": "VN",
     }
     response = await svc.http.put("/api/users/me/preferences", headers=user.headers, json=wanted)
     assert response.status_code == 200 and response.json() == wanted
