@@ -31,14 +31,15 @@ import httpx
 
 from kit import settings
 from perf.load import buyers
-from perf.load.cpu import cpu_by_part, spent_between
+from perf.load.cpu import Reading, cpu_by_part, spent_during
 from perf.load.profiles import MIXES, PROFILES, Profile, format_rates, parse_rates
-from perf.load.report import Run, build, write_cpu
+from perf.load.report import Run, build, read_samples, write_cpu
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = ROOT / "perf" / "reports"
 CLASSES = {"browser": "BrowserArrivals", "buyer": "BuyerArrivals", "staff": "StaffArrivals"}
 SPARE_SECONDS = 60  # locust's own deadline past the schedule: set-up (logins) and draining the answers
+CPU_READING_SECONDS = 1.0
 
 
 def _arguments() -> argparse.Namespace:
@@ -61,6 +62,10 @@ def _arguments() -> argparse.Namespace:
         help="share of requests allowed to fail (default 0.01)",
     )  # fmt: skip
     parser.add_argument("--strict", action="store_true", help="fail on our own targets too")
+    parser.add_argument(
+        "--warmup", type=float, default=float(env("LOAD_WARMUP", "3")),
+        help="first seconds plotted but left out of the figures and the verdict (default 3)",
+    )  # fmt: skip
     return parser.parse_args()
 
 
@@ -86,7 +91,7 @@ def _commit() -> str:
     return found.stdout.strip()
 
 
-def run(profile: Profile, mix: str, host: str, out: Path) -> int:
+def run(profile: Profile, mix: str, host: str, out: Path, warmup: float) -> int:
     """Run locust on `profile` against `host`, writing the raw data into `out`; locust's exit status."""
     out.mkdir(parents=True, exist_ok=True)
     rates = {k: v for k, v in profile.rates.items() if v > 0}
@@ -101,21 +106,24 @@ def run(profile: Profile, mix: str, host: str, out: Path) -> int:
         "--buyers", str(profile.buyers), "--samples-csv", str(out / "requests.csv"), *classes,
     ]  # fmt: skip
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    environment.pop("LOCUST_SKIP_MONKEY_PATCH", None)  # set by the unit tests' process; locust needs gevent
     edge_port = urlsplit(host).port or 80
     load_before = os.getloadavg()[0]
+    readings: list[Reading] = []
     with subprocess.Popen(command, cwd=ROOT, env=environment) as locust:
         generator = {locust.pid: "load generator (locust)"}
-        before = cpu_by_part(edge_port, generator)
-        status = locust.wait()
-    # locust has exited: its CPU is in the parent's children total, read from our own resource usage.
-    after = cpu_by_part(edge_port, generator)
-    spent = spent_between(before, after)
-    children = os.times()
-    spent["load generator (locust)"] = children.children_user + children.children_system
-    write_cpu(out / "cpu.csv", spent)
+        # Read every second, so the CPU counted is that of the arrivals' window only (not locust's
+        # start-up and logins): the samples' first and last send times pick the readings.
+        while locust.poll() is None:
+            readings.append((time.time(), cpu_by_part(edge_port, generator)))
+            time.sleep(CPU_READING_SECONDS)
+        status = locust.returncode
+    sent = [s.sent for s in read_samples(out / "requests.csv")] if (out / "requests.csv").exists() else []
+    if sent and readings:
+        write_cpu(out / "cpu.csv", spent_during(readings, min(sent), max(sent)))
     record = Run(
         profile.name, mix, rates, profile.duration, host, datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        (load_before, os.getloadavg()[0]), _commit(),
+        (load_before, os.getloadavg()[0]), _commit(), warmup,
     )  # fmt: skip
     (out / "run.json").write_text(json.dumps(asdict(record), indent=2))
     return status
@@ -128,7 +136,7 @@ def main() -> None:
     asyncio.run(buyers.prepare(profile.buyers))
     out = args.out or REPORTS / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     print(f"load run {profile.name} ({args.mix}): {format_rates(profile.rates)} for {profile.duration:g} s")
-    status = run(profile, args.mix, args.host, out)
+    status = run(profile, args.mix, args.host, out, args.warmup)
     if not (out / "requests.csv").exists():
         raise SystemExit(f"locust ended with {status} before recording anything")
     summary, misses = build(out, args.max_errors, args.strict)

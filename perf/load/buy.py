@@ -31,11 +31,11 @@ REPLAYED_CHECKOUTS = 0.05
 PAYMENT_WAITS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)  # seconds between looks for the new order's payment
 
 
-def session(visit: Visit, token: str, sandbox: str, rng: random.Random) -> None:
+def session(visit: Visit, catalog: Catalog, token: str, sandbox: str, rng: random.Random) -> None:
     """One shopping session of the buyer holding `token`; `sandbox` is the payment sandbox's URL."""
     auth = {"Authorization": f"Bearer {token}"}
     visit.request("GET", "/api/cart", name="GET /api/cart", headers=auth)
-    products = list(dict.fromkeys(Catalog.product(rng) for _ in range(rng.randint(1, 3))))
+    products = list(dict.fromkeys(catalog.product(rng) for _ in range(rng.randint(1, 3))))
     for product in products:
         body = {"productId": product, "quantity": 1}
         visit.request("POST", "/api/cart/items", name="POST /api/cart/items", headers=auth, json=body)

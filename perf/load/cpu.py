@@ -109,3 +109,15 @@ def spent_between(before: Mapping[str, float], after: Mapping[str, float]) -> di
     return {
         part: after[part] - before.get(part, 0.0) for part in after if after[part] > before.get(part, 0.0)
     }
+
+
+Reading = tuple[float, dict[str, float]]
+"""A `cpu_by_part` reading and the wall-clock time (seconds since the epoch) it was taken."""
+
+
+def spent_during(readings: list[Reading], start: float, end: float) -> dict[str, float]:
+    """CPU each part spent over at least [start, end]: from the last reading at or before `start`
+    (else the first) to the first at or after `end` (else the last)."""
+    before = [r for r in readings if r[0] <= start] or readings[:1]
+    after = [r for r in readings if r[0] >= end] or readings[-1:]
+    return spent_between(before[-1][1], after[0][1])

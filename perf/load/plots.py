@@ -24,8 +24,8 @@ PERCENTILES = ((0.5, "p50", "#2e86c1"), (0.95, "p95", "#8e44ad"), (0.99, "p99", 
 
 
 def window_width(span: float) -> float:
-    """About forty points across the run, in whole seconds."""
-    return float(max(1, math.ceil(span / 40)))
+    """About twenty points across the run, in whole seconds (enough samples in each for a p99)."""
+    return float(max(1, math.ceil(span / 20)))
 
 
 def draw(summary: Summary, samples: Sequence[Sample], directory: Path) -> list[str]:

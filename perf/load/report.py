@@ -47,6 +47,7 @@ class Run:
     started: str
     load_average: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
     commit: str = ""
+    warmup: float = 0.0  # first seconds of arrivals plotted but not judged (connections, cold caches)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,10 @@ def read_run(path: Path) -> Run:
 
 
 def summarise(run: Run, samples: Sequence[Sample], cpu: dict[str, float]) -> Summary:
+    """The figures of the run after its warm-up."""
+    if samples:
+        judged_from = min(s.sent for s in samples) + run.warmup
+        samples = [s for s in samples if s.sent >= judged_from]
     by_name: dict[str, list[Sample]] = defaultdict(list)
     for sample in samples:
         by_name[sample.name].append(sample)
@@ -217,7 +222,12 @@ def render(summary: Summary, misses: list[str], plots: Sequence[str]) -> str:
         " (2 shared cores: other work on them shows in the tail latencies)",
         "",
         "Latencies are from each request's intended send time (open loop, no coordinated omission);",
-        "targets are p99: the design's (architecture.md) fail the run, ours are the tighter goal.",
+        "targets are p99: the design's (architecture.md) fail the run, ours are the tighter goal."
+        + (
+            f" The first {run.warmup:g} s are warm-up: in the plots, not in the figures."
+            if run.warmup
+            else ""
+        ),
         "",
         "| endpoint | kind | requests | req/s | errors | p50 ms | p95 ms | p99 ms | max ms | design | ours"
         " | |",

@@ -22,17 +22,18 @@ RESTOCKED_TO = 500
 class Staff:
     seller: dict[str, str]
     admin: dict[str, str]
+    catalog: Catalog
 
 
 def edit_price(visit: Visit, staff: Staff, rng: random.Random) -> None:
     body = {"price": rng.randrange(100_000, 5_000_000, 1_000)}
-    url = f"/api/products/{Catalog.product(rng)}"
+    url = f"/api/products/{staff.catalog.product(rng)}"
     visit.request("PATCH", url, name="PATCH /api/products/{id}", headers=staff.seller, json=body)
 
 
 def restock(visit: Visit, staff: Staff, rng: random.Random) -> None:
     body = {"quantity": RESTOCKED_TO, "lowStockThreshold": 10}
-    url = f"/api/inventory/{Catalog.product(rng)}"
+    url = f"/api/inventory/{staff.catalog.product(rng)}"
     visit.request("PUT", url, name="PUT /api/inventory/{id}", headers=staff.seller, json=body)
 
 

@@ -112,7 +112,7 @@ class BuyerArrivals(OpenLoop):
             )  # fmt: skip
             return
         try:
-            buy.session(visit, token, WORLD.sandbox, rng)
+            buy.session(visit, WORLD.catalog, token, WORLD.sandbox, rng)
         finally:
             WORLD.idle_buyers.put(token)
 
@@ -168,7 +168,7 @@ class Buyer(FastHttpUser):
     @tag("checkout")
     @task
     def shop(self) -> None:
-        buy.session(Visit(self.client, "buyer"), self.token, WORLD.sandbox, self.rng)
+        buy.session(Visit(self.client, "buyer"), WORLD.catalog, self.token, WORLD.sandbox, self.rng)
 
 
 class Staff(FastHttpUser):

@@ -1,7 +1,8 @@
 """What every locust user shares during a run, set up once before the first arrival, and the run's
 own command-line options, samples file and progress line.
 
-Before any user starts: the category and brand ids (two reads through the edge), the staff's tokens
+Before any user starts: the demo catalog's products for sale (rebuilt from the seed's generator), the
+category and brand ids (two reads through the edge), the staff's tokens
 (the seed seller and admin) and the buyer pool's tokens, every login straight at svc_auth (`--auth-host`):
 argon2 costs ~20 ms of CPU per login and the edge limits logins per client, neither of which is what a
 load run measures.
@@ -24,7 +25,7 @@ from locust.env import Environment
 
 from kit import settings
 from perf.load import pool
-from perf.load.browse import Catalog
+from perf.load.browse import Catalog, demo_products
 from perf.load.staff import Staff
 from perf.load.timed import Samples
 
@@ -35,7 +36,7 @@ PROGRESS_EVERY = 5.0
 @dataclass
 class World:
     catalog: Catalog = field(default_factory=Catalog)
-    staff: Staff = field(default_factory=lambda: Staff({}, {}))
+    staff: Staff = field(default_factory=lambda: Staff({}, {}, Catalog()))
     idle_buyers: gevent.queue.Queue[str] = field(default_factory=gevent.queue.Queue)
     sandbox: str = ""
 
@@ -77,11 +78,15 @@ def _options(parser: LocustArgumentParser) -> None:
 def _prepare(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     assert options is not None and environment.host
-    WORLD.catalog = Catalog(_ids(environment.host, "/api/categories"), _ids(environment.host, "/api/brands"))
+    WORLD.catalog = Catalog(
+        demo_products(), _ids(environment.host, "/api/categories"), _ids(environment.host, "/api/brands")
+    )
     WORLD.sandbox = options.sandbox_host.rstrip("/")
     seller = _login(options.auth_host, "seller@shop.local", "Seller123!")
     admin = _login(options.auth_host, "admin@shop.local", "Admin123!")
-    WORLD.staff = Staff({"Authorization": f"Bearer {seller}"}, {"Authorization": f"Bearer {admin}"})
+    WORLD.staff = Staff(
+        {"Authorization": f"Bearer {seller}"}, {"Authorization": f"Bearer {admin}"}, WORLD.catalog
+    )
     logins = gevent.pool.Pool(LOGINS_AT_ONCE)
     for token in logins.imap_unordered(
         lambda n: _login(options.auth_host, pool.email(n), pool.PASSWORD), range(1, options.buyers + 1)
