@@ -55,15 +55,17 @@ class Client:
     def request(self, method: str, url: str, *, name: str, catch_response: bool, context: dict[str, Any],
                 **_: Any) -> ResponseContextManager:  # fmt: skip
         answer = Answer(self.status)
-        meta = {"request_type": method, "name": name, "context": context, "response_time": 0.2,
-                "start_time": time.time(), "exception": None, "response_length": 2, "response": answer}  # fmt: skip
+        meta = {
+            "request_type": method, "name": name, "context": context, "response_time": 0.2,
+            "start_time": time.time(), "exception": None, "response_length": 2, "response": answer,
+        }  # fmt: skip
         return ResponseContextManager(answer, self.request_event, meta, catch_response)
 
 
 def test_a_request_sent_late_is_timed_from_when_it_was_due() -> None:
     client = Client(200)
     due = time.perf_counter() - 0.5  # the generator was half a second behind this arrival
-    Visit(client, "browser", due).request("GET", "/api/products/1", name="GET /api/products/{id}")  # type: ignore[arg-type]
+    Visit(client, "browser", due).request("GET", "/api/products/1", name="GET /api/products/{id}")
     [meta] = client.recorded
     assert meta["response_time"] >= 500  # not locust's own 0.2 ms from the actual send
     assert meta["start_time"] <= time.time() - 0.5 and meta["exception"] is None
