@@ -45,7 +45,7 @@ class Visit:
             if answer.status_code in expect:
                 answer.success()
             else:
-                answer.failure(f"{answer.status_code or 'no answer'}: {(answer.text or '')[:160]}")
+                answer.failure(f"{answer.status_code or 'no answer'}: {(answer.text or '')[:300]}")
         return answer
 
 
