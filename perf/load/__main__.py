@@ -31,9 +31,9 @@ import httpx
 
 from kit import settings
 from perf.load import buyers
-from perf.load.cpu import Reading, cpu_by_part, spent_during
+from perf.load.cpu import Reading, busy_over_time, cpu_by_part, spent_during
 from perf.load.profiles import MIXES, PROFILES, Profile, format_rates, parse_rates
-from perf.load.report import Run, build, read_samples, write_cpu
+from perf.load.report import Run, build, read_samples, write_cpu, write_machine
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = ROOT / "perf" / "reports"
@@ -121,6 +121,7 @@ def run(profile: Profile, mix: str, host: str, out: Path, warmup: float) -> int:
     sent = [s.sent for s in read_samples(out / "requests.csv")] if (out / "requests.csv").exists() else []
     if sent and readings:
         write_cpu(out / "cpu.csv", spent_during(readings, min(sent), max(sent)))
+        write_machine(out / "machine.csv", busy_over_time(readings))
     record = Run(
         profile.name, mix, rates, profile.duration, host, datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         (load_before, os.getloadavg()[0]), _commit(), warmup,

@@ -8,6 +8,7 @@ stack's databases. Redis and RabbitMQ are shared servers: their whole CPU is sho
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections import defaultdict
@@ -121,3 +122,16 @@ def spent_during(readings: list[Reading], start: float, end: float) -> dict[str,
     before = [r for r in readings if r[0] <= start] or readings[:1]
     after = [r for r in readings if r[0] >= end] or readings[-1:]
     return spent_between(before[-1][1], after[0][1])
+
+
+def busy_over_time(readings: list[Reading]) -> list[tuple[float, float, float]]:
+    """(time, cores busy with the stack and its load generator, cores busy with anything else) between
+    each two readings, at the later one's time: what shows another engineer's work stealing the CPU."""
+    busy = []
+    for (earlier, before), (later, after) in itertools.pairwise(readings):
+        spent = spent_between(before, after)
+        other = spent.pop("other", 0.0)
+        elapsed = later - earlier
+        if elapsed > 0:
+            busy.append((later, sum(spent.values()) / elapsed, other / elapsed))
+    return busy

@@ -13,7 +13,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from perf.load.report import Sample, Summary, percentile, windows
@@ -34,7 +33,7 @@ def draw(summary: Summary, samples: Sequence[Sample], directory: Path) -> list[s
     drawn = []
     plots: tuple[tuple[str, Callable[[], Figure | None]], ...] = (
         ("latency.png", lambda: _latency(samples, width)),
-        ("throughput.png", lambda: _throughput(samples, width)),
+        ("throughput.png", lambda: _throughput(samples, width, summary.machine)),
         ("p99_targets.png", lambda: _p99(summary)),
         ("cpu.png", lambda: _cpu(summary)),
     )
@@ -77,13 +76,17 @@ def _latency(samples: Sequence[Sample], width: float) -> Figure | None:
     return figure
 
 
-def _throughput(samples: Sequence[Sample], width: float) -> Figure | None:
+def _throughput(
+    samples: Sequence[Sample], width: float, machine: Sequence[tuple[float, float, float]]
+) -> Figure | None:
     grouped = windows(samples, width)
     if not grouped:
         return None
     times = sorted(grouped)
     scenarios = sorted({s.scenario for s in samples})
-    figure, (rates, errors) = plt.subplots(2, 1, figsize=(11, 5), sharex=True, height_ratios=(3, 1))
+    figure, (rates, errors, cores) = plt.subplots(
+        3, 1, figsize=(11, 7), sharex=True, height_ratios=(3, 1, 1.5)
+    )
     stacked = [[sum(s.scenario == name for s in grouped[t]) / width for t in times] for name in scenarios]
     rates.stackplot(times, stacked, labels=scenarios, step="post", alpha=0.8)
     rates.set_ylabel("requests/s")
@@ -94,18 +97,21 @@ def _throughput(samples: Sequence[Sample], width: float) -> Figure | None:
         times, [sum(s.failed for s in grouped[t]) / width for t in times], where="post", color=DESIGN_COLOUR
     )
     errors.set_ylabel("errors/s")
-    errors.set_xlabel(f"seconds into the run ({width:g} s windows)")
     errors.set_ylim(bottom=0)
     errors.grid(alpha=0.3)
+    first = min(s.sent for s in samples)
+    shown = [(t - first, stack, other) for t, stack, other in machine if t >= first]
+    cores.stackplot(
+        [t for t, _, _ in shown], [s for _, s, _ in shown], [o for _, _, o in shown],
+        labels=("this stack + load generator", "other work on the machine"), colors=("#5d6d7e", "#e67e22"),
+        alpha=0.8,
+    )  # fmt: skip
+    cores.set_ylabel("cores busy")
+    cores.legend(fontsize=8, loc="upper left")
+    cores.grid(alpha=0.3)
+    cores.set_xlabel(f"seconds into the run ({width:g} s windows)")
     figure.tight_layout()
     return figure
-
-
-def _bars(ax: Axes, names: list[str], values: list[float], colour: str) -> None:
-    ax.barh(range(len(names)), values, color=colour)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.grid(axis="x", alpha=0.3)
 
 
 def _p99(summary: Summary) -> Figure | None:
@@ -133,7 +139,10 @@ def _cpu(summary: Summary) -> Figure | None:
     if not busy or not summary.requests:
         return None
     figure, ax = plt.subplots(figsize=(11, 0.3 * len(busy) + 1.2))
-    _bars(ax, list(busy), [v * 1e6 / summary.requests for v in busy.values()], "#5d6d7e")
+    ax.barh(range(len(busy)), [v * 1e6 / summary.requests for v in busy.values()], color="#5d6d7e")
+    ax.set_yticks(range(len(busy)), list(busy), fontsize=8)
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
     ax.set_xlabel("µs of CPU per request (all requests of the run)")
     ax.set_title("CPU by part of the stack")
     figure.tight_layout()

@@ -81,6 +81,7 @@ class Summary:
     cpu: dict[str, float] = field(default_factory=dict)
     orders: int = 0
     errors_seen: dict[str, int] = field(default_factory=dict)
+    machine: list[tuple[float, float, float]] = field(default_factory=list)  # see `read_machine`
 
     @property
     def error_share(self) -> float:
@@ -126,6 +127,24 @@ def write_cpu(path: Path, spent: dict[str, float]) -> None:
         writer.writerow(("part", "cpu_seconds"))
         for part, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
             writer.writerow((part, f"{seconds:.3f}"))
+
+
+def write_machine(path: Path, busy: list[tuple[float, float, float]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("time", "stack_cores", "other_cores"))
+        writer.writerows((f"{t:.2f}", f"{stack:.3f}", f"{other:.3f}") for t, stack, other in busy)
+
+
+def read_machine(path: Path) -> list[tuple[float, float, float]]:
+    """The cores busy with the stack and with other work, second by second (`machine.csv`)."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [
+            (float(r["time"]), float(r["stack_cores"]), float(r["other_cores"]))
+            for r in csv.DictReader(handle)
+        ]
 
 
 def read_run(path: Path) -> Run:
@@ -248,8 +267,8 @@ def render(summary: Summary, misses: list[str], plots: Sequence[str]) -> str:
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
     lines += [
         "",
-        "Raw data beside this file: `requests.csv` (every request), `cpu.csv`, `run.json`, and locust's",
-        "own `locust_*.csv` and `locust.html`.",
+        "Raw data beside this file: `requests.csv` (every request), `cpu.csv`, `machine.csv` (cores busy",
+        "second by second), `run.json`, and locust's own `locust_*.csv` and `locust.html`.",
         "",
     ]
     return "\n".join(lines)
@@ -283,6 +302,7 @@ def build(directory: Path, max_error_share: float, strict: bool = False) -> tupl
 
     samples = read_samples(directory / "requests.csv")
     summary = summarise(read_run(directory / "run.json"), samples, read_cpu(directory / "cpu.csv"))
+    summary.machine = read_machine(directory / "machine.csv")
     misses = verdict(summary, max_error_share, strict)
     drawn = plots.draw(summary, samples, directory)
     (directory / "report.md").write_text(render(summary, misses, drawn))

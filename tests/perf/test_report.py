@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from perf.load.report import Run, Sample, build, percentile, read_samples, summarise, verdict, write_cpu
+from perf.load.report import (
+    Run,
+    Sample,
+    build,
+    percentile,
+    read_samples,
+    summarise,
+    verdict,
+    write_cpu,
+    write_machine,
+)  # fmt: skip
 from perf.load.timed import SAMPLE_COLUMNS
 
 RUN = Run("smoke", "mix", {"browser": 10.0, "buyer": 1.0}, 10.0, "http://edge", "2026-12-05 00:00 UTC")
@@ -29,6 +39,7 @@ def write_run(directory: Path, rows: list[Sample], run: Run = RUN) -> None:
         writer.writerows((s.sent, s.scenario, s.name, s.status, s.latency_ms, s.error) for s in rows)
     (directory / "run.json").write_text(json.dumps(asdict(run)))
     write_cpu(directory / "cpu.csv", {"svc_product": 2.0, "edge": 1.0, "other": 0.5})
+    write_machine(directory / "machine.csv", [(1000.0 + t, 1.2, 0.6) for t in range(0, 30)])
 
 
 def test_percentiles_are_nearest_rank_latencies_a_request_really_had() -> None:
