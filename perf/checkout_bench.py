@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from kit import settings  # noqa: E402
 from kit.httpclient import Client  # noqa: E402
 from kit.seed import demo_product_id  # noqa: E402
-from perf.load.cpu import cpu_by_part, spent_between  # noqa: E402
+from perf.load.cpu import cpu_by_part, spent_during  # noqa: E402
 
 PASSWORD = "Bench-Pass-123!"
 ADDRESS = {
@@ -218,10 +218,11 @@ async def measured(
     run: Callable[[], Awaitable[Tally]], edge_port: int
 ) -> tuple[Tally, float, dict[str, float]]:
     me = {os.getpid(): "bench client"}
-    before, began = cpu_by_part(edge_port, me), time.perf_counter()
+    before, began = (time.time(), cpu_by_part(edge_port, me)), time.perf_counter()
     tally = await run()
     elapsed = time.perf_counter() - began
-    return tally, elapsed, spent_between(before, cpu_by_part(edge_port, me))
+    after = (time.time(), cpu_by_part(edge_port, me))
+    return tally, elapsed, spent_during([before, after], before[0], after[0])
 
 
 # -- report ------------------------------------------------------------------------------------------------

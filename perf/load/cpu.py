@@ -19,6 +19,9 @@ from pathlib import Path
 from kit import settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Not a part: the whole machine's busy CPU (/proc/stat), which only grows, unlike the sum over live
+# processes, which drops when one of them exits.
+MACHINE = "machine (every process)"
 _STACK_PROCESS = re.compile(r"-m (svc_\w+|edge|devsinks\.\w+)")
 
 
@@ -51,6 +54,13 @@ def _processes() -> dict[int, Proc]:
     return found
 
 
+def _machine_busy() -> float:
+    """CPU seconds the machine has spent busy since boot, over all its cores."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 def _databases(stack: list[Proc]) -> set[str]:
     """The databases this stack's services use: their `*_DATABASE_URL`s, else the contract's names."""
     named = {
@@ -70,6 +80,7 @@ def cpu_by_part(edge_port: int, clients: Mapping[int, str]) -> dict[str, float]:
         return mark in proc.environ or (default and b"EDGE_PORT=" not in proc.environ)
 
     spent: dict[str, float] = defaultdict(float)
+    spent[MACHINE] = _machine_busy()
     stack = [p for p in procs.values() if _STACK_PROCESS.search(p.cmdline) and ours(p)]
     databases = _databases(stack)
     for proc in procs.values():
@@ -118,10 +129,15 @@ Reading = tuple[float, dict[str, float]]
 
 def spent_during(readings: list[Reading], start: float, end: float) -> dict[str, float]:
     """CPU each part spent over at least [start, end]: from the last reading at or before `start`
-    (else the first) to the first at or after `end` (else the last)."""
+    (else the first) to the first at or after `end` (else the last). "other" is everything else the
+    machine did meanwhile."""
     before = [r for r in readings if r[0] <= start] or readings[:1]
     after = [r for r in readings if r[0] >= end] or readings[-1:]
-    return spent_between(before[-1][1], after[0][1])
+    spent = spent_between(before[-1][1], after[0][1])
+    machine = spent.pop(MACHINE, None)
+    if machine is not None:
+        spent["other"] = max(0.0, machine - sum(v for k, v in spent.items() if k != "other"))
+    return spent
 
 
 def busy_over_time(readings: list[Reading]) -> list[tuple[float, float, float]]:
@@ -130,8 +146,10 @@ def busy_over_time(readings: list[Reading]) -> list[tuple[float, float, float]]:
     busy = []
     for (earlier, before), (later, after) in itertools.pairwise(readings):
         spent = spent_between(before, after)
-        other = spent.pop("other", 0.0)
+        machine = spent.pop(MACHINE, 0.0)
+        spent.pop("other", None)
+        stack = sum(spent.values())
         elapsed = later - earlier
         if elapsed > 0:
-            busy.append((later, sum(spent.values()) / elapsed, other / elapsed))
+            busy.append((later, stack / elapsed, max(0.0, machine - stack) / elapsed))
     return busy
