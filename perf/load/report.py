@@ -19,6 +19,10 @@ from pathlib import Path
 from perf.load.targets import Target, target_of
 
 ORDER_PLACED = ("POST /api/orders/checkout", 201)
+RATE_LIMITED = (
+    "429s are the edge's rate limits: a load run from one address needs them raised, e.g."
+    " `RATE_LIMIT_IP_PER_HOUR=1000000000 RATE_LIMIT_USER_PER_MINUTE=100000000 make run`."
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class Summary:
     requests: int
     errors: int
     span: float  # seconds from the first intended send to the last
+    first_judged: float = 0.0  # the first intended send after the warm-up
     cpu: dict[str, float] = field(default_factory=dict)
     orders: int = 0
     errors_seen: dict[str, int] = field(default_factory=dict)
@@ -155,9 +160,8 @@ def read_run(path: Path) -> Run:
 
 def summarise(run: Run, samples: Sequence[Sample], cpu: dict[str, float]) -> Summary:
     """The figures of the run after its warm-up."""
-    if samples:
-        judged_from = min(s.sent for s in samples) + run.warmup
-        samples = [s for s in samples if s.sent >= judged_from]
+    judged_from = min(s.sent for s in samples) + run.warmup if samples else 0.0
+    samples = [s for s in samples if s.sent >= judged_from]
     by_name: dict[str, list[Sample]] = defaultdict(list)
     for sample in samples:
         by_name[sample.name].append(sample)
@@ -178,7 +182,7 @@ def summarise(run: Run, samples: Sequence[Sample], cpu: dict[str, float]) -> Sum
             seen[f"{sample.name}: {sample.error[:100]}"] += 1
     orders = sum((s.name, s.status) == ORDER_PLACED for s in samples)
     failed = sum(s.failed for s in samples)
-    return Summary(run, endpoints, len(samples), failed, span, cpu, orders, dict(seen))
+    return Summary(run, endpoints, len(samples), failed, span, judged_from, cpu, orders, dict(seen))
 
 
 def verdict(summary: Summary, max_error_share: float, strict: bool = False) -> list[str]:
@@ -230,7 +234,8 @@ def render(summary: Summary, misses: list[str], plots: Sequence[str]) -> str:
     lines = [
         f"# Load run `{run.profile}` ({run.mix}), {run.started}",
         "",
-        f"**{'FAILED' if misses else 'PASSED'}**" + (": " + "; ".join(misses) if misses else ""),
+        f"**{'FAILED' if misses else 'PASSED'}**" + (":" if misses else ""),
+        *(f"- {miss}" for miss in misses),
         "",
         f"- offered (open loop): {rates}, for {run.duration:g} s against {run.host}"
         + (f", commit {run.commit}" if run.commit else ""),
@@ -263,6 +268,8 @@ def render(summary: Summary, misses: list[str], plots: Sequence[str]) -> str:
         lines += ["", "Errors by endpoint and answer:", ""]
         for what, count in sorted(summary.errors_seen.items(), key=lambda kv: -kv[1])[:15]:
             lines.append(f"- {count:,} x {what}")
+        if any(": 429: " in what for what in summary.errors_seen):
+            lines += ["", RATE_LIMITED]
     lines += _cpu_lines(summary)
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
     lines += [
@@ -284,10 +291,12 @@ def _cpu_lines(summary: Summary) -> list[str]:
         f"## CPU ({ours / summary.span:.2f} cores busy with the stack and the load generator,"
         f" {busy.get('other', 0.0) / summary.span:.2f} with other work on the machine)",
         "",
-        "| part | CPU s | ms per 1,000 requests | ms per order placed |",
+        "| part | CPU s | µs per request | ms per order placed |",
         "|---|---:|---:|---:|",
     ]
     for part, seconds in busy.items():
+        if part == "other":
+            continue
         per_order = f"{seconds * 1000 / summary.orders:,.2f}" if summary.orders else "-"
         lines.append(
             f"| {part} | {seconds:,.2f} | {seconds * 1e6 / max(summary.requests, 1):,.1f} | {per_order} |"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from perf.load import compare
 from perf.load.report import (
     Run,
     Sample,
@@ -109,3 +110,17 @@ def test_a_clean_run_passes(tmp_path: Path) -> None:
     summary, misses = build(tmp_path, max_error_share=0.0)
     assert misses == [] and "**PASSED**" in (tmp_path / "report.md").read_text()
     assert summary.orders == 20
+
+
+def test_rate_limited_answers_point_at_the_limits_to_raise(tmp_path: Path) -> None:
+    limited = Sample(1001.0, "browser", DETAIL, 429, 1.0, '429: {"error":"RateLimited"}')
+    write_run(tmp_path, [*samples(DETAIL, [8.0] * 50), limited])
+    build(tmp_path, max_error_share=0.01)
+    assert "RATE_LIMIT_IP_PER_HOUR=1000000000" in (tmp_path / "report.md").read_text()
+
+
+def test_runs_side_by_side_give_one_row_each_with_p50_and_p99_by_kind(tmp_path: Path) -> None:
+    write_run(tmp_path, samples(DETAIL, [4.0] * 98 + [30.0] * 2) + samples(CHECKOUT, [90.0] * 20, status=201))
+    line = compare.row(tmp_path, max_error_share=0.01)
+    assert line.startswith("| browser 10, buyer 1 |") and line.endswith("| PASSED |")
+    assert "| 4 / 30 |" in line and "| 90 / 90 |" in line and "| 0.60 |" in line  # other cores
