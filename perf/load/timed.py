@@ -30,6 +30,11 @@ class Visit:
         self.scenario = scenario
         self._due = due
 
+    @property
+    def due(self) -> float | None:
+        """When the next request of this visit was due (None: when it is sent)."""
+        return self._due
+
     def request(
         self, method: str, url: str, *, name: str, expect: Collection[int] = (200,), **kwargs: Any
     ) -> ResponseContextManager:

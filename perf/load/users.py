@@ -77,11 +77,11 @@ class OpenLoop(FastHttpUser):
             _end_run(self.environment)
         raise StopUser()
 
-    def _dropped(self, due: float) -> None:
+    def _dropped(self, due: float, why: str = f"{IN_FLIGHT_LIMIT} arrivals in flight") -> None:
         self.environment.events.request.fire(
             request_type="ARRIVAL", name=f"{self.scenario} arrival dropped", response_time=0.0,
-            response_length=0, exception=ArrivalDropped(f"{IN_FLIGHT_LIMIT} arrivals in flight"),
-            context={"scenario": self.scenario}, start_time=time.time() - (time.perf_counter() - due),
+            response_length=0, exception=ArrivalDropped(why), context={"scenario": self.scenario},
+            start_time=time.time() - (time.perf_counter() - due),
         )  # fmt: skip
 
 
@@ -105,11 +105,7 @@ class BuyerArrivals(OpenLoop):
         try:
             token = WORLD.idle_buyers.get_nowait()
         except gevent.queue.Empty:
-            visit.client.request_event.fire(
-                request_type="ARRIVAL", name="buyer arrival dropped", response_time=0.0, response_length=0,
-                exception=ArrivalDropped("no idle buyer in the pool: raise its size"),
-                context={"scenario": self.scenario}, start_time=time.time(),
-            )  # fmt: skip
+            self._dropped(visit.due or time.perf_counter(), "no idle buyer in the pool: raise its size")
             return
         try:
             buy.session(visit, WORLD.catalog, token, WORLD.sandbox, rng)
