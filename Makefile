@@ -62,11 +62,11 @@ format: install
 load: install
 	$(BIN)/python -m perf.load
 
-# The SLO smoke of CI: a stack of its own (databases *_loadci, Redis db 14, vhost shop_loadci, ports
+# The SLO smoke of CI: a stack of its own (databases *_loadci, Redis db 10, vhost shop_loadci, ports
 # +25000, unless SHOP_TEST_* say otherwise), the smoke profile, any error or missed design target
 # fails; the report stays in perf/reports/smoke-ci/.
 load-smoke-ci: install native
-	SHOP_TEST_NS=$${SHOP_TEST_NS:-loadci} SHOP_TEST_REDIS_DB=$${SHOP_TEST_REDIS_DB:-14} \
+	SHOP_TEST_NS=$${SHOP_TEST_NS:-loadci} SHOP_TEST_REDIS_DB=$${SHOP_TEST_REDIS_DB:-10} \
 		SHOP_TEST_PORT_OFFSET=$${SHOP_TEST_PORT_OFFSET:-25000} $(BIN)/pytest -q -m load tests/e2e/test_load_smoke.py
 
 # Hot-path benchmarks against tests/bench/baseline.json, as ratios to an in-run calibration loop;
