@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chaos fuzz pgbouncer perf-search install protos native migrate seed lint format
+.PHONY: run test chaos fuzz pgbouncer perf-search install protos native migrate seed lint format load load-smoke-ci bench bench-baseline
 
 # `make run SCALE=2` (or SCALE_ORDER=2 ...) runs more instances; PGBOUNCER=1 pools through PgBouncer.
 run: seed native $(if $(filter 1,$(PGBOUNCER)),pgbouncer)
@@ -68,7 +68,8 @@ seed: migrate
 	$(BIN)/python -m kit.seed
 
 # Packages held to mypy --strict (every package, once its first version has landed).
-TYPED := kit edge devsinks svc_auth svc_notify svc_user svc_product svc_order svc_inventory svc_discount svc_payment
+TYPED := kit edge devsinks svc_auth svc_notify svc_user svc_product svc_order svc_inventory svc_discount svc_payment \
+	perf/load perf/locustfile.py perf/bench_baseline.py
 
 lint: install
 	$(BIN)/ruff check .
@@ -78,3 +79,30 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Load and benchmarks (perf/README.md). `make load` drives a running stack (`make run`, limits raised):
+# LOAD_PROFILE=smoke|standard|peak, LOAD_MIX=mix|catalog|checkout, LOAD_RATE='browser=100,buyer=5',
+# LOAD_SCALE, LOAD_DURATION (seconds); the report lands in perf/reports/<time>/.
+load: install
+	$(BIN)/python -m perf.load
+
+# The SLO smoke of CI: a stack of its own (databases *_loadci, Redis db 10, vhost shop_loadci, ports
+# +25000, unless SHOP_TEST_* say otherwise), the smoke profile, any error or missed design target
+# fails; the report stays in perf/reports/smoke-ci/.
+load-smoke-ci: install native
+	SHOP_TEST_NS=$${SHOP_TEST_NS:-loadci} SHOP_TEST_REDIS_DB=$${SHOP_TEST_REDIS_DB:-10} \
+		SHOP_TEST_PORT_OFFSET=$${SHOP_TEST_PORT_OFFSET:-25000} $(BIN)/pytest -q -m load tests/e2e/test_load_smoke.py
+
+# Hot-path benchmarks against tests/bench/baseline.json, as ratios to an in-run calibration loop;
+# `make bench-baseline` re-measures and rewrites the baseline (commit it with the change that moved it).
+BENCH := SHOP_TEST_NS=$${SHOP_TEST_NS:-bench} SHOP_TEST_REDIS_DB=$${SHOP_TEST_REDIS_DB:-13} $(BIN)/pytest -q tests/bench --benchmark-only \
+	--benchmark-max-time=0.5 --benchmark-json=perf/reports/bench.json
+bench: install native
+	mkdir -p perf/reports
+	$(BENCH)
+	$(BIN)/python -m perf.bench_baseline check perf/reports/bench.json
+
+bench-baseline: install native
+	mkdir -p perf/reports
+	$(BENCH)
+	$(BIN)/python -m perf.bench_baseline refresh perf/reports/bench.json

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from kit import settings  # noqa: E402
 from kit.httpclient import Client  # noqa: E402
 from kit.seed import demo_product_id  # noqa: E402
+from perf.load.cpu import cpu_by_part, spent_during  # noqa: E402
 
 PASSWORD = "Bench-Pass-123!"
 ADDRESS = {
@@ -58,7 +59,6 @@ ADDRESS = {
     "city": "HCMC",
     "country": "VN",
 }
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Edge:
@@ -211,98 +211,18 @@ async def saturation(shop: Shop, users: list[bytes], concurrency: int, duration:
     return tally
 
 
-# -- CPU by part of the stack -------------------------------------------------------------------------------
-# The machine may be shared (other stacks, other benchmarks): a process counts for this stack only when
-# its environment names this stack's edge port, a PostgreSQL backend only when it serves one of this
-# stack's databases. Redis and RabbitMQ are shared servers: their whole CPU is shown as they are.
-
-
-@dataclass
-class Proc:
-    pid: int
-    parent: int
-    cpu: float
-    cmdline: str
-    environ: bytes
-
-
-def _processes() -> dict[int, Proc]:
-    found: dict[int, Proc] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = (
-                Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            )
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        found[int(entry)] = Proc(int(entry), int(fields[1]), cpu, cmdline.strip() or name, environ)
-    return found
-
-
-def _databases(stack: list[Proc]) -> set[str]:
-    """The databases this stack's services use: their `*_DATABASE_URL`s, else the contract's names."""
-    named = {
-        m.group(1).decode() for p in stack for m in re.finditer(rb"_DATABASE_URL=[^\0]*/(\w+)", p.environ)
-    }
-    return named or {spec.database for spec in settings.SERVICES.values() if spec.database}
-
-
-def cpu_by_part(edge_port: int) -> dict[str, float]:
-    """CPU seconds (user + system) spent so far by each part of this stack's live processes."""
-    procs = _processes()
-    mark = b"EDGE_PORT=%d\0" % edge_port
-    default = edge_port == settings.SERVICES["edge"].http_port
-
-    def ours(proc: Proc) -> bool:
-        return mark in proc.environ or (default and b"EDGE_PORT=" not in proc.environ)
-
-    spent: dict[str, float] = defaultdict(float)
-    stack = [
-        p for p in procs.values() if re.search(r"-m (svc_\w+|edge|devsinks\.\w+)", p.cmdline) and ours(p)
-    ]
-    databases = _databases(stack)
-    for proc in procs.values():
-        spent[_label(proc, procs, databases, ours)] += proc.cpu
-    return spent
-
-
-def _label(proc: Proc, procs: dict[int, Proc], databases: set[str], ours: Callable[[Proc], bool]) -> str:
-    if proc.pid == os.getpid():
-        return "bench client"
-    if proc.cmdline.startswith("postgres"):
-        backend = re.match(r"postgres: (?:[^:]+: )?\S+ (\S+) ", proc.cmdline)
-        if backend is None:
-            return "postgresql (background)"
-        # PostgreSQL's backends by database: which service's statements cost what.
-        return f"pg {backend.group(1).split('_db')[0]}" if backend.group(1) in databases else "other"
-    if "redis-server" in proc.cmdline:
-        return "redis (shared)"
-    if "beam.smp" in proc.cmdline:
-        return "rabbitmq (shared)"
-    for _ in range(5):  # a granian worker counts for the service that started it
-        if (found := re.search(r"-m (svc_\w+|edge|devsinks\.\w+)", proc.cmdline)) and ours(proc):
-            return found.group(1)
-        if proc.parent not in procs:
-            break
-        proc = procs[proc.parent]
-    return "other"
+# -- CPU by part of the stack: perf/load/cpu.py -------------------------------------------------------
 
 
 async def measured(
     run: Callable[[], Awaitable[Tally]], edge_port: int
 ) -> tuple[Tally, float, dict[str, float]]:
-    before, began = cpu_by_part(edge_port), time.perf_counter()
+    me = {os.getpid(): "bench client"}
+    before, began = (time.time(), cpu_by_part(edge_port, me)), time.perf_counter()
     tally = await run()
     elapsed = time.perf_counter() - began
-    after = cpu_by_part(edge_port)
-    return tally, elapsed, {k: after[k] - before.get(k, 0.0) for k in after}
+    after = (time.time(), cpu_by_part(edge_port, me))
+    return tally, elapsed, spent_during([before, after], before[0], after[0])
 
 
 # -- report ------------------------------------------------------------------------------------------------

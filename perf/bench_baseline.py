@@ -1,0 +1,117 @@
+"""`make bench`'s judge: pytest-benchmark's figures against the committed baseline, on any machine.
+
+    .venv/bin/python -m perf.bench_baseline check perf/reports/bench.json     # exit 1 on a regression
+    .venv/bin/python -m perf.bench_baseline refresh perf/reports/bench.json   # write a new baseline
+
+Raw times differ between machines and, on two shared cores, between minutes. So every benchmark's
+best time (its minimum: noise only ever adds) is divided by the best time of `test_calibration`, a
+fixed piece of plain Python measured in the same run; the baseline (tests/bench/baseline.json) holds
+those ratios. A benchmark regresses when its ratio exceeds the baseline's by more than its tolerance
+(a factor, 2.0 unless the baseline gives one: benchmarks that wait on Redis get more), which a real
+regression (an accidental O(n^2), a cache that stopped hitting, a debug path left on) clears easily and
+scheduling noise does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "tests" / "bench" / "baseline.json"
+CALIBRATION = "test_calibration"
+TOLERANCE = 2.0
+# Round trips to Redis: a scheduler hiccup on a busy machine weighs more against ~100 µs of waiting.
+IO_TOLERANCE = 3.0
+IO_BOUND = ("test_reserving_two_lines_with_the_lua_script",)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    ratio: float
+    baseline: float | None
+    tolerance: float
+
+    @property
+    def regressed(self) -> bool:
+        return self.baseline is not None and self.ratio > self.baseline * self.tolerance
+
+    def line(self) -> str:
+        if self.baseline is None:
+            return f"new       {self.name}: {self.ratio:.4g} x calibration (not in the baseline: refresh it)"
+        change = self.ratio / self.baseline
+        word = "REGRESSED" if self.regressed else "ok"
+        return (
+            f"{word:9} {self.name}: {change:.2f}x the baseline ({self.ratio:.4g} vs {self.baseline:.4g} x"
+            f" calibration; fails above {self.tolerance:.1f}x)"
+        )
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    """Each benchmark's best time over the calibration's, by test name."""
+    best = {bench["name"]: float(bench["stats"]["min"]) for bench in results["benchmarks"]}
+    if CALIBRATION not in best:
+        raise SystemExit(f"{CALIBRATION} is missing from the results: run the whole of tests/bench")
+    calibration = best.pop(CALIBRATION)
+    return {name: seconds / calibration for name, seconds in sorted(best.items())}
+
+
+def compare(measured: dict[str, float], baseline: dict[str, Any]) -> list[Verdict]:
+    cases: dict[str, dict[str, float]] = baseline.get("cases", {})
+    return [
+        Verdict(
+            name,
+            ratio,
+            cases[name]["ratio"] if name in cases else None,
+            cases.get(name, {}).get("tolerance", baseline.get("tolerance", TOLERANCE)),
+        )
+        for name, ratio in measured.items()
+    ]
+
+
+def refreshed(measured: dict[str, float], machine: dict[str, Any]) -> dict[str, Any]:
+    """A new baseline from `measured` (the ratios of one run)."""
+    return {
+        "about": "perf/bench_baseline.py: each benchmark's best time over test_calibration's, same run",
+        "machine": machine,
+        "tolerance": TOLERANCE,
+        "cases": {
+            name: {"ratio": round(ratio, 6), **({"tolerance": IO_TOLERANCE} if name in IO_BOUND else {})}
+            for name, ratio in measured.items()
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=("check", "refresh"))
+    parser.add_argument("results", type=Path, help="pytest-benchmark's --benchmark-json output")
+    parser.add_argument("--baseline", type=Path, default=BASELINE)
+    args = parser.parse_args()
+    results = json.loads(args.results.read_text())
+    measured = ratios(results)
+    if args.action == "refresh":
+        info = results.get("machine_info", {})
+        machine = {k: info.get(k) for k in ("node", "processor", "python_version", "cpu")}
+        machine["cpu"] = (machine.get("cpu") or {}).get("brand_raw")
+        args.baseline.write_text(json.dumps(refreshed(measured, machine), indent=2) + "\n")
+        print(f"baseline written: {args.baseline} ({len(measured)} benchmarks)")
+        return
+    verdicts = compare(measured, json.loads(args.baseline.read_text()))
+    for verdict in verdicts:
+        print(verdict.line())
+    regressed = [v.name for v in verdicts if v.regressed]
+    if regressed:
+        print(f"\n{len(regressed)} benchmark(s) regressed: {', '.join(regressed)}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

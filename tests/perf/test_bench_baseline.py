@@ -1,0 +1,42 @@
+"""The benchmark judge (perf/bench_baseline.py) on synthetic pytest-benchmark results: figures are
+compared as ratios to the in-run calibration, so a slower machine is no regression and a slower
+benchmark is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perf.bench_baseline import IO_TOLERANCE, compare, ratios, refreshed
+
+
+def results(calibration: float, **best: float) -> dict[str, Any]:
+    names = {"test_calibration": calibration, **best}
+    return {"benchmarks": [{"name": name, "stats": {"min": seconds}} for name, seconds in names.items()]}
+
+
+BASELINE = refreshed(
+    ratios(results(1e-3, test_parse=2e-4, test_reserving_two_lines_with_the_lua_script=1e-4)), {}
+)
+
+
+def test_a_machine_twice_as_slow_everywhere_is_no_regression() -> None:
+    slower = ratios(results(2e-3, test_parse=4e-4, test_reserving_two_lines_with_the_lua_script=2e-4))
+    assert [v.regressed for v in compare(slower, BASELINE)] == [False, False]
+
+
+def test_a_benchmark_slower_by_more_than_its_tolerance_regresses() -> None:
+    verdicts = compare(ratios(results(1e-3, test_parse=4.5e-4)), BASELINE)
+    [parse] = verdicts
+    assert parse.regressed and "REGRESSED test_parse: 2.25x the baseline" in parse.line()
+    assert not compare(ratios(results(1e-3, test_parse=3.5e-4)), BASELINE)[0].regressed  # 1.75x: noise
+
+
+def test_round_trips_to_redis_get_a_wider_tolerance() -> None:
+    assert BASELINE["cases"]["test_reserving_two_lines_with_the_lua_script"]["tolerance"] == IO_TOLERANCE
+    waited = ratios(results(1e-3, test_reserving_two_lines_with_the_lua_script=2.5e-4))
+    assert not compare(waited, BASELINE)[0].regressed
+
+
+def test_a_benchmark_missing_from_the_baseline_is_reported_not_failed() -> None:
+    [new] = compare(ratios(results(1e-3, test_new_path=1e-5)), BASELINE)
+    assert not new.regressed and new.line().startswith("new")
