@@ -21,6 +21,7 @@ from kit import settings
 from kit.app import Service, deps, make_app
 from kit.http import JSON, body_of
 from kit.http import Model as Body
+from kit.openapi import doc
 from tests.conftest import NAMESPACE, PORT_OFFSET, POSTGRES_URL
 from tests.servers import own_postgres
 from tests.support import serve
@@ -32,6 +33,7 @@ class Note(Body):
     text: str
 
 
+@doc("A read that meets a cut connection on its first call")
 async def flaky_read(request: Request) -> Response:
     """Meets a cut connection on its first call only, as the first read after a restart does."""
     calls["read"] += 1
@@ -40,25 +42,30 @@ async def flaky_read(request: Request) -> Response:
     return JSON({"calls": calls["read"]})
 
 
+@doc("A read that always meets a broken connection")
 async def broken_read(request: Request) -> Response:
     calls["broken"] += 1
     raise asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
 
 
+@doc("A write that meets a cut connection", status=201)
 async def flaky_write(request: Request) -> Response:
     calls["write"] += 1
     raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
 
 
+@doc("Echo a note", body=Note, response=Note)
 async def echo(request: Request) -> Response:
     return JSON(await body_of(request, Note))
 
 
+@doc("Count the notes")
 async def count(request: Request) -> Response:
     async with deps(request).db.acquire() as conn:
         return JSON({"notes": await conn.fetchval("SELECT count(*) FROM notes")})
 
 
+@doc("Add a note", body=Note, status=201)
 async def add(request: Request) -> Response:
     note = await body_of(request, Note)
     async with deps(request).db.acquire() as conn:
