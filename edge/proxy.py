@@ -278,13 +278,23 @@ class Proxy:
         return 200, JSON, b'{"status":"ok"}'
 
     def _ready(self) -> tuple[int, bytes, bytes]:
-        """Ready while it can serve; Redis and destinations are reported, not required (see README)."""
+        """Per cluster whether it has a destination in rotation, and per destination; Redis reported.
+
+        A cluster with none answers its own routes 503 while the others serve, so the edge stays in
+        rotation (status "degraded"): only when it can route nothing at all is it 503 (README,
+        "Observability"). Redis down keeps it ready: it limits per process meanwhile.
+        """
+        now = time.monotonic()
         clusters = {
-            name: {pool.url: "up" if pool.healthy else "down" for pool in cluster.pools}
+            name: {pool.url: "up" if pool.usable_at(now) else "down" for pool in cluster.pools}
             for name, cluster in self._clusters.items()
         }
+        routing = {name: "up" if "up" in pools.values() else "down" for name, pools in clusters.items()}
+        routable = sum(state == "up" for state in routing.values())
+        status = "ok" if routable == len(routing) else "degraded" if routable else "unavailable"
         checks = {"rateLimitStore": "up" if self._limiter.redis_up else "down (per-process limits)"}
-        return 200, JSON, orjson.dumps({"status": "ok", "checks": checks, "clusters": clusters})
+        body = {"status": status, "checks": checks, "routing": routing, "clusters": clusters}
+        return 200 if routable or not routing else 503, JSON, orjson.dumps(body)
 
     def _render_metrics(self) -> tuple[int, bytes, bytes]:
         return 200, self._metrics.content_type, self._metrics.render(self._clusters, self._limiter)

@@ -3,7 +3,10 @@
 Server side, `GrpcServer(name, register)` is a job: it binds the service's gRPC port (settings
 `grpc_port`, `<SERVICE>_GRPC_PORT`), registers the servicers, `grpc.health.v1` and server reflection,
 and stops gracefully when the job is cancelled at shutdown (health turns NOT_SERVING first, in-flight
-calls get `grace` seconds). Every unary call goes through one wrapper that
+calls get `grace` seconds). Its health follows the process's readiness (kit.readiness, checked every
+`watch_interval` seconds): NOT_SERVING while the database or Redis is down or a service's own check
+fails (svc_inventory rebuilding its Redis), SERVING again once they are back. Every unary call goes
+through one wrapper that
 
 - continues the caller's W3C trace (`traceparent` metadata) and request id (`x-request-id`),
 - honours the caller's deadline (the handler is cancelled when it passes: DEADLINE_EXCEEDED),
@@ -31,7 +34,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
-from kit import errors, tracing
+from kit import errors, readiness, tracing
 from kit.app import Deps
 from kit.settings import SERVICES
 
@@ -181,10 +184,13 @@ class GrpcServer:
     `port` is the port actually bound once started (settings may ask for 0: any free port, in tests).
     """
 
-    def __init__(self, name: str, register: Register, grace: float = 5.0) -> None:
+    def __init__(
+        self, name: str, register: Register, grace: float = 5.0, watch_interval: float = 1.0
+    ) -> None:
         self.__name__ = f"grpc-{name}"
         self.register = register
         self.grace = grace
+        self.watch_interval = watch_interval
         self.port: int | None = None
         self._bound = asyncio.Event()
 
@@ -211,18 +217,40 @@ class GrpcServer:
         )
         self.port = server.add_insecure_port(f"{config.host}:{config.grpc_port}")
         await server.start()
-        for name in ("", *names):
-            await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._bound.set()
+        follower = asyncio.create_task(self._follow_readiness(checker, ["", *names], deps))
         log.info("gRPC serving", extra={"port": self.port, "services": names})
         try:
             await server.wait_for_termination()
         finally:
             # 1. tell balancers and health probes we are going; 2. finish in-flight calls, then stop.
             self._bound.clear()
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await checker.enter_graceful_shutdown()
             await asyncio.shield(server.stop(self.grace))
+
+    async def _follow_readiness(
+        self, checker: health.aio.HealthServicer, names: list[str], deps: Deps
+    ) -> None:
+        """Keep the health status of every name in step with the process's readiness."""
+        serving: bool | None = None
+        while True:
+            found = await readiness.report(deps)
+            ready = readiness.healthy(found)
+            if ready != serving:
+                status = (
+                    health_pb2.HealthCheckResponse.SERVING
+                    if ready
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+                for name in names:
+                    await checker.set(name, status)
+                if serving is not None:
+                    log.warning("gRPC health changed", extra={"serving": ready, "checks": found})
+                serving = ready
+                self._bound.set()
+            await asyncio.sleep(self.watch_interval)
 
 
 class _Propagate(grpc.aio.UnaryUnaryClientInterceptor):

@@ -815,3 +815,11 @@ async def start(deps: Deps) -> None:
 async def background(deps: Deps) -> None:
     """`Service.jobs` entry: the Inventory's batcher, sweeper and reconciliation."""
     await of(deps).run()
+
+
+async def stock_loaded(deps: Deps) -> None:
+    """`Service.ready_checks`: not ready while Redis lacks the stock (flushed or restarted, and rebuilt
+    from PostgreSQL meanwhile): reservations answer UNAVAILABLE until then, so gRPC health says so too."""
+    assert deps.redis is not None
+    if not await deps.redis.exists(lua.LOADED):
+        raise ServiceUnavailable("Stock is being reloaded")
