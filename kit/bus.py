@@ -57,7 +57,10 @@ RETRY_DELAYS = (1.0, 2.0, 4.0)
 consumed = Counter("shop_events_consumed_total", "Events handled by outcome", ["queue", "outcome"])
 relayed = Counter("shop_events_published_total", "Outbox rows published", ["routing_key"])
 outbox_listening = Gauge(
-    "shop_outbox_listening", "1 while the outbox relay hears commits at once (NOTIFY), 0 while it only polls"
+    "shop_outbox_listening",
+    "1 while the outbox relay hears commits at once (NOTIFY), 0 while it only polls",
+    # With several workers (kit.serve.share_metrics): 0 as soon as one of them only polls.
+    multiprocess_mode="livemin",
 )
 
 

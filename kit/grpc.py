@@ -45,7 +45,7 @@ DEADLINE = 2.0
 
 calls = Counter("shop_grpc_calls_total", "gRPC calls served", ["method", "code"])
 latency = Histogram(
-    "shop_grpc_call_seconds",
+    "shop_grpc_call_duration_seconds",
     "gRPC call latency",
     ["method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),

@@ -83,12 +83,12 @@ async def test_requests_are_counted_and_timed_per_route_template_and_status(
     labels = {"method": "GET", "route": "/observe-test/{item}"}
     count, timed = (
         sample("shop_http_requests_total", status="200", **labels),
-        sample("shop_http_request_seconds_count", **labels),
+        sample("shop_http_request_duration_seconds_count", **labels),
     )
     for item in ("a", "b", "c"):
         assert (await client.get(f"/observe-test/{item}")).status_code == 200
     assert sample("shop_http_requests_total", status="200", **labels) == count + 3
-    assert sample("shop_http_request_seconds_count", **labels) == timed + 3
+    assert sample("shop_http_request_duration_seconds_count", **labels) == timed + 3
 
 
 async def test_an_unhandled_error_is_a_counted_contract_500_with_a_request_id(
