@@ -1,6 +1,8 @@
 """The edge's configuration, read once at start from `kit.settings` (its `EDGE_*` variables).
 
 EDGE_HOST, EDGE_PORT            where to listen (kit.settings; port 5010)
+EDGE_ADMIN_PORT                 `/metrics` and the health endpoints, off the public port (9010; worker
+                                i of several listens on 9010 + i; edge/admin.py)
 EDGE_WORKERS                    worker processes sharing the port with SO_REUSEPORT (1)
 EDGE_CLUSTER_<NAME>             comma-separated destinations of a cluster, e.g.
                                 EDGE_CLUSTER_AUTH=http://127.0.0.1:5001,http://127.0.0.1:6001
@@ -68,6 +70,8 @@ class EdgeConfig:
     retries: int = 1
     access_log: float = 0.0
     workers: int = 1
+    # 0: any free port (tests); `python -m edge` defaults to 9010.
+    admin_port: int = 0
     connect_timeout: float = 2.0
     response_timeout: float = 30.0
     pool_max_connections: int = 256
@@ -164,6 +168,7 @@ def load_config(settings: Settings, routes: RouteTable | None = None) -> EdgeCon
         retries=_env(env, "EDGE_RETRIES", base.retries),
         access_log=_env(env, "EDGE_ACCESS_LOG", base.access_log),
         workers=_env(env, "EDGE_WORKERS", base.workers),
+        admin_port=_env(env, "EDGE_ADMIN_PORT", 9010),
         connect_timeout=_env(env, "EDGE_CONNECT_TIMEOUT", base.connect_timeout),
         response_timeout=_env(env, "EDGE_RESPONSE_TIMEOUT", base.response_timeout),
         pool_max_connections=_env(env, "EDGE_POOL_MAX_CONNECTIONS", base.pool_max_connections),

@@ -3,8 +3,8 @@
 The steps of one request, in order:
 
 1. one pass over the client's headers: keep what goes upstream, pick out what the edge acts on;
-2. the edge's own endpoints (`/health/live`, `/health/ready`, `/metrics`) and CORS preflights are
-   answered here;
+2. the edge's own endpoints (`/health/live`, `/health/ready`; `/metrics` is on the admin port,
+   edge/admin.py) and CORS preflights are answered here;
 3. route; verify the bearer token (a bad one is refused, but only after step 4, so a flood of forged
    tokens is limited like any anonymous traffic);
 4. rate limits: per user with a valid token, else per client IP, plus the route's own limit;
@@ -108,9 +108,8 @@ class Proxy:
         self._access_log = access_log
         self._request_id = RequestIds()
         self._local: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
-            "/health/live": self._live,
-            "/health/ready": self._ready,
-            "/metrics": self._render_metrics,
+            "/health/live": self.live,
+            "/health/ready": self.ready,
         }
 
     def __call__(self, ex: Exchange) -> Awaitable[None] | None:
@@ -274,10 +273,10 @@ class Proxy:
 
     # -- the edge's own answers --------------------------------------------------------------------
 
-    def _live(self) -> tuple[int, bytes, bytes]:
+    def live(self) -> tuple[int, bytes, bytes]:
         return 200, JSON, b'{"status":"ok"}'
 
-    def _ready(self) -> tuple[int, bytes, bytes]:
+    def ready(self) -> tuple[int, bytes, bytes]:
         """Per cluster whether it has a destination in rotation, and per destination; Redis reported.
 
         A cluster with none answers its own routes 503 while the others serve, so the edge stays in
@@ -295,9 +294,6 @@ class Proxy:
         checks = {"rateLimitStore": "up" if self._limiter.redis_up else "down (per-process limits)"}
         body = {"status": status, "checks": checks, "routing": routing, "clusters": clusters}
         return 200 if routable or not routing else 503, JSON, orjson.dumps(body)
-
-    def _render_metrics(self) -> tuple[int, bytes, bytes]:
-        return 200, self._metrics.content_type, self._metrics.render(self._clusters, self._limiter)
 
     def _answer_preflight(self, ex: Exchange, origin: bytes, request_id: bytes) -> None:
         allowed = self._cors.preflight(origin)

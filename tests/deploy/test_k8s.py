@@ -176,6 +176,7 @@ def test_only_the_edge_reaches_the_http_ports_and_only_order_the_grpc_ports() ->
     for name in serving("prod"):
         if name == "edge":
             assert reachable_from("prod", name, "http") == {"anywhere", "ns:monitoring"}
+            assert reachable_from("prod", name, "admin") == {"ns:monitoring"}
             continue
         expected = {"edge", "ns:monitoring"} | direct_callers.get(name, set())
         assert reachable_from("prod", name, "http") == expected, name

@@ -12,7 +12,7 @@ import pytest
 from edge.routes import Route, RouteTable
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
-from tests.edge.support import Upstream, edge_config, make_token
+from tests.edge.support import Upstream, edge_config, make_token, scrape
 from tests.support import eventually
 
 
@@ -73,7 +73,7 @@ async def test_ejects_a_failing_destination_and_takes_it_back_later(
         assert await names(client, 6) == ["second"] * 6
         tried = first.connections
         assert tried == 2  # two failures in a row, then ejected: no more attempts
-        metrics = (await client.get("/metrics")).text
+        metrics = await scrape(edge)
         assert f'edge_upstream_up{{cluster="product",destination="{first.url}"}} 0' in metrics
         first.hang_up = False
         await asyncio.sleep(0.6)
