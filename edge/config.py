@@ -29,7 +29,7 @@ EDGE_EJECT_AFTER                failures in a row that eject a destination (3)
 EDGE_EJECT_SECONDS              how long a first ejection lasts (10; doubles while it keeps failing)
 EDGE_RETRIES                    extra attempts for an idempotent request that failed before any
                                 answer (1)
-EDGE_ACCESS_LOG                 share of requests written to the JSON access log, 0..1 (0 = off)
+EDGE_ACCESS_LOG                 share of requests written to the JSON access log, 0..1 (0.01; 0 = off)
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def load_config(settings: Settings, routes: RouteTable | None = None) -> EdgeCon
         eject_after=_env(env, "EDGE_EJECT_AFTER", base.eject_after),
         eject_seconds=_env(env, "EDGE_EJECT_SECONDS", base.eject_seconds),
         retries=_env(env, "EDGE_RETRIES", base.retries),
-        access_log=_env(env, "EDGE_ACCESS_LOG", base.access_log),
+        access_log=_env(env, "EDGE_ACCESS_LOG", 0.01),
         workers=_env(env, "EDGE_WORKERS", base.workers),
         admin_port=_env(env, "EDGE_ADMIN_PORT", 9010),
         connect_timeout=_env(env, "EDGE_CONNECT_TIMEOUT", base.connect_timeout),

@@ -239,7 +239,7 @@ def make_app(service: Service, config: settings.Settings | None = None) -> Starl
     handlers.update(dict.fromkeys(_REQUEST_ERRORS, _driver_error))
     app = _App(
         routes=routes,
-        middleware=[Middleware(Observe)],
+        middleware=[Middleware(Observe, access_log=config.access_log)],
         exception_handlers=handlers,
         lifespan=lifespan,
     )

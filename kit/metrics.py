@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import time
+from random import random
 from typing import Any
 
 from prometheus_client import (
@@ -32,6 +33,7 @@ from kit.errors import ShopError
 from kit.http import encode
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("access")
 
 requests = Counter("shop_http_requests_total", "HTTP requests", ["method", "route", "status"])
 latency = Histogram(
@@ -64,9 +66,13 @@ class _RouteMetrics:
 
 
 class Observe:
-    def __init__(self, app: ASGIApp) -> None:
+    """`access_log`: the share of requests logged (logger `access`: method, route template, status,
+    duration; the formatter adds the request id and trace), 0 for none."""
+
+    def __init__(self, app: ASGIApp, access_log: float = 0.0) -> None:
         self.app = app
         self._metrics: dict[tuple[str, str], _RouteMetrics] = {}
+        self._access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,6 +138,16 @@ class Observe:
             if metrics is None:
                 metrics = self._metrics[key] = _RouteMetrics(*key)
             metrics.done(status, elapsed)
+            if self._access_log and random() < self._access_log:
+                access.info(
+                    "request",
+                    extra={
+                        "method": key[0],
+                        "route": key[1],
+                        "status": status,
+                        "ms": round(elapsed * 1000, 3),
+                    },
+                )
 
 
 @functools.cache

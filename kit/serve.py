@@ -9,7 +9,7 @@ from pathlib import Path
 from granian.constants import Interfaces, Loops
 from granian.server import Server
 
-from kit import settings
+from kit import logs, settings
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -41,7 +41,9 @@ def run(target: str, service: str) -> None:
         interface=Interfaces.ASGI,
         loop=Loops.uvloop,
         workers=workers,
+        # Requests are logged by kit.metrics.Observe (sampled, with the route and the trace).
         log_access=False,
+        log_dictconfig=logs.granian_config(service, config.log_level),
         backlog=2048,
         # A worker that dies (a crash, an OOM kill) is replaced; the others serve meanwhile.
         respawn_failed_workers=True,

@@ -70,6 +70,19 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
 
 
+def _env_share(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        share = float(raw)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"environment variable {name} must be a number from 0 to 1, got {raw!r}")
+    return share
+
+
 def service_url(name: str, env: Mapping[str, str] | None = None) -> str:
     """The base HTTP URL of another process, e.g. `http://127.0.0.1:5001` for auth."""
     env = os.environ if env is None else env
@@ -113,6 +126,8 @@ class Settings:
     environment: str
     db_pool_min: int = 1
     db_pool_max: int = 10
+    # Share of requests written to the access log (kit.metrics.Observe): 0 = none, 1 = every one.
+    access_log: float = 0.01
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -158,5 +173,6 @@ def load(service: str, env: Mapping[str, str] | None = None) -> Settings:
         # PostgreSQL allows 100 connections by default, shared by every process of the stack.
         db_pool_min=_env_int(env, "DB_POOL_MIN", 1),
         db_pool_max=_env_int(env, "DB_POOL_MAX", 10),
+        access_log=_env_share(env, "ACCESS_LOG", 0.01),
         extra={k: v for k, v in env.items() if k.startswith(f"{prefix}_")},
     )
