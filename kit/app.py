@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from kit import cache, db, logs, readiness, settings
+from kit import cache, db, logs, readiness, settings, telemetry
 from kit.bus import Broker, Consumer, Handler, OutboxRelay
 from kit.errors import (
     BusinessRuleViolation,
@@ -214,6 +214,7 @@ def make_app(service: Service, config: settings.Settings | None = None) -> Starl
     """The Starlette app of `service`; `config` defaults to the environment's settings."""
     config = config or settings.load(service.name)
     logs.setup(service.name, config.log_level)
+    telemetry.setup(service.name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -27,10 +27,11 @@ import aiormq
 import asyncpg
 import msgspec
 from aiormq.abc import DeliveredMessage
+from opentelemetry.trace import SpanKind
 from pamqp import commands as spec
 from prometheus_client import Counter, Gauge
 
-from kit import tracing
+from kit import telemetry, tracing
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ def _now() -> datetime:
 
 
 def _traceparent() -> str:
+    # With tracing on, the relay's publication is the child span (kit.telemetry); its parent is this.
+    if telemetry.tracer is not None:
+        return tracing.traceparent.get()
     return tracing.child_traceparent(tracing.traceparent.get())
 
 
@@ -263,18 +267,29 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
+            # With tracing on, each event's publication is a span of the request that wrote it.
+            spans = [
+                telemetry.client_span(
+                    f"{row['routing_key']} publish", SpanKind.PRODUCER, row["traceparent"] or ""
+                )
+                for row in rows
+            ]
             confirms = await asyncio.gather(
                 *(
                     channel.basic_publish(
                         row["payload"],
                         exchange=row["exchange"],
                         routing_key=row["routing_key"],
-                        properties=_properties(row["event_id"], row["traceparent"]),
+                        properties=_properties(
+                            row["event_id"], telemetry.traceparent_of(span) if span else row["traceparent"]
+                        ),
                         timeout=10,
                     )
-                    for row in rows
+                    for row, span in zip(rows, spans, strict=True)
                 )
             )
+            for span in spans:
+                telemetry.finish(span)
             if not all(isinstance(c, spec.Basic.Ack) for c in confirms):
                 raise RuntimeError("broker refused to confirm a published event")
             await conn.execute(
@@ -424,7 +439,15 @@ class Consumer:
                 event = sub.decoder.decode(message.body)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise PoisonMessage(str(exc)) from exc
-            await self.handle(sub, event)
+            # The publication's span (the header) is the parent; without it, the event's own context.
+            parent = traceparent if isinstance(traceparent, str) else getattr(event, "traceparent", "")
+            span = telemetry.server_span(f"{sub.queues.queue} process", parent or "", SpanKind.CONSUMER)
+            try:
+                await self.handle(sub, event, traced=span is not None)
+            except Exception as exc:
+                telemetry.finish(span, error=exc)
+                raise
+            telemetry.finish(span)
             consumed.labels(sub.queues.queue, "ok").inc()
         except Exception as exc:
             poison = isinstance(exc, PoisonMessage)
@@ -449,9 +472,11 @@ class Consumer:
         assert message.delivery_tag is not None  # set on every consumed (not basic_get) message
         await channel.basic_ack(message.delivery_tag)
 
-    async def handle(self, sub: _Subscription, event: Any) -> bool:
-        """Run the handler once per event id and queue; False when the event was already processed."""
-        tracing.traceparent.set(getattr(event, "traceparent", "") or "")
+    async def handle(self, sub: _Subscription, event: Any, traced: bool = False) -> bool:
+        """Run the handler once per event id and queue; False when the event was already processed.
+        `traced`: a span (kit.telemetry) already set the trace context."""
+        if not traced:
+            tracing.traceparent.set(getattr(event, "traceparent", "") or "")
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await conn.fetchval(
                 "INSERT INTO inbox (event_id, queue) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",

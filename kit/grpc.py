@@ -34,7 +34,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
-from kit import errors, readiness, tracing
+from kit import errors, readiness, telemetry, tracing
 from kit.app import Deps
 from kit.settings import SERVICES
 
@@ -132,7 +132,9 @@ def _observed(method: str, behavior: Callable[[Any, Any], Awaitable[Any]]) -> Ca
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         meta = _metadata(context)
         tracing.request_id.set(tracing.sane_request_id(meta.get("x-request-id")))
-        tracing.traceparent.set(tracing.child_traceparent(meta.get("traceparent")))
+        span = telemetry.server_span(method, meta.get("traceparent", ""))
+        if span is None:
+            tracing.traceparent.set(tracing.child_traceparent(meta.get("traceparent")))
         began = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
@@ -157,6 +159,11 @@ def _observed(method: str, behavior: Callable[[Any, Any], Awaitable[Any]]) -> Ca
         finally:
             latency.labels(method).observe(time.perf_counter() - began)
             calls.labels(method, code.name).inc()
+            telemetry.finish(
+                span,
+                failed=code is not grpc.StatusCode.OK,
+                attributes={"rpc.grpc.status_code": code.value[0]},
+            )
 
     return handle
 
@@ -263,7 +270,9 @@ class _Propagate(grpc.aio.UnaryUnaryClientInterceptor):
         request: Any,
     ) -> Any:
         metadata = list(client_call_details.metadata or ())
-        metadata.append(("traceparent", tracing.child_traceparent(tracing.traceparent.get())))
+        method = client_call_details.method
+        span = telemetry.client_span(method.decode() if isinstance(method, bytes) else method)
+        metadata.append(("traceparent", telemetry.outgoing(span)))
         if rid := tracing.request_id.get():
             metadata.append(("x-request-id", rid))
         details = grpc.aio.ClientCallDetails(
@@ -273,7 +282,25 @@ class _Propagate(grpc.aio.UnaryUnaryClientInterceptor):
             client_call_details.credentials,
             client_call_details.wait_for_ready,
         )
-        return await continuation(details, request)
+        call = await continuation(details, request)
+        if span is not None:
+            # The call goes on after this returns: its span ends with it (its code is awaited).
+            call.add_done_callback(lambda done: _finish_later(span, done))
+        return call
+
+
+_finishing: set[asyncio.Task[None]] = set()
+
+
+def _finish_later(span: Any, call: grpc.aio.Call) -> None:
+    """End a client call's span from its done callback, where its code can only be awaited later."""
+
+    async def finish() -> None:
+        telemetry.finish(span, failed=await call.code() != grpc.StatusCode.OK)
+
+    task = asyncio.ensure_future(finish())
+    _finishing.add(task)  # held until done: the loop keeps only a weak reference
+    task.add_done_callback(_finishing.discard)
 
 
 def target(service: str, env: Mapping[str, str] | None = None) -> str:

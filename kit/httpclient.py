@@ -17,7 +17,7 @@ import contextlib
 import re
 from urllib.parse import urlsplit
 
-from kit import tracing
+from kit import telemetry, tracing
 
 _LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked", re.I)
@@ -74,7 +74,8 @@ class Client:
         Raises OSError (including ConnectionError) when the service cannot be reached or answers badly,
         TimeoutError past the client's timeout.
         """
-        context = b"traceparent: %s\r\n" % tracing.child_traceparent(tracing.traceparent.get()).encode()
+        span = telemetry.client_span(f"{method} {self.host}:{self.port}")
+        context = b"traceparent: %s\r\n" % telemetry.outgoing(span).encode()
         if rid := tracing.request_id.get():
             context += b"x-request-id: %s\r\n" % rid.encode()
         request = b"%s %s HTTP/1.1\r\nhost: %s\r\n%s%scontent-length: %d\r\n\r\n%s" % (
@@ -86,15 +87,21 @@ class Client:
             len(body),
             body,
         )
-        async with asyncio.timeout(self.timeout), self._slots:
-            reused = self._idle.pop() if self._idle else None
-            try:
-                return await self._send(reused or await self._connect(), request)
-            except ConnectionError:
-                if reused is None or method != "GET":
-                    raise
-            # The server closed an idle connection under us: once more on a fresh one.
-            return await self._send(await self._connect(), request)
+        try:
+            async with asyncio.timeout(self.timeout), self._slots:
+                reused = self._idle.pop() if self._idle else None
+                try:
+                    answer = await self._send(reused or await self._connect(), request)
+                except ConnectionError:
+                    if reused is None or method != "GET":
+                        raise
+                    # The server closed an idle connection under us: once more on a fresh one.
+                    answer = await self._send(await self._connect(), request)
+        except BaseException as exc:
+            telemetry.finish(span, error=exc)
+            raise
+        telemetry.finish(span, failed=answer[0] >= 500, attributes={"http.response.status_code": answer[0]})
+        return answer
 
     async def _send(self, connection: _Connection, request: bytes) -> tuple[int, bytes]:
         """One exchange; the connection goes back to the pool after it, or is closed if it failed."""

@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kit import outage, tracing
+from kit import outage, telemetry, tracing
 from kit.errors import ShopError
 from kit.http import encode
 
@@ -87,7 +87,10 @@ class Observe:
                 parent = value
         rid = tracing.sane_request_id(given_id.decode("latin-1"))
         tracing.request_id.set(rid)
-        tracing.traceparent.set(tracing.child_traceparent(parent.decode("latin-1")))
+        incoming = parent.decode("latin-1")
+        span = telemetry.server_span(scope["method"], incoming) if telemetry.tracer is not None else None
+        if span is None:
+            tracing.traceparent.set(tracing.child_traceparent(incoming))
         rid_header = (b"x-request-id", rid.encode())
         status = 500
         started = False
@@ -138,6 +141,13 @@ class Observe:
             if metrics is None:
                 metrics = self._metrics[key] = _RouteMetrics(*key)
             metrics.done(status, elapsed)
+            if span is not None:
+                telemetry.finish(
+                    span,
+                    name=f"{key[0]} {key[1]}",
+                    failed=status >= 500,
+                    attributes={"http.route": key[1], "http.response.status_code": status},
+                )
             if self._access_log and random() < self._access_log:
                 access.info(
                     "request",
