@@ -41,6 +41,7 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("notify", 5008, "notification_db"),
         ServiceSpec("sandbox", 5009),
         ServiceSpec("mailsink", 8025),
+        ServiceSpec("tracesink", 4318),
     )
 }
 
