@@ -71,9 +71,7 @@ def _now() -> datetime:
 
 def _traceparent() -> str:
     # With tracing on, the relay's publication is the child span (kit.telemetry); its parent is this.
-    if telemetry.tracer is not None:
-        return tracing.traceparent.get()
-    return tracing.child_traceparent(tracing.traceparent.get())
+    return telemetry.handed_on(tracing.traceparent.get())
 
 
 class Event(msgspec.Struct, rename="camel", kw_only=True):

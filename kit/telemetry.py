@@ -89,6 +89,13 @@ def outgoing(span: Span | None) -> str:
     return traceparent_of(span) if span is not None else tracing.child_traceparent(tracing.traceparent.get())
 
 
+def handed_on(traceparent: str) -> str:
+    """The traceparent to store with work done later for the request that had `traceparent` (an event
+    written by a batch): that very context with tracing on, whose relay span becomes its child; else a
+    child of it, as every hop was before."""
+    return traceparent if tracer is not None else tracing.child_traceparent(traceparent)
+
+
 def finish(
     span: Span | None,
     *,

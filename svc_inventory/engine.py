@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from kit import tracing
+from kit import telemetry, tracing
 from kit.app import Deps
 from kit.bus import Event, publish
 from kit.errors import BusinessRuleViolation, Forbidden, NotFound, ServiceUnavailable
@@ -363,7 +363,7 @@ class Inventory:
                 product_id=line.product_id,
                 variant_id=wire_variant(line.variant_id),
                 quantity=line.quantity,
-                traceparent=tracing.child_traceparent(r.traceparent),
+                traceparent=telemetry.handed_on(r.traceparent),
             )
             for r, line in lines
         ]

@@ -23,6 +23,7 @@ HOPS = {
     ("shop-inventory", "server"),
     ("shop-discount", "server"),
     ("shop-order", "producer"),
+    ("shop-inventory", "producer"),
     ("shop-payment", "consumer"),
 }
 
