@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from kit import db, tracing
+from kit import db, telemetry, tracing
 from kit.app import Deps
 from kit.bus import Event, publish
 from kit.errors import BusinessRuleViolation, Forbidden, NotFound, ServiceUnavailable
@@ -363,7 +363,7 @@ class Inventory:
                 product_id=line.product_id,
                 variant_id=wire_variant(line.variant_id),
                 quantity=line.quantity,
-                traceparent=tracing.child_traceparent(r.traceparent),
+                traceparent=telemetry.handed_on(r.traceparent),
             )
             for r, line in lines
         ]
@@ -826,3 +826,11 @@ async def background(deps: Deps) -> None:
     finally:
         if inventory.pool is not deps.db:
             await inventory.pool.close()
+
+
+async def stock_loaded(deps: Deps) -> None:
+    """`Service.ready_checks`: not ready while Redis lacks the stock (flushed or restarted, and rebuilt
+    from PostgreSQL meanwhile): reservations answer UNAVAILABLE until then, so gRPC health says so too."""
+    assert deps.redis is not None
+    if not await deps.redis.exists(lua.LOADED):
+        raise ServiceUnavailable("Stock is being reloaded")
