@@ -51,7 +51,7 @@ async def _missing_migrations(service: Service, config: settings.Settings) -> li
     wanted = [version for version, _ in db.migration_files(*filter(None, [service.migrations]))]
     done: set[str] = set()
     try:
-        conn = await asyncpg.connect(config.database_url, timeout=5)
+        conn = await asyncpg.connect(config.database_direct_url, timeout=5)
     except asyncpg.InvalidCatalogNameError:
         conn = None
     if conn is not None:

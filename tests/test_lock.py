@@ -15,14 +15,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 LOCKS = {"runtime": "runtime.txt", "sinks": "sinks.txt", "dev": "dev.txt"}
 _PIN = re.compile(
-    r"^([A-Za-z0-9._-]+)==([^\s;]+)[^\\\n]*\\\n((?:\s+--hash=sha256:[0-9a-f]{64}\s*\\?\n?)+)", re.M
+    r"^([A-Za-z0-9._-]+)==([^\s;]+)([^\\\n]*)\\\n((?:\s+--hash=sha256:[0-9a-f]{64}\s*\\?\n?)+)", re.M
 )
 
 
 def pinned(lock: str) -> dict[str, str]:
-    """{package: version} of a lock file, each checked to carry at least one hash."""
+    """{package: version} of a lock file, each checked to carry at least one hash. A package locked at
+    two versions for two Pythons (numpy 2.5 left 3.11 behind) is keyed with its marker too."""
     text = (ROOT / "requirements" / LOCKS[lock]).read_text()
-    found = {canonicalize_name(m.group(1)): m.group(2) for m in _PIN.finditer(text)}
+    found = {}
+    for m in _PIN.finditer(text):
+        marker = m.group(3).strip(" ;")
+        found[canonicalize_name(m.group(1)) + (f" ; {marker}" if marker else "")] = m.group(2)
     listed = [line.split("==")[0] for line in text.splitlines() if re.match(r"^[A-Za-z0-9]", line)]
     assert len(found) == len(listed), f"{lock}: a package without a hash"
     return found
@@ -38,7 +42,8 @@ def declared(extra: str | None) -> set[str]:
     ("lock", "extras"), [("runtime", [None]), ("sinks", [None, "sinks"]), ("dev", [None, "sinks", "dev"])]
 )
 def test_every_declared_dependency_is_locked_with_hashes(lock: str, extras: list[str | None]) -> None:
-    missing = set().union(*(declared(extra) for extra in extras)) - set(pinned(lock))
+    locked = {name.split(" ;")[0] for name in pinned(lock)}
+    missing = set().union(*(declared(extra) for extra in extras)) - locked
     assert not missing, f"run `make lock`: {sorted(missing)} not in requirements/{LOCKS[lock]}"
 
 

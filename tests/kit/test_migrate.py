@@ -18,7 +18,8 @@ def _service(tmp_path: Path) -> tuple[Service, settings.Settings]:
         return None
 
     service = Service(name, routes=[], migrations=tmp_path, handlers={"order.created": on_order_created})
-    config = dataclasses.replace(settings.load("order"), database_url=f"{POSTGRES_URL}/{name}_{NAMESPACE}")
+    url = f"{POSTGRES_URL}/{name}_{NAMESPACE}"
+    config = dataclasses.replace(settings.load("order"), database_url=url, database_direct_url=url)
     return service, config
 
 

@@ -27,6 +27,7 @@ from kit.grpc import GrpcServer, channel
 from kit.httpclient import Client
 from kit.metrics import Observe
 from tests.kit import test_bus
+from tests.kit.conftest import KIT_DB
 from tests.kit.test_bus import AMQP_URL, Verified, _consumer, running
 from tests.kit.test_grpc import SERVICE, _register
 from tests.kit.test_httpclient import plain, server
@@ -125,7 +126,7 @@ async def test_an_event_is_published_and_consumed_in_the_trace_of_the_request_th
     async with pool.acquire() as conn, conn.transaction():
         await publish(conn, Verified(user_id=uuid.uuid4(), email="traced@x.io"))
     telemetry.finish(request)
-    async with running(OutboxRelay(pool, broker).run(), consumer.run()):
+    async with running(OutboxRelay(pool, broker, KIT_DB).run(), consumer.run()):
         await eventually(lambda: asyncio.sleep(0, handled))
     found = by_name(spans)
     sent, received = found["user.verified publish"], found[f"{service}.user.verified process"]
