@@ -68,7 +68,7 @@ seed: migrate
 	$(BIN)/python -m kit.seed
 
 # Packages held to mypy --strict (every package, once its first version has landed).
-TYPED := kit edge devsinks svc_auth svc_notify svc_user svc_product svc_order svc_inventory svc_discount svc_payment \
+TYPED := kit edge payment_gateways devsinks svc_auth svc_notify svc_user svc_product svc_order svc_inventory svc_discount svc_payment \
 	perf/load perf/locustfile.py perf/bench_baseline.py
 
 lint: install

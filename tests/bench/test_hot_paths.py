@@ -26,9 +26,9 @@ from edge.jwt import Verifier
 from edge.protocol import Exchange, HttpProtocol, Limits
 from edge.ratelimit import Limiter, Policy, _Lease
 from kit import settings
+from payment_gateways import vnpay
 from svc_inventory import lua
 from svc_order.schemas import CheckoutRequest
-from svc_payment.gateways import vnpay
 from svc_product import documents
 from svc_product.app import Raw
 from svc_product.schemas import ProductPage, ProductSummary

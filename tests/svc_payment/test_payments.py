@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 
-from svc_payment.gateways import config, momo, vnpay, zalopay
+from payment_gateways import config, momo, vnpay, zalopay
 from tests.support import eventually
 from tests.svc_payment.conftest import (
     ADMIN,
