@@ -13,7 +13,7 @@ pgbouncer:
 	command -v pgbouncer >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null)
 
 # The edge's tests run twice: on its compiled build, and on its source interpreted, which must behave
-# the same (edge/__init__.py).
+# the same (edge/loader.py).
 test: lint native
 	$(BIN)/pytest --ignore=tests/faults
 	EDGE_NATIVE=off $(BIN)/pytest -q tests/edge
@@ -55,11 +55,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# The edge's hot modules compiled by mypyc into edge/_native/ (edge/__init__.py says why and when used).
-native: edge/_native/SOURCES.sha256
-
-edge/_native/SOURCES.sha256: $(wildcard edge/*.py) $(VENV)/.installed
-	EDGE_NATIVE=off $(BIN)/python -m edge.native
+# The edge's hot modules compiled by mypyc into edge/_native/ (edge/loader.py says why and when used);
+# always asked, as only Python knows the compiler's version: a current build is kept as it is.
+native: $(VENV)/.installed
+	$(BIN)/python -m edge.native
 
 migrate: install
 	$(BIN)/python -m kit.migrate

@@ -16,7 +16,7 @@ import time
 
 import uvloop
 
-from edge import RUNS_COMPILED
+from edge import loader
 from edge.accesslog import AccessLog
 from edge.config import EdgeConfig
 from edge.cors import Cors
@@ -139,7 +139,7 @@ async def serve(config: EdgeConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    build = "compiled" if RUNS_COMPILED else "interpreted (no current build: `make native`)"
+    build = "compiled" if loader.runs_compiled() else "interpreted (no current build: `make native`)"
     log.info("edge worker %d listening on %s:%d, %s", os.getpid(), config.host, edge.port, build)
     await stopping.wait()
     log.info("edge worker %d stopping", os.getpid())
