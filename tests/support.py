@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: waiting for a condition, serving an app in-process, publishing events."""
+"""Helpers shared by the tests: identity headers, waiting for a condition, serving an app in-process,
+publishing events."""
 
 from __future__ import annotations
 
@@ -20,6 +21,17 @@ from starlette.applications import Starlette
 from kit.grpc import GrpcServer, channel
 
 T = TypeVar("T")
+
+
+def identity(*roles: str, user_id: uuid.UUID | str | None = None, email: str | None = None) -> dict[str, str]:
+    """The identity headers the edge sets after verifying a token: a user (new unless `user_id` is given)
+    holding `roles` (a single "User" when none)."""
+    user_id = user_id or uuid.uuid4()
+    return {
+        "X-User-Id": str(user_id),
+        "X-User-Roles": ",".join(roles or ("User",)),
+        "X-User-Email": email or f"{user_id}@shop.test",
+    }
 
 
 async def eventually(check: Callable[[], Awaitable[T]], within: float = 10.0, interval: float = 0.05) -> T:

@@ -11,10 +11,10 @@ import pytest
 
 from protos import inventory_pb2 as pb
 from svc_order.events import OrderCancelled
-from tests.support import Publish, eventually, publisher
+from tests.support import Publish, eventually, identity, publisher
 from tests.svc_inventory.conftest import ADMIN, Stack, books, line, reserve, seller_headers, stocked
 
-USER = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "User", "X-User-Email": "u@shop.test"}
+USER = identity("User")
 
 
 @pytest.fixture(scope="module")

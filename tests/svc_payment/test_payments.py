@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import msgspec
 
 from payment_gateways import config, momo, vnpay, zalopay
-from tests.support import eventually
+from tests.support import eventually, identity
 from tests.svc_payment.conftest import (
     ADMIN,
     Stack,
@@ -22,7 +22,6 @@ from tests.svc_payment.conftest import (
     payment_of,
     placed,
     send,
-    user,
 )
 from tests.svc_payment.orders import cancelled, new_order
 
@@ -44,14 +43,16 @@ async def test_order_created_opens_one_payment_even_when_delivered_again(stack: 
     count = await stack.db.fetchval("SELECT count(*) FROM payments WHERE order_id = $1", order.order_id)
     assert count == 1 and row["amount"] == 99_000 and row["method"] == "momo"
 
-    mine = await stack.http.get(f"/api/payments/orders/{order.order_id}", headers=user(order.user_id))
+    mine = await stack.http.get(
+        f"/api/payments/orders/{order.order_id}", headers=identity(user_id=order.user_id)
+    )
     assert mine.status_code == 200, mine.text
     body = mine.json()
     assert body["status"] == "PENDING" and body["amount"] == 99000 and body["method"] == "momo"
     assert body["paymentId"] == str(row["id"])
     assert body["paymentUrl"].endswith(f"/api/payments/pay/{order.order_id}")
     assert (await stack.http.get(f"/api/payments/orders/{order.order_id}", headers=ADMIN)).status_code == 200
-    other = await stack.http.get(f"/api/payments/orders/{order.order_id}", headers=user(uuid.uuid4()))
+    other = await stack.http.get(f"/api/payments/orders/{order.order_id}", headers=identity())
     assert other.status_code == 404
     assert (await stack.http.get(f"/api/payments/orders/{order.order_id}")).status_code == 401
 
