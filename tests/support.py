@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -82,6 +84,26 @@ async def has_consumer(connection: aiormq.abc.AbstractConnection, queue: str) ->
         return False
     await channel.close()
     return bool(declared.consumer_count)
+
+
+async def drained(*queues: str) -> bool:
+    """Whether every message sent to `queues` (and their retry queues) was handled: none waits, none is
+    delivered but unacknowledged. A consumer acknowledges after its handler committed, so this is the
+    evidence that redelivered or repeated events had their (lack of) effect. The broker says so only
+    through `rabbitmqctl`: AMQP counts the ready messages alone."""
+    vhost = urllib.parse.unquote(urllib.parse.urlsplit(os.environ["AMQP_URL"]).path[1:]) or "/"
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    listing = await asyncio.create_subprocess_exec(
+        ctl, "-q", "list_queues", "-p", vhost, "name", "messages", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await listing.communicate()
+    counts = dict(line.split("\t") for line in out.decode().splitlines()[1:] if "\t" in line)
+    assert set(queues) <= set(counts), f"no such queue: {set(queues) - set(counts)}"
+    return all(
+        int(count) == 0
+        for name, count in counts.items()
+        if any(name == queue or name.startswith(f"{queue}.retry.") for queue in queues)
+    )
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,6 @@ payment is flagged for refund, never reopened."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -12,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import msgspec
 
 from payment_gateways import config, momo, vnpay, zalopay
-from tests.support import eventually, identity
+from tests.support import drained, eventually, identity
 from tests.svc_payment.conftest import (
     ADMIN,
     Stack,
@@ -39,7 +38,7 @@ async def test_order_created_opens_one_payment_even_when_delivered_again(stack: 
     await send(stack, msgspec.structs.replace(order, event_id=uuid.uuid4()))
     unsent = "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"
     await eventually(lambda: stack.db.fetchval(unsent))
-    await asyncio.sleep(0.3)  # and let the consumer take them
+    await eventually(lambda: drained("payment.order.created"))  # and the consumer took them
     count = await stack.db.fetchval("SELECT count(*) FROM payments WHERE order_id = $1", order.order_id)
     assert count == 1 and row["amount"] == 99_000 and row["method"] == "momo"
 
