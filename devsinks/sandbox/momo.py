@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import httpx
 import msgspec
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from devsinks.sandbox.sessions import (
@@ -17,13 +16,12 @@ from devsinks.sandbox.sessions import (
     MOMO_MIN,
     MOMO_PAGE,
     Gateways,
-    Refused,
     Session,
     epoch_ms,
     gateways_of,
     once,
-    page,
     post_json,
+    token_page,
 )
 from kit.http import JSON
 from payment_gateways import momo
@@ -118,10 +116,7 @@ async def momo_refund(request: Request) -> Response:
 
 
 async def momo_page(request: Request) -> Response:
-    try:
-        return page(gateways_of(request).by_token(request.query_params.get("t", "")), "MoMo")
-    except Refused as exc:
-        return HTMLResponse(html.escape(str(exc)), 404)
+    return token_page(request, "t", "MoMo")
 
 
 def notice(g: Gateways, session: Session) -> tuple[httpx.Request, str]:

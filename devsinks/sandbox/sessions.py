@@ -115,3 +115,11 @@ def post_json(url: str, message: msgspec.Struct) -> httpx.Request:
     return httpx.Request(
         "POST", url, content=msgspec.json.encode(message), headers={"content-type": "application/json"}
     )
+
+
+def token_page(request: Request, parameter: str, title: str) -> Response:
+    """The page of a session found by the token in the query's `parameter` (MoMo's and ZaloPay's pages)."""
+    try:
+        return page(gateways_of(request).by_token(request.query_params.get(parameter, "")), title)
+    except Refused as exc:
+        return HTMLResponse(html.escape(str(exc)), 404)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -10,19 +9,18 @@ from urllib.parse import urlencode
 import httpx
 import msgspec
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from devsinks.sandbox.sessions import (
     ZALOPAY_PAGE,
     Gateways,
-    Refused,
     Session,
     epoch_ms,
     gateways_of,
     once,
-    page,
     post_json,
+    token_page,
 )
 from kit.http import JSON
 from payment_gateways import zalopay
@@ -122,10 +120,7 @@ async def zalopay_refund(request: Request) -> Response:
 
 
 async def zalopay_page(request: Request) -> Response:
-    try:
-        return page(gateways_of(request).by_token(request.query_params.get("order", "")), "ZaloPay")
-    except Refused as exc:
-        return HTMLResponse(html.escape(str(exc)), 404)
+    return token_page(request, "order", "ZaloPay")
 
 
 def notice(g: Gateways, session: Session) -> tuple[httpx.Request | None, str]:

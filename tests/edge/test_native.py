@@ -106,34 +106,31 @@ def test_an_edit_to_a_module_left_interpreted_makes_the_build_stale(package: Pat
         native_search_path(package, native_dir, "require")
 
 
-def test_an_edge_required_to_run_compiled_refuses_to_start_without_a_build(tmp_path: Path) -> None:
-    # A whole interpreter: `python -m edge` asks for the build before it imports anything else.
-    copy = tmp_path / "edge"
-    shutil.copytree(loader.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("_native", "__pycache__"))
-    result = subprocess.run(
-        [sys.executable, "-m", "edge"],
+def _run_unbuilt_copy(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """A whole interpreter running `args` on a copy of the edge that has no build."""
+    shutil.copytree(
+        loader.PACKAGE_DIR, tmp_path / "edge", ignore=shutil.ignore_patterns("_native", "__pycache__")
+    )
+    return subprocess.run(
+        [sys.executable, *args],
         cwd=tmp_path,
-        env={**os.environ, "EDGE_NATIVE": "require", "PYTHONPATH": str(tmp_path)},
+        env={**os.environ, **env, "PYTHONPATH": str(tmp_path)},
         capture_output=True,
         text=True,
         check=False,
         timeout=60,  # an edge that did start would serve forever
     )
+
+
+def test_an_edge_required_to_run_compiled_refuses_to_start_without_a_build(tmp_path: Path) -> None:
+    # `python -m edge` asks for the build before it imports anything else.
+    result = _run_unbuilt_copy(tmp_path, "-m", "edge", EDGE_NATIVE="require")
     assert result.returncode != 0
     refusal = "NativeBuildUnusable: the edge's compiled modules are not built: run `make native`"
     assert refusal in result.stderr
 
 
 def test_the_build_is_chosen_before_any_hot_module_is_imported(tmp_path: Path) -> None:
-    copy = tmp_path / "edge"
-    shutil.copytree(loader.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("_native", "__pycache__"))
-    result = subprocess.run(
-        [sys.executable, "-c", "import edge.proxy; from edge import loader; loader.use_native()"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    code = "import edge.proxy; from edge import loader; loader.use_native()"
+    result = _run_unbuilt_copy(tmp_path, "-c", code)
     assert "use_native() must run before edge." in result.stderr

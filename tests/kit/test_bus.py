@@ -102,8 +102,11 @@ async def test_events_written_while_the_broker_is_down_go_out_when_it_returns(
     async with pool.acquire() as conn, conn.transaction():
         await publish(conn, event)
     unreachable = Broker("amqp://guest:guest@127.0.0.1:1/")
-    async with running(unreachable.run(), OutboxRelay(pool, unreachable, KIT_DB).run()):
-        await asyncio.sleep(0.5)
+    relay = OutboxRelay(pool, unreachable, KIT_DB)
+    async with running(unreachable.run(), relay.run()):
+        # The relay is up (it listens for new rows) and waits for a broker it cannot reach.
+        await eventually(lambda: asyncio.sleep(0, relay.listening))
+        assert not unreachable.connected
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT sent_at FROM outbox WHERE event_id = $1", event.event_id) is None
     assert await drain(amqp, queue) == []
