@@ -5,7 +5,7 @@
 FROM python:3.11 AS edge-native
 WORKDIR /app
 COPY . .
-RUN pip install --no-cache-dir '.[native]' && python -m edge.native
+RUN pip install --no-cache-dir . mypy && python -m edge.native
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 BIND_HOST=0.0.0.0
