@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chaos fuzz pgbouncer perf-search install protos native migrate seed lint format load load-smoke-ci bench bench-baseline
+.PHONY: run test chaos fuzz pgbouncer perf-search install lock protos native migrate seed lint format load load-smoke-ci bench bench-baseline
 
 # `make run SCALE=2` (or SCALE_ORDER=2 ...) runs more instances; PGBOUNCER=1 pools through PgBouncer.
 run: seed native $(if $(filter 1,$(PGBOUNCER)),pgbouncer)
@@ -49,11 +49,24 @@ protos: $(STUBS)
 protos/%_pb2.py: protos/%.proto $(VENV)/.installed
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. $<
 
-$(VENV)/.installed: pyproject.toml
+# Dependencies come from the lock (requirements/dev.txt: exact versions and their hashes), then the
+# project itself without resolving anything.
+$(VENV)/.installed: requirements/dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
+
+# After changing a dependency in pyproject.toml: re-resolve the three locks (they share the runtime
+# versions) and commit them. `make lock UPGRADE=--upgrade` moves every package to its newest release.
+LOCK := $(BIN)/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 \
+	--quiet --no-header $(UPGRADE)
+
+lock: $(VENV)/.installed
+	$(LOCK) -o requirements/runtime.txt
+	$(LOCK) --extra sinks -c requirements/runtime.txt -o requirements/sinks.txt
+	$(LOCK) --extra dev -c requirements/runtime.txt -o requirements/dev.txt
 
 # The edge's hot modules compiled by mypyc into edge/_native/ (edge/loader.py says why and when used);
 # always asked, as only Python knows the compiler's version: a current build is kept as it is.

@@ -1,8 +1,9 @@
 """The JSON access log: one line per request on stdout, for a sampled share of requests.
 
-Off by default (`EDGE_ACCESS_LOG=0`): on the hot path a log line costs more than the rest of the
-request's bookkeeping, and the metrics already count everything. `EDGE_ACCESS_LOG=1` logs every
-request, `0.01` one in a hundred (errors, 5xx included, are sampled the same way; the metrics have them all).
+One request in a hundred by default (`EDGE_ACCESS_LOG=0.01`): on the hot path a log line costs more
+than the rest of the request's bookkeeping, and the metrics already count everything, so the log is a
+sample to read, not a record. `EDGE_ACCESS_LOG=1` logs every request, `0` none (errors, 5xx included,
+are sampled the same way; the metrics have them all).
 """
 
 from __future__ import annotations

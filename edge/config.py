@@ -1,6 +1,8 @@
 """The edge's configuration, read once at start from `kit.settings` (its `EDGE_*` variables).
 
 EDGE_HOST, EDGE_PORT            where to listen (kit.settings; port 5010)
+EDGE_ADMIN_PORT                 `/metrics` and the health endpoints, off the public port (9010; worker
+                                i of several listens on 9010 + i; edge/admin.py)
 EDGE_WORKERS                    worker processes sharing the port with SO_REUSEPORT (1)
 EDGE_CLUSTER_<NAME>             comma-separated destinations of a cluster, e.g.
                                 EDGE_CLUSTER_AUTH=http://127.0.0.1:5001,http://127.0.0.1:6001
@@ -27,7 +29,7 @@ EDGE_EJECT_AFTER                failures in a row that eject a destination (3)
 EDGE_EJECT_SECONDS              how long a first ejection lasts (10; doubles while it keeps failing)
 EDGE_RETRIES                    extra attempts for an idempotent request that failed before any
                                 answer (1)
-EDGE_ACCESS_LOG                 share of requests written to the JSON access log, 0..1 (0 = off)
+EDGE_ACCESS_LOG                 share of requests written to the JSON access log, 0..1 (0.01; 0 = off)
 EDGE_DOCS                       serve the API's document at /openapi.json and its docs page at /docs,
                                 read from the services' /openapi.json (true; edge.docs)
 """
@@ -71,6 +73,8 @@ class EdgeConfig:
     access_log: float = 0.0
     docs: bool = True
     workers: int = 1
+    # 0: any free port (tests); `python -m edge` defaults to 9010.
+    admin_port: int = 0
     connect_timeout: float = 2.0
     response_timeout: float = 30.0
     pool_max_connections: int = 256
@@ -165,9 +169,10 @@ def load_config(settings: Settings, routes: RouteTable | None = None) -> EdgeCon
         eject_after=_env(env, "EDGE_EJECT_AFTER", base.eject_after),
         eject_seconds=_env(env, "EDGE_EJECT_SECONDS", base.eject_seconds),
         retries=_env(env, "EDGE_RETRIES", base.retries),
-        access_log=_env(env, "EDGE_ACCESS_LOG", base.access_log),
+        access_log=_env(env, "EDGE_ACCESS_LOG", 0.01),
         docs=_flag(env, "EDGE_DOCS", base.docs),
         workers=_env(env, "EDGE_WORKERS", base.workers),
+        admin_port=_env(env, "EDGE_ADMIN_PORT", 9010),
         connect_timeout=_env(env, "EDGE_CONNECT_TIMEOUT", base.connect_timeout),
         response_timeout=_env(env, "EDGE_RESPONSE_TIMEOUT", base.response_timeout),
         pool_max_connections=_env(env, "EDGE_POOL_MAX_CONNECTIONS", base.pool_max_connections),

@@ -3,8 +3,9 @@
 The steps of one request, in order:
 
 1. one pass over the client's headers: keep what goes upstream, pick out what the edge acts on;
-2. the edge's own endpoints (`/health/live`, `/health/ready`, `/metrics`, and the `pages` it is given:
-   `/openapi.json`, `/docs`) and CORS preflights are answered here;
+2. the edge's own endpoints (`/health/live`, `/health/ready`, and the `pages` it is given:
+   `/openapi.json`, `/docs`; `/metrics` is on the admin port, edge/admin.py) and CORS preflights are
+   answered here;
 3. route; verify the bearer token (a bad one is refused, but only after step 4, so a flood of forged
    tokens is limited like any anonymous traffic);
 4. rate limits: per user with a valid token, else per client IP, plus the route's own limit;
@@ -109,9 +110,8 @@ class Proxy:
         self._access_log = access_log
         self._request_id = RequestIds()
         self._local: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
-            "/health/live": self._live,
-            "/health/ready": self._ready,
-            "/metrics": self._render_metrics,
+            "/health/live": self.live,
+            "/health/ready": self.ready,
             # Cold pages answered from memory (the API's document and docs page: edge.docs).
             **(pages or {}),
         }
@@ -277,20 +277,27 @@ class Proxy:
 
     # -- the edge's own answers --------------------------------------------------------------------
 
-    def _live(self) -> tuple[int, bytes, bytes]:
+    def live(self) -> tuple[int, bytes, bytes]:
         return 200, JSON, b'{"status":"ok"}'
 
-    def _ready(self) -> tuple[int, bytes, bytes]:
-        """Ready while it can serve; Redis and destinations are reported, not required (see README)."""
+    def ready(self) -> tuple[int, bytes, bytes]:
+        """Per cluster whether it has a destination in rotation, and per destination; Redis reported.
+
+        A cluster with none answers its own routes 503 while the others serve, so the edge stays in
+        rotation (status "degraded"): only when it can route nothing at all is it 503 (README,
+        "Observability"). Redis down keeps it ready: it limits per process meanwhile.
+        """
+        now = time.monotonic()
         clusters = {
-            name: {pool.url: "up" if pool.healthy else "down" for pool in cluster.pools}
+            name: {pool.url: "up" if pool.usable_at(now) else "down" for pool in cluster.pools}
             for name, cluster in self._clusters.items()
         }
+        routing = {name: "up" if "up" in pools.values() else "down" for name, pools in clusters.items()}
+        routable = sum(state == "up" for state in routing.values())
+        status = "ok" if routable == len(routing) else "degraded" if routable else "unavailable"
         checks = {"rateLimitStore": "up" if self._limiter.redis_up else "down (per-process limits)"}
-        return 200, JSON, orjson.dumps({"status": "ok", "checks": checks, "clusters": clusters})
-
-    def _render_metrics(self) -> tuple[int, bytes, bytes]:
-        return 200, self._metrics.content_type, self._metrics.render(self._clusters, self._limiter)
+        body = {"status": status, "checks": checks, "routing": routing, "clusters": clusters}
+        return 200 if routable or not routing else 503, JSON, orjson.dumps(body)
 
     def _answer_preflight(self, ex: Exchange, origin: bytes, request_id: bytes) -> None:
         allowed = self._cors.preflight(origin)

@@ -18,6 +18,7 @@ import uvloop
 
 from edge import loader
 from edge.accesslog import AccessLog
+from edge.admin import AdminServer
 from edge.config import EdgeConfig
 from edge.cors import Cors
 from edge.docs import ApiDocs
@@ -34,8 +35,10 @@ log = logging.getLogger(__name__)
 
 
 class Edge:
-    def __init__(self, config: EdgeConfig) -> None:
+    def __init__(self, config: EdgeConfig, worker: int = 0) -> None:
         self.config = config
+        # Worker `worker` of several answers /metrics on the admin port plus its index (edge/admin.py).
+        self.worker = worker
         self.metrics = Metrics()
         self.clusters = {
             name: Cluster(
@@ -69,8 +72,9 @@ class Edge:
         )
         self.docs = ApiDocs(self.clusters, config.routes) if config.docs else None
         self._server: asyncio.Server | None = None
-        # The port actually bound, known once started (the config may ask for 0).
+        # The ports actually bound, known once started (the config may ask for 0).
         self.port = 0
+        self.admin: AdminServer | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -104,10 +108,23 @@ class Edge:
             backlog=4096,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.admin = AdminServer(
+            {
+                "/metrics": lambda: (
+                    200,
+                    Metrics.content_type,
+                    self.metrics.render(self.clusters, self.limiter),
+                ),
+                "/health/live": proxy.live,
+                "/health/ready": proxy.ready,
+            }
+        )
+        admin_port = config.admin_port + self.worker if config.admin_port else 0
+        await self.admin.start(config.host, admin_port)
 
     async def stop(self) -> None:
         assert self._server is not None
-        # 1. Stop accepting.
+        # 1. Stop accepting (the admin port answers until the end).
         self._server.close()
         # 2. Idle connections close now; busy ones once their current answer is out.
         for conn in list(self._connections):
@@ -126,21 +143,31 @@ class Edge:
         if self.docs is not None:
             await self.docs.stop()
         await self.limiter.close()
-        # 5. Close the upstream pools.
+        # 5. Close the upstream pools and the admin port.
         for cluster in self.clusters.values():
             cluster.close()
+        if self.admin is not None:
+            await self.admin.stop()
 
 
-async def serve(config: EdgeConfig) -> None:
-    """Run one worker until SIGTERM or SIGINT, then stop gracefully."""
-    edge = Edge(config)
+async def serve(config: EdgeConfig, worker: int = 0) -> None:
+    """Run one worker (number `worker` of several) until SIGTERM or SIGINT, then stop gracefully."""
+    edge = Edge(config, worker)
     await edge.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     build = "compiled" if loader.runs_compiled() else "interpreted (no current build: `make native`)"
-    log.info("edge worker %d listening on %s:%d, %s", os.getpid(), config.host, edge.port, build)
+    assert edge.admin is not None
+    log.info(
+        "edge worker %d listening on %s:%d (admin %d), %s",
+        os.getpid(),
+        config.host,
+        edge.port,
+        edge.admin.port,
+        build,
+    )
     await stopping.wait()
     log.info("edge worker %d stopping", os.getpid())
     await edge.stop()
@@ -152,20 +179,20 @@ def run(config: EdgeConfig) -> None:
     if config.workers <= 1:
         uvloop.run(serve(config))
         return
-    children: dict[int, float] = {}  # pid: when it was forked
+    children: dict[int, tuple[int, float]] = {}  # pid: (worker index, when it was forked)
     stopping = False
 
-    def spawn() -> None:
+    def spawn(worker: int) -> None:
         pid = os.fork()
         if pid == 0:
             try:
                 # The parent's handlers are not the worker's: serve() installs its own.
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                uvloop.run(serve(config))
+                uvloop.run(serve(config, worker))
             finally:
                 os._exit(0)
-        children[pid] = time.monotonic()
+        children[pid] = (worker, time.monotonic())
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -176,11 +203,11 @@ def run(config: EdgeConfig) -> None:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for _ in range(config.workers):
-        spawn()
+    for worker in range(config.workers):
+        spawn(worker)
     while children:
         pid, status = os.wait()
-        forked = children.pop(pid, 0.0)
+        worker, forked = children.pop(pid, (0, 0.0))
         if stopping:
             continue
         code = os.waitstatus_to_exitcode(status)
@@ -188,4 +215,4 @@ def run(config: EdgeConfig) -> None:
         if time.monotonic() - forked < 1.0:
             time.sleep(1.0)  # one that dies at once would otherwise be forked in a tight loop
         if not stopping:
-            spawn()
+            spawn(worker)  # its replacement takes its admin port

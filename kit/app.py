@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from kit import cache, db, logs, settings
+from kit import cache, db, logs, readiness, settings, telemetry
 from kit.bus import Broker, Consumer, Handler, OutboxRelay
 from kit.errors import (
     BusinessRuleViolation,
@@ -55,6 +55,8 @@ class Deps:
     relay: OutboxRelay | None = None
     # Objects a service creates in its `on_start` and its handlers share (an engine, a client pool).
     state: dict[str, Any] = field(default_factory=dict)
+    # The service's own readiness checks beside its servers' (Service.ready_checks).
+    ready_checks: Mapping[str, readiness.Check] = field(default_factory=dict)
 
 
 Job = Callable[[Deps], Coroutine[Any, Any, None]]
@@ -72,6 +74,8 @@ class Service:
     on_start: Job | None = None
     uses_redis: bool = True
     uses_broker: bool = True
+    # Checks of its own for /health/ready and gRPC health (kit.readiness), e.g. "stock is loaded".
+    ready_checks: Mapping[str, readiness.Check] = field(default_factory=dict)
 
 
 def deps(request: Request) -> Deps:
@@ -112,6 +116,7 @@ async def running(service: Service, config: settings.Settings) -> AsyncIterator[
         redis,
         Broker(config.amqp_url) if service.uses_broker else None,
         cache.Cache(redis, service.name) if redis is not None else None,
+        ready_checks=service.ready_checks,
     )
     if service.on_start is not None:
         await service.on_start(deps)
@@ -141,36 +146,11 @@ async def running(service: Service, config: settings.Settings) -> AsyncIterator[
 
 
 async def _ready(request: Request) -> Response:
-    """Checks the service's own dependencies; 503 with a per-check body when one is down."""
+    """Checks the service's own dependencies (kit.readiness); 503 with a per-check body when one is down."""
     d = deps(request)
-
-    async def database() -> None:
-        async with d.db.acquire(timeout=1.0) as conn:
-            await conn.fetchval("SELECT 1")
-
-    async def redis_ping() -> None:
-        assert d.redis is not None
-        await d.redis.ping()
-
-    async def broker() -> None:
-        assert d.broker is not None
-        if not d.broker.connected:
-            raise ConnectionError("not connected")
-
-    checks: dict[str, Callable[[], Awaitable[None]]] = {"database": database}
-    if d.redis is not None:
-        checks["redis"] = redis_ping
-    if d.broker is not None:
-        checks["broker"] = broker
-    results = await asyncio.gather(
-        *(asyncio.wait_for(check(), 1.5) for check in checks.values()), return_exceptions=True
-    )
-    report = {
-        name: "ok" if result is None else f"down: {type(result).__name__}"
-        for name, result in zip(checks, results, strict=True)
-    }
-    healthy = all(v == "ok" for v in report.values())
-    body: dict[str, object] = {"status": "ok" if healthy else "unavailable", "checks": report}
+    found = await readiness.report(d)
+    healthy = readiness.healthy(found)
+    body: dict[str, object] = {"status": "ok" if healthy else "unavailable", "checks": found}
     if d.relay is not None:
         # Informative only: while its listener is being replaced the relay still polls every second.
         body["outbox"] = "listening" if d.relay.listening else "polling"
@@ -235,6 +215,7 @@ def make_app(service: Service, config: settings.Settings | None = None) -> Starl
     """The Starlette app of `service`; `config` defaults to the environment's settings."""
     config = config or settings.load(service.name)
     logs.setup(service.name, config.log_level)
+    telemetry.setup(service.name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -260,7 +241,7 @@ def make_app(service: Service, config: settings.Settings | None = None) -> Starl
     handlers.update(dict.fromkeys(_REQUEST_ERRORS, _driver_error))
     app = _App(
         routes=routes,
-        middleware=[Middleware(Observe)],
+        middleware=[Middleware(Observe, access_log=config.access_log)],
         exception_handlers=handlers,
         lifespan=lifespan,
     )

@@ -27,10 +27,11 @@ import aiormq
 import asyncpg
 import msgspec
 from aiormq.abc import DeliveredMessage
+from opentelemetry.trace import SpanKind
 from pamqp import commands as spec
 from prometheus_client import Counter, Gauge
 
-from kit import tracing
+from kit import telemetry, tracing
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,10 @@ RETRY_DELAYS = (1.0, 2.0, 4.0)
 consumed = Counter("shop_events_consumed_total", "Events handled by outcome", ["queue", "outcome"])
 relayed = Counter("shop_events_published_total", "Outbox rows published", ["routing_key"])
 outbox_listening = Gauge(
-    "shop_outbox_listening", "1 while the outbox relay hears commits at once (NOTIFY), 0 while it only polls"
+    "shop_outbox_listening",
+    "1 while the outbox relay hears commits at once (NOTIFY), 0 while it only polls",
+    # With several workers (kit.serve.share_metrics): 0 as soon as one of them only polls.
+    multiprocess_mode="livemin",
 )
 
 
@@ -67,7 +71,8 @@ def _now() -> datetime:
 
 
 def _traceparent() -> str:
-    return tracing.child_traceparent(tracing.traceparent.get())
+    # With tracing on, the relay's publication is the child span (kit.telemetry); its parent is this.
+    return telemetry.handed_on(tracing.traceparent.get())
 
 
 class Event(msgspec.Struct, rename="camel", kw_only=True):
@@ -262,18 +267,29 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
+            # With tracing on, each event's publication is a span of the request that wrote it.
+            spans = [
+                telemetry.client_span(
+                    f"{row['routing_key']} publish", SpanKind.PRODUCER, row["traceparent"] or ""
+                )
+                for row in rows
+            ]
             confirms = await asyncio.gather(
                 *(
                     channel.basic_publish(
                         row["payload"],
                         exchange=row["exchange"],
                         routing_key=row["routing_key"],
-                        properties=_properties(row["event_id"], row["traceparent"]),
+                        properties=_properties(
+                            row["event_id"], telemetry.traceparent_of(span) if span else row["traceparent"]
+                        ),
                         timeout=10,
                     )
-                    for row in rows
+                    for row, span in zip(rows, spans, strict=True)
                 )
             )
+            for span in spans:
+                telemetry.finish(span)
             if not all(isinstance(c, spec.Basic.Ack) for c in confirms):
                 raise RuntimeError("broker refused to confirm a published event")
             await conn.execute(
@@ -423,7 +439,15 @@ class Consumer:
                 event = sub.decoder.decode(message.body)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise PoisonMessage(str(exc)) from exc
-            await self.handle(sub, event)
+            # The publication's span (the header) is the parent; without it, the event's own context.
+            parent = traceparent if isinstance(traceparent, str) else getattr(event, "traceparent", "")
+            span = telemetry.server_span(f"{sub.queues.queue} process", parent or "", SpanKind.CONSUMER)
+            try:
+                await self.handle(sub, event, traced=span is not None)
+            except Exception as exc:
+                telemetry.finish(span, error=exc)
+                raise
+            telemetry.finish(span)
             consumed.labels(sub.queues.queue, "ok").inc()
         except Exception as exc:
             poison = isinstance(exc, PoisonMessage)
@@ -449,9 +473,11 @@ class Consumer:
         assert message.delivery_tag is not None  # set on every consumed (not basic_get) message
         await channel.basic_ack(message.delivery_tag)
 
-    async def handle(self, sub: _Subscription, event: Any) -> bool:
-        """Run the handler once per event id and queue; False when the event was already processed."""
-        tracing.traceparent.set(getattr(event, "traceparent", "") or "")
+    async def handle(self, sub: _Subscription, event: Any, traced: bool = False) -> bool:
+        """Run the handler once per event id and queue; False when the event was already processed.
+        `traced`: a span (kit.telemetry) already set the trace context."""
+        if not traced:
+            tracing.traceparent.set(getattr(event, "traceparent", "") or "")
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await conn.fetchval(
                 "INSERT INTO inbox (event_id, queue) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",

@@ -3,7 +3,10 @@
 Server side, `GrpcServer(name, register)` is a job: it binds the service's gRPC port (settings
 `grpc_port`, `<SERVICE>_GRPC_PORT`), registers the servicers, `grpc.health.v1` and server reflection,
 and stops gracefully when the job is cancelled at shutdown (health turns NOT_SERVING first, in-flight
-calls get `grace` seconds). Every unary call goes through one wrapper that
+calls get `grace` seconds). Its health follows the process's readiness (kit.readiness, checked every
+`watch_interval` seconds): NOT_SERVING while the database or Redis is down or a service's own check
+fails (svc_inventory rebuilding its Redis), SERVING again once they are back. Every unary call goes
+through one wrapper that
 
 - continues the caller's W3C trace (`traceparent` metadata) and request id (`x-request-id`),
 - honours the caller's deadline (the handler is cancelled when it passes: DEADLINE_EXCEEDED),
@@ -31,7 +34,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
-from kit import errors, tracing
+from kit import errors, readiness, telemetry, tracing
 from kit.app import Deps
 from kit.settings import SERVICES
 
@@ -42,7 +45,7 @@ DEADLINE = 2.0
 
 calls = Counter("shop_grpc_calls_total", "gRPC calls served", ["method", "code"])
 latency = Histogram(
-    "shop_grpc_call_seconds",
+    "shop_grpc_call_duration_seconds",
     "gRPC call latency",
     ["method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
@@ -132,7 +135,9 @@ def _observed(method: str, behavior: Callable[[Any, Any], Awaitable[Any]]) -> Ca
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         meta = _metadata(context)
         tracing.request_id.set(tracing.sane_request_id(meta.get("x-request-id")))
-        tracing.traceparent.set(tracing.child_traceparent(meta.get("traceparent")))
+        span = telemetry.server_span(method, meta.get("traceparent", ""))
+        if span is None:
+            tracing.traceparent.set(tracing.child_traceparent(meta.get("traceparent")))
         began = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
@@ -157,6 +162,11 @@ def _observed(method: str, behavior: Callable[[Any, Any], Awaitable[Any]]) -> Ca
         finally:
             latency.labels(method).observe(time.perf_counter() - began)
             calls.labels(method, code.name).inc()
+            telemetry.finish(
+                span,
+                failed=code is not grpc.StatusCode.OK,
+                attributes={"rpc.grpc.status_code": code.value[0]},
+            )
 
     return handle
 
@@ -184,10 +194,13 @@ class GrpcServer:
     `port` is the port actually bound once started (settings may ask for 0: any free port, in tests).
     """
 
-    def __init__(self, name: str, register: Register, grace: float = 5.0) -> None:
+    def __init__(
+        self, name: str, register: Register, grace: float = 5.0, watch_interval: float = 1.0
+    ) -> None:
         self.__name__ = f"grpc-{name}"
         self.register = register
         self.grace = grace
+        self.watch_interval = watch_interval
         self.port: int | None = None
         self._bound = asyncio.Event()
 
@@ -214,18 +227,40 @@ class GrpcServer:
         )
         self.port = server.add_insecure_port(f"{config.host}:{config.grpc_port}")
         await server.start()
-        for name in ("", *names):
-            await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._bound.set()
+        follower = asyncio.create_task(self._follow_readiness(checker, ["", *names], deps))
         log.info("gRPC serving", extra={"port": self.port, "services": names})
         try:
             await server.wait_for_termination()
         finally:
             # 1. tell balancers and health probes we are going; 2. finish in-flight calls, then stop.
             self._bound.clear()
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await checker.enter_graceful_shutdown()
             await asyncio.shield(server.stop(self.grace))
+
+    async def _follow_readiness(
+        self, checker: health.aio.HealthServicer, names: list[str], deps: Deps
+    ) -> None:
+        """Keep the health status of every name in step with the process's readiness."""
+        serving: bool | None = None
+        while True:
+            found = await readiness.report(deps)
+            ready = readiness.healthy(found)
+            if ready != serving:
+                status = (
+                    health_pb2.HealthCheckResponse.SERVING
+                    if ready
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+                for name in names:
+                    await checker.set(name, status)
+                if serving is not None:
+                    log.warning("gRPC health changed", extra={"serving": ready, "checks": found})
+                serving = ready
+                self._bound.set()
+            await asyncio.sleep(self.watch_interval)
 
 
 class _Propagate(grpc.aio.UnaryUnaryClientInterceptor):
@@ -238,7 +273,9 @@ class _Propagate(grpc.aio.UnaryUnaryClientInterceptor):
         request: Any,
     ) -> Any:
         metadata = list(client_call_details.metadata or ())
-        metadata.append(("traceparent", tracing.child_traceparent(tracing.traceparent.get())))
+        method = client_call_details.method
+        span = telemetry.client_span(method.decode() if isinstance(method, bytes) else method)
+        metadata.append(("traceparent", telemetry.outgoing(span)))
         if rid := tracing.request_id.get():
             metadata.append(("x-request-id", rid))
         details = grpc.aio.ClientCallDetails(
@@ -248,7 +285,25 @@ class _Propagate(grpc.aio.UnaryUnaryClientInterceptor):
             client_call_details.credentials,
             client_call_details.wait_for_ready,
         )
-        return await continuation(details, request)
+        call = await continuation(details, request)
+        if span is not None:
+            # The call goes on after this returns: its span ends with it (its code is awaited).
+            call.add_done_callback(lambda done: _finish_later(span, done))
+        return call
+
+
+_finishing: set[asyncio.Task[None]] = set()
+
+
+def _finish_later(span: Any, call: grpc.aio.Call) -> None:
+    """End a client call's span from its done callback, where its code can only be awaited later."""
+
+    async def finish() -> None:
+        telemetry.finish(span, failed=await call.code() != grpc.StatusCode.OK)
+
+    task = asyncio.ensure_future(finish())
+    _finishing.add(task)  # held until done: the loop keeps only a weak reference
+    task.add_done_callback(_finishing.discard)
 
 
 def target(service: str, env: Mapping[str, str] | None = None) -> str:

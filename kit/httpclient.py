@@ -5,7 +5,9 @@ pool bookkeeping, and httpcore retrying `import trio` on every request); this co
 svc_order (the catalog) and svc_product (stock from svc_inventory). It does only
 what a call to one of our own services needs: one host, requests with a content-length body, answers
 with content-length or chunked bodies, keep-alive; a request that failed on a reused connection (the
-server closed it meanwhile) is sent once more on a new one when it is idempotent (GET).
+server closed it meanwhile) is sent once more on a new one when it is idempotent (GET). Every request
+carries the caller's trace (`traceparent`, a child of the current one) and request id, as gRPC calls
+and events do.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import asyncio
 import contextlib
 import re
 from urllib.parse import urlsplit
+
+from kit import telemetry, tracing
 
 _LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked", re.I)
@@ -70,23 +74,34 @@ class Client:
         Raises OSError (including ConnectionError) when the service cannot be reached or answers badly,
         TimeoutError past the client's timeout.
         """
-        request = b"%s %s HTTP/1.1\r\nhost: %s\r\n%scontent-length: %d\r\n\r\n%s" % (
+        span = telemetry.client_span(f"{method} {self.host}:{self.port}")
+        context = b"traceparent: %s\r\n" % telemetry.outgoing(span).encode()
+        if rid := tracing.request_id.get():
+            context += b"x-request-id: %s\r\n" % rid.encode()
+        request = b"%s %s HTTP/1.1\r\nhost: %s\r\n%s%scontent-length: %d\r\n\r\n%s" % (
             method.encode(),
             path.encode(),
             self.host_header,
+            context,
             headers,
             len(body),
             body,
         )
-        async with asyncio.timeout(self.timeout), self._slots:
-            reused = self._idle.pop() if self._idle else None
-            try:
-                return await self._send(reused or await self._connect(), request)
-            except ConnectionError:
-                if reused is None or method != "GET":
-                    raise
-            # The server closed an idle connection under us: once more on a fresh one.
-            return await self._send(await self._connect(), request)
+        try:
+            async with asyncio.timeout(self.timeout), self._slots:
+                reused = self._idle.pop() if self._idle else None
+                try:
+                    answer = await self._send(reused or await self._connect(), request)
+                except ConnectionError:
+                    if reused is None or method != "GET":
+                        raise
+                    # The server closed an idle connection under us: once more on a fresh one.
+                    answer = await self._send(await self._connect(), request)
+        except BaseException as exc:
+            telemetry.finish(span, error=exc)
+            raise
+        telemetry.finish(span, failed=answer[0] >= 500, attributes={"http.response.status_code": answer[0]})
+        return answer
 
     async def _send(self, connection: _Connection, request: bytes) -> tuple[int, bytes]:
         """One exchange; the connection goes back to the pool after it, or is closed if it failed."""

@@ -8,24 +8,36 @@ met a cut database connection is run once more first, `kit.outage`), a client th
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import time
+from random import random
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kit import outage, tracing
+from kit import outage, telemetry, tracing
 from kit.errors import ShopError
 from kit.http import encode
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("access")
 
 requests = Counter("shop_http_requests_total", "HTTP requests", ["method", "route", "status"])
 latency = Histogram(
-    "shop_http_request_seconds",
+    "shop_http_request_duration_seconds",
     "HTTP request latency",
     ["method", "route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
@@ -54,9 +66,13 @@ class _RouteMetrics:
 
 
 class Observe:
-    def __init__(self, app: ASGIApp) -> None:
+    """`access_log`: the share of requests logged (logger `access`: method, route template, status,
+    duration; the formatter adds the request id and trace), 0 for none."""
+
+    def __init__(self, app: ASGIApp, access_log: float = 0.0) -> None:
         self.app = app
         self._metrics: dict[tuple[str, str], _RouteMetrics] = {}
+        self._access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,7 +87,10 @@ class Observe:
                 parent = value
         rid = tracing.sane_request_id(given_id.decode("latin-1"))
         tracing.request_id.set(rid)
-        tracing.traceparent.set(tracing.child_traceparent(parent.decode("latin-1")))
+        incoming = parent.decode("latin-1")
+        span = telemetry.server_span(scope["method"], incoming) if telemetry.tracer is not None else None
+        if span is None:
+            tracing.traceparent.set(tracing.child_traceparent(incoming))
         rid_header = (b"x-request-id", rid.encode())
         status = 500
         started = False
@@ -122,7 +141,35 @@ class Observe:
             if metrics is None:
                 metrics = self._metrics[key] = _RouteMetrics(*key)
             metrics.done(status, elapsed)
+            if span is not None:
+                telemetry.finish(
+                    span,
+                    name=f"{key[0]} {key[1]}",
+                    failed=status >= 500,
+                    attributes={"http.route": key[1], "http.response.status_code": status},
+                )
+            if self._access_log and random() < self._access_log:
+                access.info(
+                    "request",
+                    extra={
+                        "method": key[0],
+                        "route": key[1],
+                        "status": status,
+                        "ms": round(elapsed * 1000, 3),
+                    },
+                )
+
+
+@functools.cache
+def _registry() -> CollectorRegistry:
+    """The figures a scrape shows: this process's, or with several workers (kit.serve.share_metrics)
+    every worker's summed from their files."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    summed = CollectorRegistry()
+    multiprocess.MultiProcessCollector(summed)  # type: ignore[no-untyped-call]
+    return summed
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)

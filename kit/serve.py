@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 from granian.constants import Interfaces, Loops
 from granian.server import Server
 
-from kit import settings
+from kit import logs, settings
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_metrics(service: str) -> None:
+    """prometheus_client's multiprocess mode for several workers: each writes its figures to files in
+    one directory and a scrape of any worker sums them all (kit.metrics). A given directory is emptied
+    first (figures of an earlier run would be counted again); else a fresh one is made. Set before the
+    workers start, so they import prometheus_client with it."""
+    given = os.environ.get(METRICS_DIR)
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ[METRICS_DIR] = tempfile.mkdtemp(prefix=f"shop-{service}-metrics-")
 
 
 def run(target: str, service: str) -> None:
     """Serve `target` ("svc_auth.app:app") on the service's host and port from the environment."""
     config = settings.load(service)
     workers = int(config.extra.get(f"{service.upper()}_WORKERS", "1"))
+    if workers > 1:
+        # One worker keeps its figures in memory: cheaper per observation, and nothing to sum.
+        share_metrics(service)
     Server(
         target,
         address=config.host,
@@ -19,7 +41,9 @@ def run(target: str, service: str) -> None:
         interface=Interfaces.ASGI,
         loop=Loops.uvloop,
         workers=workers,
+        # Requests are logged by kit.metrics.Observe (sampled, with the route and the trace).
         log_access=False,
+        log_dictconfig=logs.granian_config(service, config.log_level),
         backlog=2048,
         # A worker that dies (a crash, an OOM kill) is replaced; the others serve meanwhile.
         respawn_failed_workers=True,

@@ -44,6 +44,7 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("mailsink", 8025),
         ServiceSpec("smssink", 8026),
         ServiceSpec("pushsink", 8027),
+        ServiceSpec("tracesink", 4318),
     )
 }
 
@@ -71,6 +72,19 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def _env_share(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        share = float(raw)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"environment variable {name} must be a number from 0 to 1, got {raw!r}")
+    return share
 
 
 def service_url(name: str, env: Mapping[str, str] | None = None) -> str:
@@ -128,6 +142,8 @@ class Settings:
     db_pool_max: int = 10
     db_pool_idle_seconds: float = 30.0
     db_statement_cache_size: int = 100
+    # Share of requests written to the access log (kit.metrics.Observe): 0 = none, 1 = every one.
+    access_log: float = 0.01
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -183,5 +199,6 @@ def load(service: str, env: Mapping[str, str] | None = None) -> Settings:
         db_pool_max=_env_int(env, "DB_POOL_MAX", 10),
         db_pool_idle_seconds=_env_int(env, "DB_POOL_IDLE_SECONDS", 30),
         db_statement_cache_size=_env_int(env, "DB_STATEMENT_CACHE_SIZE", 100),
+        access_log=_env_share(env, "ACCESS_LOG", 0.01),
         extra={k: v for k, v in env.items() if k.startswith(f"{prefix}_")},
     )

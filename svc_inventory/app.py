@@ -101,5 +101,6 @@ service = Service(
     handlers=events.handlers,
     jobs=[engine.background, grpc_server],
     on_start=engine.start,
+    ready_checks={"stock": engine.stock_loaded},
 )
 app = make_app(service)

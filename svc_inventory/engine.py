@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from kit import db
 from kit.app import Deps
+from kit.errors import ServiceUnavailable
 from svc_inventory import lua
 from svc_inventory.levels import StockLevels
 from svc_inventory.reconciliation import Reconciliation
@@ -131,3 +132,11 @@ async def background(deps: Deps) -> None:
     finally:
         if inventory.pool is not deps.db:
             await inventory.pool.close()
+
+
+async def stock_loaded(deps: Deps) -> None:
+    """`Service.ready_checks`: not ready while Redis lacks the stock (flushed or restarted, and rebuilt
+    from PostgreSQL meanwhile): reservations answer UNAVAILABLE until then, so gRPC health says so too."""
+    assert deps.redis is not None
+    if not await deps.redis.exists(lua.LOADED):
+        raise ServiceUnavailable("Stock is being reloaded")

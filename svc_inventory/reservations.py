@@ -17,7 +17,7 @@ from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from kit import tracing
+from kit import telemetry, tracing
 from kit.bus import Event, publish
 from kit.errors import ServiceUnavailable
 from svc_inventory import lua, store
@@ -257,7 +257,7 @@ class Reservations(Core):
                 product_id=line.product_id,
                 variant_id=wire_variant(line.variant_id),
                 quantity=line.quantity,
-                traceparent=tracing.child_traceparent(r.traceparent),
+                traceparent=telemetry.handed_on(r.traceparent),
             )
             for r, line in lines
         ]

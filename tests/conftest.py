@@ -37,6 +37,7 @@ def _test_environment() -> dict[str, str]:
         "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
         "AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}",
         "SMTP_PORT": str(1025 + PORT_OFFSET),
+        "EDGE_ADMIN_PORT": str(9010 + PORT_OFFSET),
     }
     for spec in settings.SERVICES.values():
         name = spec.name.upper()

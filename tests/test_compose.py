@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -25,10 +28,14 @@ def test_compose_file_is_valid() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def _config() -> dict[str, Any]:
+    rendered = subprocess.run([_compose(), "config"], cwd=ROOT, capture_output=True, text=True, check=True)
+    config: dict[str, Any] = yaml.safe_load(rendered.stdout)
+    return config
+
+
 def test_every_process_of_the_procfile_runs_in_compose_with_a_healthcheck() -> None:
-    config = yaml.safe_load(
-        subprocess.run([_compose(), "config"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    )
+    config = _config()
     procfile = [line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
     for name, command in procfile:
         service = config["services"][name]
@@ -36,4 +43,41 @@ def test_every_process_of_the_procfile_runs_in_compose_with_a_healthcheck() -> N
         assert service["healthcheck"]["test"], name
     for name, service in config["services"].items():
         for dependency, condition in service.get("depends_on", {}).items():
-            assert condition == {"condition": "service_healthy"}, (name, dependency)
+            expected = "service_completed_successfully" if dependency == "migrate" else "service_healthy"
+            assert condition == {"condition": expected}, (name, dependency)
+
+
+def test_every_service_waits_for_the_one_shot_migration_and_seed() -> None:
+    services = _config()["services"]
+    assert services["migrate"]["command"][-1] == "python -m kit.migrate && python -m kit.seed"
+    assert services["migrate"]["restart"] == "no"
+    for name, service in services.items():
+        if service.get("command", [""])[-1].startswith("svc_"):
+            assert "migrate" in service["depends_on"], name
+
+
+def test_images_are_pinned_and_every_container_is_limited() -> None:
+    for name, service in _config()["services"].items():
+        if "build" not in service:
+            # An exact release (PostgreSQL numbers them major.minor), never a floating `7` or `latest`.
+            assert re.fullmatch(r"[a-z0-9/-]+:\d+\.\d+(\.\d+)?(-[a-z]+)?", service["image"]), name
+        assert service["cpus"] and service["mem_limit"], name
+
+
+def test_only_the_edge_and_the_dev_sinks_pages_are_published() -> None:
+    for name, service in _config()["services"].items():
+        published = [str(p["published"]) for p in service.get("ports", [])]
+        if name == "edge":
+            assert published == ["5010"]
+        elif not service.get("command", [""])[-1].startswith("devsinks."):
+            assert published == [], name
+
+
+def test_the_edge_balances_two_replicas_of_the_catalog() -> None:
+    services = _config()["services"]
+    destinations = services["edge"]["environment"]["EDGE_CLUSTER_PRODUCT"].split(",")
+    hosts = [urlsplit(url).hostname for url in destinations]
+    assert len(hosts) == 2
+    for host in hosts:
+        assert services[host]["command"] == ["python", "-m", "svc_product"]
+        assert services["edge"]["depends_on"][host] == {"condition": "service_healthy"}

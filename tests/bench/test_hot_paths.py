@@ -21,16 +21,18 @@ import msgspec
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import Response
 
 from edge.jwt import Verifier
 from edge.protocol import Exchange, HttpProtocol, Limits
 from edge.ratelimit import Limiter, Policy, _Lease
 from kit import settings
+from kit.representation import Representation, answer, pack
 from payment_gateways import vnpay
 from svc_inventory import lua
 from svc_order.schemas import CheckoutRequest
 from svc_product import documents
-from svc_product.app import Raw
 from svc_product.schemas import ProductPage, ProductSummary
 from tests.bench.test_catalog_bench import detail_row
 from tests.edge.support import make_token
@@ -126,13 +128,14 @@ def test_edge_rate_limit_check_from_a_held_lease(benchmark: BenchmarkFixture) ->
 
 @pytest.mark.benchmark(group="catalog")
 def test_cached_product_detail_from_redis_bytes_to_response(benchmark: BenchmarkFixture) -> None:
-    cached = documents.encode_detail(detail_row())  # the bytes the cache holds
+    entry = pack(documents.encode_detail(detail_row()))  # what the cache holds: body, ETag, deflated form
     stock = b'{"available":12,"reserved":2,"onHand":14,"updatedAt":"2026-12-01T00:00:00Z"}'
+    request = Request({"type": "http", "method": "GET", "path": "/api/products/x", "headers": []})
 
-    def answer() -> Raw:
-        return Raw(documents.with_stock(cached, stock), 200)
+    def respond() -> Response:
+        return answer(request, Representation(entry), documents.stock_tail(stock))
 
-    assert benchmark(answer).body.endswith(b'Z"}}')
+    assert benchmark(respond).body.endswith(b'Z"}}')
 
 
 def product_page(size: int = 100) -> ProductPage:

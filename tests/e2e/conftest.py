@@ -7,13 +7,24 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from kit import settings
 from tests.stack import OPEN_LIMITS, running_stack
+
+# Every process traces into the dev trace sink (tests/e2e/test_traces.py), spans sent within 0.2 s.
+TRACED = {
+    "OTEL_EXPORTER_OTLP_ENDPOINT": settings.service_url("tracesink"),
+    "OTEL_BSP_SCHEDULE_DELAY": "200",
+}
 
 
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    with running_stack(OPEN_LIMITS, tmp_path_factory.mktemp("stack-logs")) as running:
-        yield {"edge": running.url("edge"), "mail": running.url("mailsink")}
+    with running_stack({**OPEN_LIMITS, **TRACED}, tmp_path_factory.mktemp("stack-logs")) as running:
+        yield {
+            "edge": running.url("edge"),
+            "mail": running.url("mailsink"),
+            "traces": running.url("tracesink"),
+        }
 
 
 @pytest.fixture

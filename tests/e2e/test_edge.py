@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 
@@ -56,7 +57,9 @@ async def test_the_edge_reports_its_health_and_metrics(edge: httpx.AsyncClient) 
     assert ready.status_code == 200
     assert ready.json()["checks"]["rateLimitStore"] == "up"
     await edge.get("/api/products")
-    assert "edge_requests_total{" in (await edge.get("/metrics")).text
+    admin = f"http://127.0.0.1:{os.environ['EDGE_ADMIN_PORT']}/metrics"
+    assert "edge_requests_total{" in (await edge.get(admin)).text
+    assert (await edge.get("/metrics")).status_code == 404
 
 
 async def test_a_user_past_the_rate_limit_gets_429_with_the_contract_headers(edge: httpx.AsyncClient) -> None:

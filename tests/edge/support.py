@@ -27,10 +27,12 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httptools
+import httpx
 import jwt
 import orjson
 
 from edge.config import EdgeConfig, load_config
+from edge.server import Edge
 from kit import settings
 
 # Long enough for any answer in these tests, short enough that a hang fails fast.
@@ -299,6 +301,7 @@ def edge_config(destinations: dict[str, str], **env: str) -> EdgeConfig:
     the test run's."""
     environment = {
         "EDGE_PORT": "0",
+        "EDGE_ADMIN_PORT": "0",
         "EDGE_RESPONSE_TIMEOUT": "0.5",
         "EDGE_SHUTDOWN_GRACE": "2",
         "EDGE_HEALTH_INTERVAL": "0",
@@ -318,3 +321,10 @@ def dead_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+async def scrape(edge: Edge) -> str:
+    """The edge worker's `/metrics`, from its admin port."""
+    assert edge.admin is not None
+    async with httpx.AsyncClient() as admin:
+        return (await admin.get(f"http://127.0.0.1:{edge.admin.port}/metrics")).text

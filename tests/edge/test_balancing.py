@@ -12,7 +12,7 @@ import pytest
 from edge.routes import Route, RouteTable
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
-from tests.edge.support import Upstream, edge_config, make_token
+from tests.edge.support import Upstream, edge_config, make_token, scrape
 from tests.support import eventually
 
 
@@ -73,7 +73,7 @@ async def test_ejects_a_failing_destination_and_takes_it_back_later(
         assert await names(client, 6) == ["second"] * 6
         tried = first.connections
         assert tried == 2  # two failures in a row, then ejected: no more attempts
-        metrics = (await client.get("/metrics")).text
+        metrics = await scrape(edge)
         assert f'edge_upstream_up{{cluster="product",destination="{first.url}"}} 0' in metrics
         first.hang_up = False
         await asyncio.sleep(0.6)
@@ -146,3 +146,34 @@ async def test_a_route_can_wait_longer_than_the_default(upstream: Upstream, star
     async with client_of(edge) as client:
         # The default (0.5 s in tests) would give up on this one.
         assert (await client.get("/api/products/export?slow=0.8")).status_code == 200
+
+
+async def test_readiness_stays_200_while_one_cluster_is_down_and_503_when_none_can_be_routed(
+    start_edge: StartEdge, pair: tuple[Upstream, Upstream]
+) -> None:
+    catalog, rest = pair
+    edge = await start_edge(edge_config({"product": catalog.url, "*": rest.url}, EDGE_HEALTH_INTERVAL="0.05"))
+    async with client_of(edge) as client:
+        catalog.ready = False
+
+        async def catalog_down() -> httpx.Response | None:
+            answer = await client.get("/health/ready")
+            return answer if answer.json()["routing"]["product"] == "down" else None
+
+        degraded = await eventually(catalog_down, within=3)
+        assert degraded.status_code == 200
+        assert degraded.json()["status"] == "degraded"
+        assert degraded.json()["routing"]["auth"] == "up"
+        rest.ready = False
+
+        async def nothing_routable() -> bool:
+            return (await client.get("/health/ready")).status_code == 503
+
+        await eventually(nothing_routable, within=3)
+        assert (await client.get("/health/ready")).json()["status"] == "unavailable"
+        catalog.ready = True
+
+        async def back() -> bool:
+            return (await client.get("/health/ready")).status_code == 200
+
+        await eventually(back, within=3)

@@ -13,7 +13,7 @@ import psutil
 
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
-from tests.edge.support import Upstream, dead_url, edge_config
+from tests.edge.support import Upstream, dead_url, edge_config, scrape
 from tests.support import eventually
 
 
@@ -33,17 +33,19 @@ async def test_answers_readiness_with_the_cluster_list(
     assert response.json()["checks"] == {"rateLimitStore": "up"}
 
 
-async def test_counts_requests_by_route_and_status_class_in_metrics(client: httpx.AsyncClient) -> None:
+async def test_counts_requests_by_route_and_status_class_in_metrics(
+    client: httpx.AsyncClient, edge: Edge
+) -> None:
     def count(text: str, series: str) -> int:
         found = [line for line in text.splitlines() if line.startswith(series + " ")]
         return int(float(found[0].split()[-1])) if found else 0
 
     products = 'edge_requests_total{route="GET|HEAD /api/products/**",cluster="product",status="2xx"}'
     orders = 'edge_requests_total{route="/api/orders/**",cluster="order",status="4xx"}'
-    before = (await client.get("/metrics")).text
+    before = await scrape(edge)
     await client.get("/api/products")
     await client.get("/api/orders")
-    after = (await client.get("/metrics")).text
+    after = await scrape(edge)
     assert count(after, products) == count(before, products) + 1
     assert count(after, orders) == count(before, orders) + 1
     bucket = (
@@ -129,3 +131,17 @@ async def test_python_m_edge_serves_with_two_workers_replaces_a_dead_one_logs_js
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_metrics_are_on_the_admin_port_only(client: httpx.AsyncClient, edge: Edge) -> None:
+    assert (await client.get("/metrics")).status_code == 404
+    assert "edge_requests_total" not in (await client.get("/metrics")).text
+    assert edge.admin is not None
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.admin.port}") as admin:
+        scraped = await admin.get("/metrics")
+        assert scraped.status_code == 200
+        assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert "edge_upstream_up{" in scraped.text
+        assert (await admin.get("/health/ready")).json()["status"] == "ok"
+        assert (await admin.get("/health/live")).status_code == 200
+        assert (await admin.get("/api/products")).status_code == 404

@@ -46,7 +46,8 @@ class Servers:
                 if config.grpc_port:
                     env[f"{name}_GRPC_PORT"] = str(config.grpc_port + 300 * corner)
         if corner:
-            env["SMTP_PORT"] = str(int(os.environ["SMTP_PORT"]) + 300 * corner)
+            for name in ("SMTP_PORT", "EDGE_ADMIN_PORT"):
+                env[name] = str(int(os.environ[name]) + 300 * corner)
         # Orphaned checkouts are recovered within seconds; the suite waits for them.
         env["ORDER_INTENT_RECOVERY_SECONDS"] = "2"
         env["ORDER_INTENT_GRACE_SECONDS"] = "3"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -12,9 +13,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from kit import errors, settings, tracing
+from kit import cache, errors, settings, tracing
 from kit.app import Deps
 from kit.grpc import GrpcServer, channel
+from tests.servers import own_redis
+from tests.support import eventually
 
 SERVICE = "test.Echo"
 TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -98,3 +101,56 @@ async def test_a_call_past_its_deadline_ends_with_deadline_exceeded(ch: grpc.aio
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await _call(ch, "Slow")(b"", timeout=0.2)
     assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def _health_status(port: int) -> int:
+    async with channel(f"127.0.0.1:{port}") as opened:
+        answer = await health_pb2_grpc.HealthStub(opened).Check(
+            health_pb2.HealthCheckRequest(service=SERVICE)
+        )
+        status: int = answer.status
+        return status
+
+
+async def test_health_is_not_serving_while_redis_is_down_and_serving_once_it_is_back() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        redis_port = sock.getsockname()[1]
+    config = dataclasses.replace(settings.load("inventory"), grpc_port=0)
+    server = GrpcServer("test", _register, grace=0.1, watch_interval=0.05)
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    async with own_redis(redis_port) as url:
+        redis = cache.connect(url)
+        job = asyncio.create_task(server(Deps(config, None, redis, None)))  # type: ignore[arg-type]
+        port = await server.started()
+        assert await _health_status(port) == serving
+    # The Redis server stopped.
+    await eventually(lambda: _is(port, not_serving))
+    async with own_redis(redis_port):
+        await eventually(lambda: _is(port, serving))
+    job.cancel()
+    await asyncio.gather(job, return_exceptions=True)
+    await redis.aclose()
+
+
+async def test_a_services_own_check_makes_it_not_serving_until_it_passes() -> None:
+    loaded = asyncio.Event()
+
+    async def stock_loaded(deps: Deps) -> None:
+        if not loaded.is_set():
+            raise errors.ServiceUnavailable("Stock is being reloaded")
+
+    config = dataclasses.replace(settings.load("inventory"), grpc_port=0)
+    server = GrpcServer("test", _register, grace=0.1, watch_interval=0.05)
+    deps = Deps(config, None, None, None, ready_checks={"stock": stock_loaded})  # type: ignore[arg-type]
+    job = asyncio.create_task(server(deps))
+    port = await server.started()
+    assert await _health_status(port) == health_pb2.HealthCheckResponse.NOT_SERVING
+    loaded.set()
+    await eventually(lambda: _is(port, health_pb2.HealthCheckResponse.SERVING))
+    job.cancel()
+    await asyncio.gather(job, return_exceptions=True)
+
+
+async def _is(port: int, status: int) -> bool:
+    return await _health_status(port) == status

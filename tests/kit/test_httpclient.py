@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from kit import tracing
 from kit.httpclient import Client
 
 Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
@@ -101,3 +103,22 @@ async def test_connection_close_is_honoured_and_an_unreachable_or_slow_server_fa
             await Client(url, timeout=0.2).request("GET", "/slow")
     with pytest.raises(ConnectionError):
         await Client(url).request("GET", "/gone")
+
+
+async def test_a_request_carries_the_callers_trace_and_request_id() -> None:
+    heads: list[bytes] = []
+
+    async def record(head: bytes, writer: asyncio.StreamWriter) -> None:
+        heads.append(head)
+        await plain(b"{}")(head, writer)
+
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    tracing.traceparent.set(f"00-{trace}-b7ad6b7169203331-01")
+    tracing.request_id.set("caller-7")
+    async with server(record) as (url, _):
+        client = Client(url)
+        await client.request("GET", "/x")
+        await client.close()
+    (head,) = heads
+    assert re.search(rb"\r\ntraceparent: 00-" + trace.encode() + rb"-[0-9a-f]{16}-01\r\n", head)
+    assert b"\r\nx-request-id: caller-7\r\n" in head

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import logging.config
 import re
 import uuid
 from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
@@ -16,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kit import tracing
+from kit.logs import JsonFormatter, granian_config
 from kit.metrics import Observe
 
 PARENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -83,12 +88,12 @@ async def test_requests_are_counted_and_timed_per_route_template_and_status(
     labels = {"method": "GET", "route": "/observe-test/{item}"}
     count, timed = (
         sample("shop_http_requests_total", status="200", **labels),
-        sample("shop_http_request_seconds_count", **labels),
+        sample("shop_http_request_duration_seconds_count", **labels),
     )
     for item in ("a", "b", "c"):
         assert (await client.get(f"/observe-test/{item}")).status_code == 200
     assert sample("shop_http_requests_total", status="200", **labels) == count + 3
-    assert sample("shop_http_request_seconds_count", **labels) == timed + 3
+    assert sample("shop_http_request_duration_seconds_count", **labels) == timed + 3
 
 
 async def test_an_unhandled_error_is_a_counted_contract_500_with_a_request_id(
@@ -100,3 +105,42 @@ async def test_an_unhandled_error_is_a_counted_contract_500_with_a_request_id(
     assert answer.status_code == 500 and answer.headers["x-request-id"]
     assert answer.json()["message"] == "An unexpected error occurred"
     assert sample("shop_http_requests_total", **labels) == before + 1
+
+
+async def test_the_access_log_has_the_route_template_status_duration_request_id_and_trace() -> None:
+    app = Starlette(
+        routes=[Route("/observe-log/{item}", context)], middleware=[Middleware(Observe, access_log=1.0)]
+    )
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter("test"))
+    access = logging.getLogger("access")
+    access.addHandler(handler)
+    level = access.level
+    access.setLevel(logging.INFO)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
+            traceparent = f"00-{PARENT_TRACE}-b7ad6b7169203331-01"
+            headers = {"X-Request-ID": "logged-42", "traceparent": traceparent}
+            await client.get("/observe-log/7", headers=headers)
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    (line,) = [orjson.loads(raw) for raw in lines.getvalue().splitlines()]
+    assert line["route"] == "/observe-log/{item}" and line["method"] == "GET" and line["status"] == 200
+    assert line["requestId"] == "logged-42" and line["traceId"] == PARENT_TRACE
+    assert isinstance(line["ms"], float) and line["service"] == "test"
+
+
+def test_granians_own_lines_are_json_too() -> None:
+    config = granian_config("test")
+    logging.config.dictConfig(config)
+    lines = io.StringIO()
+    granian = logging.getLogger("_granian")
+    (handler,) = granian.handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(lines)
+    granian.info("Listening at: http://127.0.0.1:5001")
+    assert orjson.loads(lines.getvalue())["message"] == "Listening at: http://127.0.0.1:5001"

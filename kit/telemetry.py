@@ -1,0 +1,119 @@
+"""OpenTelemetry spans at every hop kit owns, off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+
+The trace context travels as it always did, in `kit.tracing.traceparent` and the W3C `traceparent`
+header, gRPC metadata and event headers; with tracing on, each hop also records a span whose id is
+the one it passes on, so the spans of one request link up across processes:
+
+- `server_span` for work received (an HTTP request in kit.metrics.Observe, a gRPC call in kit.grpc, an
+  event in kit.bus): a child of the caller's traceparent, and the current context while it runs;
+- `client_span` for work sent (a gRPC call, a service-to-service HTTP request, an event published by
+  the outbox relay): a child of the current context, whose traceparent is what goes out (`outgoing`).
+
+Sampling follows `OTEL_TRACES_SAMPLER` (default `parentbased_always_on`; `parentbased_traceidratio`
+with `OTEL_TRACES_SAMPLER_ARG=0.01` keeps 1%), read by the SDK; the decision travels in the
+traceparent's flags, so a trace is kept or dropped whole. Spans go out in batches over OTLP/HTTP
+(`OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. http://collector:4318). With tracing off each hop costs one
+attribute test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from kit import tracing
+
+tracer: Tracer | None = None
+"""The process's tracer while tracing is on, else None."""
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def setup(service: str, env: Mapping[str, str] | None = None, exporter: SpanExporter | None = None) -> None:
+    """Turn tracing on for this process if `OTEL_EXPORTER_OTLP_ENDPOINT` is set, or with `exporter`
+    (each span exported as it ends: tests); else leave it off."""
+    global tracer
+    env = os.environ if env is None else env
+    if exporter is not None:
+        processor: SimpleSpanProcessor | BatchSpanProcessor = SimpleSpanProcessor(exporter)
+    elif env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        processor = BatchSpanProcessor(OTLPSpanExporter())
+    else:
+        tracer = None
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": f"shop-{service}"}))
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("shop")
+
+
+def _context(traceparent: str) -> Context | None:
+    return _PROPAGATOR.extract({"traceparent": traceparent}) if traceparent else None
+
+
+def traceparent_of(span: Span) -> str:
+    found = span.get_span_context()
+    return f"00-{found.trace_id:032x}-{found.span_id:016x}-{int(found.trace_flags):02x}"
+
+
+def server_span(name: str, parent: str, kind: SpanKind = SpanKind.SERVER) -> Span | None:
+    """Start the span of work received with `parent` (a traceparent, or "" for a new trace) and make it
+    the current trace context; None while tracing is off."""
+    if tracer is None:
+        return None
+    span = tracer.start_span(name, context=_context(parent), kind=kind)
+    tracing.traceparent.set(traceparent_of(span))
+    return span
+
+
+def client_span(name: str, kind: SpanKind = SpanKind.CLIENT, parent: str | None = None) -> Span | None:
+    """Start the span of work sent from the current trace context (or `parent`, a traceparent: the
+    outbox relay sends events of other requests); None while tracing is off."""
+    if tracer is None:
+        return None
+    return tracer.start_span(
+        name, context=_context(tracing.traceparent.get() if parent is None else parent), kind=kind
+    )
+
+
+def outgoing(span: Span | None) -> str:
+    """The traceparent to send: the client span's, or without one a child of the current context."""
+    return traceparent_of(span) if span is not None else tracing.child_traceparent(tracing.traceparent.get())
+
+
+def handed_on(traceparent: str) -> str:
+    """The traceparent to store with work done later for the request that had `traceparent` (an event
+    written by a batch): that very context with tracing on, whose relay span becomes its child; else a
+    child of it, as every hop was before."""
+    return traceparent if tracer is not None else tracing.child_traceparent(traceparent)
+
+
+def finish(
+    span: Span | None,
+    *,
+    name: str | None = None,
+    error: BaseException | None = None,
+    failed: bool = False,
+    attributes: Mapping[str, str | int] | None = None,
+) -> None:
+    """End `span` (no-op for None), renamed once its name is known (a route), marked failed by `error`
+    (recorded) or `failed` (a 5xx answer, a gRPC error code)."""
+    if span is None:
+        return
+    if name is not None:
+        span.update_name(name)
+    if attributes:
+        span.set_attributes(attributes)
+    if error is not None:
+        span.record_exception(error)
+    if error is not None or failed:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()

@@ -1,0 +1,66 @@
+"""One checkout is one trace (OpenTelemetry, kit.telemetry): the edge's request, svc_order's saga, its
+gRPC calls to svc_inventory and svc_discount, the outbox's publication and svc_payment's consumer, all
+in the trace the client started, collected by the dev trace sink (devsinks/traces.py)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_checkout import ADDRESS, POLL, _stocked_product
+from tests.e2e.test_inventory import token
+from tests.support import eventually
+
+pytestmark = pytest.mark.e2e
+# (service, span kind) of every hop of a checkout.
+HOPS = {
+    ("shop-order", "server"),
+    ("shop-order", "client"),
+    ("shop-inventory", "server"),
+    ("shop-discount", "server"),
+    ("shop-order", "producer"),
+    ("shop-inventory", "producer"),
+    ("shop-payment", "consumer"),
+}
+
+
+async def test_one_checkout_is_one_trace_across_every_service_it_reaches(
+    edge: httpx.AsyncClient, stack: dict[str, str]
+) -> None:
+    buyer = await token(edge, "user@shop.local", "User123!")
+    seller = await token(edge, "seller@shop.local", "Seller123!")
+    product = await _stocked_product(edge, seller, units=2, price=120_000)
+    await edge.delete("/api/cart", headers=buyer)
+    await edge.post("/api/cart/items", json={"productId": product, "quantity": 1}, headers=buyer)
+    trace_id = secrets.token_hex(16)
+    headers = {**buyer, "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    body = {"shippingAddress": ADDRESS, "paymentMethod": "vnpay"}
+    placed = await edge.post(
+        "/api/orders/checkout", json=body, headers={**headers, "Idempotency-Key": str(uuid.uuid4())}
+    )
+    assert placed.status_code == 201, placed.text
+
+    async with httpx.AsyncClient(base_url=stack["traces"], timeout=10) as sink:
+
+        async def whole_trace() -> list[dict[str, Any]] | None:
+            answer = await sink.get(f"/api/traces/{trace_id}")
+            spans: list[dict[str, Any]] = answer.json() if answer.status_code == 200 else []
+            return spans if {(s["service"], s["kind"]) for s in spans} >= HOPS else None
+
+        spans = await eventually(whole_trace, within=20, interval=POLL)
+        assert trace_id in {t["traceId"] for t in (await sink.get("/api/traces")).json()}
+    by_id = {s["spanId"]: s for s in spans}
+    checkout = next(s for s in spans if s["name"] == "POST /api/orders/checkout")
+    # Each hop descends from the checkout request, which continues the client's trace.
+    for span in (s for s in spans if (s["service"], s["kind"]) in HOPS):
+        ancestor = span
+        while ancestor["parentSpanId"] in by_id:
+            ancestor = by_id[ancestor["parentSpanId"]]
+        assert ancestor["spanId"] == checkout["spanId"], span
+    reserve = next(s for s in spans if s["service"] == "shop-inventory" and s["kind"] == "server")
+    assert by_id[reserve["parentSpanId"]]["service"] == "shop-order"
+    assert not any(s["failed"] for s in spans)
