@@ -5,14 +5,14 @@
 ARG PYTHON_IMAGE=python:3.11.7
 
 # Build stage: the gRPC stubs (grpcio-tools) and the edge's hot modules compiled by mypyc
-# (edge/__init__.py says why), with the dev lock and the C compiler; the image keeps only what it built.
+# (edge/loader.py says why), with the dev lock and the C compiler; the image keeps only what it built.
 FROM ${PYTHON_IMAGE}-bookworm AS build
 WORKDIR /app
 COPY requirements/dev.txt requirements/
 RUN pip install --no-cache-dir --require-hashes -r requirements/dev.txt
 COPY . .
 RUN python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. protos/*.proto \
- && EDGE_NATIVE=off python -m edge.native
+ && python -m edge.native
 
 # The services and the edge: the runtime lock only (no compiler, test or dev tools).
 FROM ${PYTHON_IMAGE}-slim-bookworm AS runtime

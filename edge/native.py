@@ -1,7 +1,8 @@
 """`python -m edge.native`: compile the edge's hot modules with mypyc into `edge/_native/`.
 
 Run by `make native` (a dependency of `make run` and `make test`); needs mypy (a dev dependency), a C
-compiler and the Python headers. Why and how the build is used: the `edge` package's docstring.
+compiler and the Python headers. A build that is current (same sources, same compiler) is kept as it
+is. Why and how the build is used: `edge.loader`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edge import COMPILED, DIGEST_FILE, NATIVE_DIR, PACKAGE_DIR, sources_digest
+from edge.loader import COMPILED, DIGEST_FILE, NATIVE_DIR, PACKAGE_DIR, compiler_version, is_current, stamp
 
 
 def build(package_dir: Path = PACKAGE_DIR, native_dir: Path = NATIVE_DIR) -> None:
@@ -19,7 +20,7 @@ def build(package_dir: Path = PACKAGE_DIR, native_dir: Path = NATIVE_DIR) -> Non
     from mypyc.build import mypycify
     from setuptools import setup
 
-    digest = sources_digest(package_dir)
+    digest = stamp(package_dir, compiler_version())
     with tempfile.TemporaryDirectory(prefix="edge-native-") as work:
         scratch = Path(work)
         # mypy names a module after its path from the current folder: `edge/proxy.py` is edge.proxy.
@@ -45,11 +46,14 @@ def build(package_dir: Path = PACKAGE_DIR, native_dir: Path = NATIVE_DIR) -> Non
             os.chdir(previous)
         staged = scratch / "staged"
         shutil.copytree(scratch / "lib" / package_dir.name, staged)
-        (staged / DIGEST_FILE).write_text(digest + "\n")
+        (staged / DIGEST_FILE).write_text(digest)
         shutil.rmtree(native_dir, ignore_errors=True)
         shutil.move(staged, native_dir)
 
 
 if __name__ == "__main__":
-    build()
-    print(f"edge: {len(COMPILED)} modules compiled into {NATIVE_DIR}")
+    if is_current(PACKAGE_DIR, NATIVE_DIR, compiler_version()):
+        print(f"edge: the build in {NATIVE_DIR} is current")
+    else:
+        build()
+        print(f"edge: {len(COMPILED)} modules compiled into {NATIVE_DIR} by {compiler_version()}")

@@ -16,7 +16,7 @@ import time
 
 import uvloop
 
-from edge import RUNS_COMPILED
+from edge import loader
 from edge.accesslog import AccessLog
 from edge.admin import AdminServer
 from edge.config import EdgeConfig
@@ -158,7 +158,7 @@ async def serve(config: EdgeConfig, worker: int = 0) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    build = "compiled" if RUNS_COMPILED else "interpreted (no current build: `make native`)"
+    build = "compiled" if loader.runs_compiled() else "interpreted (no current build: `make native`)"
     assert edge.admin is not None
     log.info(
         "edge worker %d listening on %s:%d (admin %d), %s",

@@ -15,7 +15,7 @@ from kit.grpc import GrpcServer
 from kit.http import JSON, body_of, page_of, paging, path_uuid
 from kit.identity import require_role
 from kit.openapi import doc, listing, page, uuid_param
-from svc_inventory import engine, events, rpc, store
+from svc_inventory import engine, events, rpc, store, wire
 from svc_inventory.schemas import Level, SetStock
 
 
@@ -80,7 +80,7 @@ async def low_stock(request: Request) -> Response:
     items = [
         Level(
             **{k: v for k, v in dict(r).items() if k not in ("total", "variant_id")},
-            variant_id=events.wire_variant(r["variant_id"]),
+            variant_id=wire.wire_variant(r["variant_id"]),
         )
         for r in rows
     ]

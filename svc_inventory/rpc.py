@@ -14,9 +14,9 @@ from kit.grpc import servicer, uuid_field
 from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc
 from svc_inventory import engine, store
-from svc_inventory.engine import Outcome
-from svc_inventory.events import wire_variant
+from svc_inventory.reservations import Outcome
 from svc_inventory.schemas import MAX_LINE_QUANTITY, MAX_LINES, Line
+from svc_inventory.wire import wire_variant
 
 _STATE = {
     None: pb.RESERVATION_STATE_UNSPECIFIED,

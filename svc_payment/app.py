@@ -2,7 +2,7 @@
 
 A payment is created from `order.created` (events.py); the buyer reaches the gateway through
 `/api/payments/pay/{orderId}`; the gateway's IPN settles it (ledger.py), reconciliation (reconcile.py)
-settles what an IPN did not. Gateway protocols are in `svc_payment.gateways`, their I/O in providers.py.
+settles what an IPN did not. Gateway protocols are in `payment_gateways`, their I/O in providers/.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from kit.errors import BusinessRuleViolation, NotFound, invalid
 from kit.http import JSON, body_of, path_uuid
 from kit.identity import require_role, require_user
 from kit.openapi import doc
+from payment_gateways import METHODS
 from svc_payment import events, ledger, providers, reconcile, store
-from svc_payment.gateways import METHODS
 from svc_payment.ledger import Outcome, Payment
 from svc_payment.providers import Forged
 from svc_payment.schemas import PaymentView, RefundRequest, RefundView, ReturnView

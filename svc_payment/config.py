@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kit.settings import Settings
-from svc_payment.gateways import config as gateways
+from payment_gateways import config as gateways
 
 
 @dataclass(frozen=True, slots=True)

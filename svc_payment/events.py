@@ -10,8 +10,8 @@ from decimal import Decimal
 import asyncpg
 
 from kit.bus import Event, Handler, publish
+from payment_gateways import METHODS, WHOLE_VND_ONLY
 from svc_payment import store
-from svc_payment.gateways import METHODS, WHOLE_VND_ONLY
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from prometheus_client import Counter
 
 from kit.bus import publish
 from kit.errors import BusinessRuleViolation, Conflict, NotFound, invalid
+from payment_gateways import WHOLE_VND_ONLY
 from svc_payment import store
 from svc_payment.events import PaymentFailed, PaymentRefunded, PaymentSucceeded
-from svc_payment.gateways import WHOLE_VND_ONLY
 
 log = logging.getLogger(__name__)
 

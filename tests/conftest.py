@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import aiormq
 import pytest
 
+from edge import loader
 from kit import settings
 
 NAMESPACE = os.environ.get("SHOP_TEST_NS", "test")
@@ -49,6 +50,10 @@ def _test_environment() -> dict[str, str]:
 
 
 os.environ.update(_test_environment())
+# The edge's modules imported by any test come from its compiled build, as `python -m edge` runs them
+# (unless EDGE_NATIVE=off: `make test` runs the edge's tests both ways). Here, not in a hook: pytest
+# imports the conftests of the folders it is given (tests/edge's imports the edge) before any hook.
+loader.use_native()
 
 
 def _reset_vhost() -> None:

@@ -1,10 +1,13 @@
-"""Helpers shared by the tests: waiting for a condition, serving an app in-process, publishing events."""
+"""Helpers shared by the tests: identity headers, waiting for a condition, serving an app in-process,
+publishing events."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import shutil
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -20,6 +23,17 @@ from starlette.applications import Starlette
 from kit.grpc import GrpcServer, channel
 
 T = TypeVar("T")
+
+
+def identity(*roles: str, user_id: uuid.UUID | str | None = None, email: str | None = None) -> dict[str, str]:
+    """The identity headers the edge sets after verifying a token: a user (new unless `user_id` is given)
+    holding `roles` (a single "User" when none)."""
+    user_id = user_id or uuid.uuid4()
+    return {
+        "X-User-Id": str(user_id),
+        "X-User-Roles": ",".join(roles or ("User",)),
+        "X-User-Email": email or f"{user_id}@shop.test",
+    }
 
 
 async def eventually(check: Callable[[], Awaitable[T]], within: float = 10.0, interval: float = 0.05) -> T:
@@ -70,6 +84,26 @@ async def has_consumer(connection: aiormq.abc.AbstractConnection, queue: str) ->
         return False
     await channel.close()
     return bool(declared.consumer_count)
+
+
+async def drained(*queues: str) -> bool:
+    """Whether every message sent to `queues` (and their retry queues) was handled: none waits, none is
+    delivered but unacknowledged. A consumer acknowledges after its handler committed, so this is the
+    evidence that redelivered or repeated events had their (lack of) effect. The broker says so only
+    through `rabbitmqctl`: AMQP counts the ready messages alone."""
+    vhost = urllib.parse.unquote(urllib.parse.urlsplit(os.environ["AMQP_URL"]).path[1:]) or "/"
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    listing = await asyncio.create_subprocess_exec(
+        ctl, "-q", "list_queues", "-p", vhost, "name", "messages", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await listing.communicate()
+    counts = dict(line.split("\t") for line in out.decode().splitlines()[1:] if "\t" in line)
+    assert set(queues) <= set(counts), f"no such queue: {set(queues) - set(counts)}"
+    return all(
+        int(count) == 0
+        for name, count in counts.items()
+        if any(name == queue or name.startswith(f"{queue}.retry.") for queue in queues)
+    )
 
 
 @contextlib.asynccontextmanager

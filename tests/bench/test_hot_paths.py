@@ -29,9 +29,9 @@ from edge.protocol import Exchange, HttpProtocol, Limits
 from edge.ratelimit import Limiter, Policy, _Lease
 from kit import settings
 from kit.representation import Representation, answer, pack
+from payment_gateways import vnpay
 from svc_inventory import lua
 from svc_order.schemas import CheckoutRequest
-from svc_payment.gateways import vnpay
 from svc_product import documents
 from svc_product.schemas import ProductPage, ProductSummary
 from tests.bench.test_catalog_bench import detail_row

@@ -19,8 +19,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from devsinks import payments
+from devsinks.sandbox.sessions import VNPAY_PAGE
 from kit import settings
-from svc_payment.gateways import config, momo, vnpay, zalopay
+from payment_gateways import config, momo, vnpay, zalopay
 from tests.support import serve
 
 GATEWAYS = config.load()
@@ -73,7 +74,7 @@ def _vnpay_page(reference: str, amount: int = 5_000_000, secret: str = VNPAY_SEC
         "vnp_CreateDate": vnpay.timestamp(now),
         "vnp_ExpireDate": vnpay.timestamp(now + timedelta(minutes=15)),
     }
-    return vnpay.signed_url(payments.VNPAY_PAGE, secret, params)
+    return vnpay.signed_url(VNPAY_PAGE, secret, params)
 
 
 def _querydr(reference: str, created: str) -> vnpay.QueryRequest:

@@ -20,7 +20,7 @@ from kit.bus import AfterCommit, Broker, Consumer, Event, Handler, OutboxRelay, 
 from tests.conftest import PORT_OFFSET
 from tests.kit.conftest import KIT_DB
 from tests.servers import own_postgres
-from tests.support import eventually
+from tests.support import drained, eventually, has_consumer
 
 AMQP_URL = os.environ["AMQP_URL"]
 FAST_RETRIES = (0.1, 0.2, 0.4)
@@ -102,8 +102,11 @@ async def test_events_written_while_the_broker_is_down_go_out_when_it_returns(
     async with pool.acquire() as conn, conn.transaction():
         await publish(conn, event)
     unreachable = Broker("amqp://guest:guest@127.0.0.1:1/")
-    async with running(unreachable.run(), OutboxRelay(pool, unreachable, KIT_DB).run()):
-        await asyncio.sleep(0.5)
+    relay = OutboxRelay(pool, unreachable, KIT_DB)
+    async with running(unreachable.run(), relay.run()):
+        # The relay is up (it listens for new rows) and waits for a broker it cannot reach.
+        await eventually(lambda: asyncio.sleep(0, relay.listening))
+        assert not unreachable.connected
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT sent_at FROM outbox WHERE event_id = $1", event.event_id) is None
     assert await drain(amqp, queue) == []
@@ -123,6 +126,11 @@ async def _emit(channel: aiormq.abc.AbstractChannel, body: bytes, message_id: st
     )
 
 
+async def _bound(channel: aiormq.abc.AbstractChannel, service: str) -> None:
+    """Wait until the test consumer of `service` takes from its queue (bound: an event is not lost)."""
+    await eventually(lambda: has_consumer(channel.connection, f"{service}.user.verified"))
+
+
 def _consumer(pool: asyncpg.Pool, broker: Broker, handler: Handler) -> tuple[Consumer, str]:
     service = f"test{uuid.uuid4().hex[:8]}"
     return Consumer(service, pool, broker, {"user.verified": handler}, retry_delays=FAST_RETRIES), service
@@ -136,14 +144,14 @@ async def test_a_duplicate_delivery_has_no_second_effect(
     async def on_verified(conn: asyncpg.Connection, event: Verified) -> None:
         seen.append(event.user_id)
 
-    consumer, _ = _consumer(pool, broker, on_verified)
+    consumer, service = _consumer(pool, broker, on_verified)
     event = Verified(user_id=uuid.uuid4(), email="twice@x.io")
     body = msgspec.json.encode(event)
     async with running(consumer.run()):
-        await asyncio.sleep(0.3)  # the consumer declares and binds its queue
+        await _bound(amqp, service)
         await asyncio.gather(*(_emit(amqp, body, str(event.event_id)) for _ in range(3)))
         await eventually(lambda: asyncio.sleep(0, seen))
-        await asyncio.sleep(0.3)
+        await eventually(lambda: drained(f"{service}.user.verified"))
     assert seen == [event.user_id]
 
 
@@ -165,13 +173,13 @@ async def test_a_failing_handler_is_retried_and_its_effects_kept_once(
         if attempts < 3:
             raise ConnectionError("downstream hiccup")
 
-    consumer, _ = _consumer(pool, broker, flaky)
+    consumer, service = _consumer(pool, broker, flaky)
     event = Verified(user_id=uuid.uuid4(), email="flaky@x.io")
     async with running(consumer.run()):
-        await asyncio.sleep(0.3)
+        await _bound(amqp, service)
         await _emit(amqp, msgspec.json.encode(event), str(event.event_id))
         await eventually(lambda: asyncio.sleep(0, attempts >= 3))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: drained(f"{service}.user.verified"))
     assert attempts == 3
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM effects WHERE event_id = $1", event.event_id) == 1
@@ -202,10 +210,11 @@ async def test_after_commit_work_sees_the_committed_change_and_its_failure_is_no
     consumer, service = _consumer(pool, broker, with_after)
     event = Verified(user_id=uuid.uuid4(), email="after@x.io")
     async with running(consumer.run()):
-        await asyncio.sleep(0.3)
+        await _bound(amqp, service)
         await _emit(amqp, msgspec.json.encode(event), str(event.event_id))
         await eventually(lambda: asyncio.sleep(0, seen_committed))
-        await asyncio.sleep(0.8)  # longer than every retry delay together
+        # Nothing waits or is retried: the failure after the commit was not sent round again.
+        await eventually(lambda: drained(f"{service}.user.verified"))
     assert (attempts, seen_committed) == (1, [True])
     assert await drain(amqp, f"{service}.user.verified.dlq") == []
 
@@ -223,7 +232,7 @@ async def test_a_handler_that_keeps_failing_ends_in_the_dead_letter_queue(
     consumer, service = _consumer(pool, broker, broken)
     event = Verified(user_id=uuid.uuid4(), email="dead@x.io")
     async with running(consumer.run()):
-        await asyncio.sleep(0.3)
+        await _bound(amqp, service)
         await _emit(amqp, msgspec.json.encode(event), str(event.event_id))
         parked = await eventually(lambda: drain(amqp, f"{service}.user.verified.dlq"), within=5)
     assert attempts == 1 + len(FAST_RETRIES)
@@ -238,7 +247,7 @@ async def test_a_message_that_is_not_an_event_is_parked_without_retries(
 
     consumer, service = _consumer(pool, broker, never)
     async with running(consumer.run()):
-        await asyncio.sleep(0.3)
+        await _bound(amqp, service)
         await _emit(amqp, b"{not json", "m1")
         assert await eventually(lambda: _message_count(amqp, f"{service}.user.verified.dlq"), within=3) == 1
         for delay in FAST_RETRIES:

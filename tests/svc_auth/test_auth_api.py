@@ -10,18 +10,17 @@ import httpx
 import jwt
 import pytest
 
+from tests.support import identity
 from tests.svc_auth.conftest import CONFIG, Account, events_for, login, new_email, register, verified
 
 
 def admin_headers() -> dict[str, str]:
-    return {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "Admin", "X-User-Email": "admin@shop.local"}
+    return identity("Admin", email="admin@shop.local")
 
 
 def caller(account: Account, access_token: str, roles: str = "User") -> dict[str, str]:
     return {
-        "X-User-Id": account.user_id,
-        "X-User-Roles": roles,
-        "X-User-Email": account.email,
+        **identity(roles, user_id=account.user_id, email=account.email),
         "Authorization": f"Bearer {access_token}",
     }
 

@@ -15,12 +15,12 @@ from kit import settings
 from kit.app import make_app
 from protos import discount_pb2_grpc
 from svc_discount.app import grpc_server, service
-from tests.support import serve_grpc
+from tests.support import identity, serve_grpc
 
 BASE = settings.load("discount")
 # The job that frees usages held too long runs often, so a test sees it act on a backdated usage.
 CONFIG = dataclasses.replace(BASE, grpc_port=0, extra={**BASE.extra, "DISCOUNT_USAGE_SWEEP_SECONDS": "0.2"})
-ADMIN = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "Admin", "X-User-Email": "admin@shop.local"}
+ADMIN = identity("Admin", email="admin@shop.local")
 
 
 class Stack(msgspec.Struct):

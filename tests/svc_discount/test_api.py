@@ -6,9 +6,10 @@ import uuid
 
 import pytest
 
+from tests.support import identity
 from tests.svc_discount.conftest import ADMIN, Stack, coupon, new_code
 
-USER = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "User", "X-User-Email": "u@shop.test"}
+USER = identity("User")
 
 
 async def test_an_admin_creates_reads_changes_and_deactivates_a_discount(discounts: Stack) -> None:

@@ -14,7 +14,7 @@ from protos import discount_pb2 as pb
 from svc_discount import events as discount_events
 from svc_discount.ledger import expire_held
 from svc_order.events import OrderCancelled
-from tests.support import Publish, eventually, publisher
+from tests.support import Publish, drained, eventually, publisher
 from tests.svc_discount.conftest import ADMIN, Stack, coupon
 
 
@@ -192,7 +192,7 @@ async def test_a_confirmed_order_records_the_usage_and_a_cancelled_one_frees_it(
         return states == {kept: "USED", dropped: "RELEASED"}
 
     await eventually(settled)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: drained("discount.order.confirmed", "discount.order.cancelled"))
     assert await used_count(discounts, limited) == 1
     assert (await discounts.stub.ApplyDiscount(apply(str(limited["code"])))).applied
 
@@ -239,7 +239,7 @@ async def test_cancelling_a_confirmed_order_gives_the_buyer_the_coupon_back_once
     for event in (cancel, cancel, msgspec.structs.replace(cancel, event_id=uuid.uuid4())):
         await publish("order.exchange", "order.cancelled", msgspec.json.encode(event))
     await eventually(lambda: _is(discounts, order, "RELEASED"))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: drained("discount.order.cancelled"))
     assert await used_count(discounts, once) == 0
     assert (await discounts.stub.ApplyDiscount(apply(code, user=user))).applied
     assert await used_count(discounts, once) == 1

@@ -19,10 +19,10 @@ from protos import inventory_pb2_grpc
 from svc_inventory import engine
 from svc_inventory.app import grpc_server, service
 from svc_inventory.engine import Inventory
-from tests.support import serve_grpc
+from tests.support import identity, serve_grpc
 
 CONFIG = dataclasses.replace(settings.load("inventory"), grpc_port=0)
-ADMIN = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "Admin", "X-User-Email": "admin@shop.local"}
+ADMIN = identity("Admin", email="admin@shop.local")
 
 
 class Stack(msgspec.Struct):
@@ -43,7 +43,7 @@ async def stack() -> AsyncIterator[Stack]:
 
 
 def seller_headers(seller: uuid.UUID) -> dict[str, str]:
-    return {"X-User-Id": str(seller), "X-User-Roles": "Seller", "X-User-Email": "s@shop.test"}
+    return identity("Seller", user_id=seller)
 
 
 async def stocked(stack: Stack, on_hand: int, threshold: int = 0) -> uuid.UUID:

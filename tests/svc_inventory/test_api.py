@@ -11,10 +11,10 @@ import pytest
 
 from protos import inventory_pb2 as pb
 from svc_order.events import OrderCancelled
-from tests.support import Publish, eventually, publisher
+from tests.support import Publish, drained, eventually, identity, publisher
 from tests.svc_inventory.conftest import ADMIN, Stack, books, line, reserve, seller_headers, stocked
 
-USER = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "User", "X-User-Email": "u@shop.test"}
+USER = identity("User")
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ async def test_order_events_commit_and_release_reservations_once(stack: Stack, p
         return (b.on_hand, b.reserved, b.redis_available) == (7, 0, 7)
 
     await eventually(settled)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: drained("inventory.order.confirmed", "inventory.order.cancelled"))
     assert await settled()
 
 
@@ -194,7 +194,7 @@ async def test_cancelling_a_confirmed_order_puts_its_stock_back_once(stack: Stac
         await publish("order.exchange", "order.cancelled", msgspec.json.encode(event))
     await eventually(lambda: _books_are(stack, product, on_hand=10, redis=10))
     await eventually(lambda: _books_are(stack, other, on_hand=4, redis=4))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: drained("inventory.order.cancelled"))
     assert await _books_are(stack, product, on_hand=10, redis=10)
     assert (await books(stack, product)).committed_lines == 0
     state = await stack.db.fetchval("SELECT state FROM reservations WHERE order_id = $1", order)

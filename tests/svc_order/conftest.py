@@ -29,10 +29,10 @@ import pytest
 from kit import bus, settings
 from kit.app import make_app
 from svc_order.app import service
-from tests.support import Publish, eventually, publisher, serve
+from tests.support import Publish, eventually, identity, publisher, serve
 
 ROOT = Path(__file__).resolve().parents[2]
-ADMIN = {"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "Admin", "X-User-Email": "admin@shop.test"}
+ADMIN = identity("Admin", email="admin@shop.test")
 ADDRESS = {
     "fullName": "Nguyen Van A",
     "phone": "+84912345678",
@@ -53,18 +53,8 @@ def closed_address() -> str:
     return f"127.0.0.1:{free_port()}"
 
 
-def caller(*roles: str, user_id: uuid.UUID | None = None) -> dict[str, str]:
-    """The identity headers the edge would set for a user holding `roles`."""
-    user_id = user_id or uuid.uuid4()
-    return {
-        "X-User-Id": str(user_id),
-        "X-User-Roles": ",".join(roles),
-        "X-User-Email": f"{user_id}@shop.test",
-    }
-
-
 def buyer() -> dict[str, str]:
-    return caller("User")
+    return identity("User")
 
 
 def checkout_body(**overrides: Any) -> dict[str, Any]:
@@ -181,7 +171,7 @@ class Shop:
             "categoryId": self.category_id,
             **fields,
         }
-        created = await self.product.post("/api/products", json=body, headers=seller or caller("Seller"))
+        created = await self.product.post("/api/products", json=body, headers=seller or identity("Seller"))
         assert created.status_code == 201, created.text
         product_id: str = created.json()["id"]
         if stock is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.support import Publish, eventually
-from tests.svc_order.conftest import ADMIN, Shop, buyer, caller, order_app, paid
+from tests.support import Publish, eventually, identity
+from tests.svc_order.conftest import ADMIN, Shop, buyer, order_app, paid
 
 
 async def _placed(shop: Shop, who: dict[str, str], *lines: tuple[str, int], **body: Any) -> dict[str, Any]:
@@ -178,7 +178,7 @@ async def test_an_order_not_paid_within_its_window_is_cancelled_and_its_stock_re
 
 
 async def test_a_seller_sees_the_orders_holding_its_products_with_only_its_lines(shop: Shop) -> None:
-    seller = caller("Seller")
+    seller = identity("Seller")
     mine = await shop.new_product(price=20_000, stock=5, seller=seller)
     theirs = await shop.new_product(price=30_000, stock=5)
     order = await _placed(shop, buyer(), (mine, 2), (theirs, 1))

@@ -23,7 +23,7 @@ from kit.app import Deps, make_app
 from kit.bus import Event, publish
 from svc_payment import providers
 from svc_payment.app import service
-from tests.support import eventually, serve
+from tests.support import eventually, identity, serve
 from tests.svc_payment.orders import OrderCreated, new_order
 
 BASE = settings.load("payment")
@@ -109,8 +109,4 @@ async def events(stack: Stack, routing_key: str, order_id: uuid.UUID) -> list[di
     return [msgspec.json.decode(r["payload"]) for r in rows]
 
 
-def user(user_id: uuid.UUID, roles: str = "User") -> dict[str, str]:
-    return {"X-User-Id": str(user_id), "X-User-Roles": roles, "X-User-Email": f"{user_id.hex[:8]}@shop.test"}
-
-
-ADMIN = user(uuid.uuid4(), "Admin")
+ADMIN = identity("Admin")

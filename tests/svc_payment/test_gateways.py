@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from svc_payment.gateways import common, momo, vnpay, zalopay
+from payment_gateways import common, momo, vnpay, zalopay
 
 
 def _hmac(algorithm: str, key: str, message: str) -> str:

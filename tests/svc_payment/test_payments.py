@@ -4,15 +4,14 @@ payment is flagged for refund, never reopened."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 
-from svc_payment.gateways import config, momo, vnpay, zalopay
-from tests.support import eventually
+from payment_gateways import config, momo, vnpay, zalopay
+from tests.support import drained, eventually, identity
 from tests.svc_payment.conftest import (
     ADMIN,
     Stack,
@@ -22,7 +21,6 @@ from tests.svc_payment.conftest import (
     payment_of,
     placed,
     send,
-    user,
 )
 from tests.svc_payment.orders import cancelled, new_order
 
@@ -40,18 +38,20 @@ async def test_order_created_opens_one_payment_even_when_delivered_again(stack: 
     await send(stack, msgspec.structs.replace(order, event_id=uuid.uuid4()))
     unsent = "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"
     await eventually(lambda: stack.db.fetchval(unsent))
-    await asyncio.sleep(0.3)  # and let the consumer take them
+    await eventually(lambda: drained("payment.order.created"))  # and the consumer took them
     count = await stack.db.fetchval("SELECT count(*) FROM payments WHERE order_id = $1", order.order_id)
     assert count == 1 and row["amount"] == 99_000 and row["method"] == "momo"
 
-    mine = await stack.http.get(f"/api/payments/orders/{order.order_id}", headers=user(order.user_id))
+    mine = await stack.http.get(
+        f"/api/payments/orders/{order.order_id}", headers=identity(user_id=order.user_id)
+    )
     assert mine.status_code == 200, mine.text
     body = mine.json()
     assert body["status"] == "PENDING" and body["amount"] == 99000 and body["method"] == "momo"
     assert body["paymentId"] == str(row["id"])
     assert body["paymentUrl"].endswith(f"/api/payments/pay/{order.order_id}")
     assert (await stack.http.get(f"/api/payments/orders/{order.order_id}", headers=ADMIN)).status_code == 200
-    other = await stack.http.get(f"/api/payments/orders/{order.order_id}", headers=user(uuid.uuid4()))
+    other = await stack.http.get(f"/api/payments/orders/{order.order_id}", headers=identity())
     assert other.status_code == 404
     assert (await stack.http.get(f"/api/payments/orders/{order.order_id}")).status_code == 401
 

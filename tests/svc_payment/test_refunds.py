@@ -8,7 +8,8 @@ from datetime import timedelta
 import httpx
 
 from svc_payment import providers, reconcile
-from tests.svc_payment.conftest import ADMIN, Stack, buy, events, payment_of, placed, user
+from tests.support import identity
+from tests.svc_payment.conftest import ADMIN, Stack, buy, events, payment_of, placed
 
 
 async def _paid(stack: Stack, method: str, amount: float = 125_000) -> uuid.UUID:
@@ -55,8 +56,8 @@ async def test_partial_refunds_add_up_to_the_payment_and_never_beyond(stack: Sta
 async def test_only_an_admin_refunds_and_only_a_paid_payment(stack: Stack) -> None:
     payment_id = await _paid(stack, "momo")
     url = f"/api/payments/{payment_id}/refund"
-    assert (await stack.http.post(url, headers=user(uuid.uuid4()))).status_code == 403
-    assert (await stack.http.post(url, headers=user(uuid.uuid4(), "Seller"))).status_code == 403
+    assert (await stack.http.post(url, headers=identity())).status_code == 403
+    assert (await stack.http.post(url, headers=identity("Seller"))).status_code == 403
     assert (await stack.http.post(url)).status_code == 401
     assert (await stack.http.post(f"/api/payments/{uuid.uuid4()}/refund", headers=ADMIN)).status_code == 404
     assert (await stack.http.post(url, json={"amount": 100.5}, headers=ADMIN)).status_code == 400  # whole VND

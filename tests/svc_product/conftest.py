@@ -23,7 +23,7 @@ import pytest
 from kit import settings
 from kit.app import make_app
 from svc_product.app import service
-from tests.support import serve
+from tests.support import identity, serve
 
 
 def _free_port() -> int:
@@ -54,26 +54,16 @@ async def db(client: httpx.AsyncClient) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
-def caller(*roles: str, user_id: uuid.UUID | None = None) -> dict[str, str]:
-    """The identity headers the edge would set for a new user holding `roles`."""
-    user_id = user_id or uuid.uuid4()
-    return {
-        "X-User-Id": str(user_id),
-        "X-User-Roles": ",".join(roles),
-        "X-User-Email": f"{user_id}@shop.test",
-    }
-
-
 def seller() -> dict[str, str]:
-    return caller("Seller")
+    return identity("Seller")
 
 
 def admin() -> dict[str, str]:
-    return caller("Admin")
+    return identity("Admin")
 
 
 def user() -> dict[str, str]:
-    return caller("User")
+    return identity("User")
 
 
 def word() -> str:

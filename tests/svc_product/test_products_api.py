@@ -7,9 +7,9 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.support import identity
 from tests.svc_product.conftest import (
     admin,
-    caller,
     events_of,
     new_brand,
     new_category,
@@ -141,7 +141,7 @@ async def test_a_body_that_is_not_json_is_refused(client: httpx.AsyncClient) -> 
 
 @pytest.mark.parametrize(
     ("headers", "status"),
-    [({}, 401), (user(), 403), (caller("User", "Seller"), 201), (admin(), 201)],
+    [({}, 401), (user(), 403), (identity("User", "Seller"), 201), (admin(), 201)],
     ids=["guest", "user", "seller", "admin"],
 )
 async def test_only_sellers_and_admins_create_products(

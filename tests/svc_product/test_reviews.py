@@ -12,8 +12,8 @@ import msgspec
 import pytest
 from pamqp import commands as spec
 
-from tests.support import eventually
-from tests.svc_product.conftest import bound, caller, new_product, seller, user
+from tests.support import eventually, identity
+from tests.svc_product.conftest import bound, new_product, seller, user
 
 
 async def review(
@@ -153,7 +153,7 @@ async def test_review_authors_show_their_current_name(
         items = (await client.get(reviews_path)).json()["items"]
         return bool(items) and items[0]["authorName"] == name
 
-    assert (await review(client, product["id"], caller("User", user_id=user_id))).status_code == 201
+    assert (await review(client, product["id"], identity("User", user_id=user_id))).status_code == 201
     assert await reviewed_as("Customer")  # no name on record yet; the page is cached from here on
 
     now = datetime.now(UTC)
@@ -175,6 +175,6 @@ async def test_review_authors_show_their_current_name(
     await asyncio.sleep(0.3)
     assert await reviewed_as("Ann Tran")
     again = await review(
-        client, (await new_product(client, category["id"]))["id"], caller("User", user_id=user_id)
+        client, (await new_product(client, category["id"]))["id"], identity("User", user_id=user_id)
     )
     assert again.json()["authorName"] == "Ann Tran"

@@ -13,8 +13,8 @@ import pytest
 from kit import settings
 from kit.app import make_app
 from svc_user.app import service
-from tests.support import eventually, publisher, serve
-from tests.svc_user.support import QUEUE, User, UserService, identity, user_verified
+from tests.support import eventually, identity, publisher, serve
+from tests.svc_user.support import QUEUE, User, UserService, user_verified
 
 CONFIG = settings.load("user")
 
@@ -51,7 +51,7 @@ async def new_user(svc: UserService, announce: Announce) -> NewUser:
         user_id = uuid.uuid4()
         email = email or f"u{user_id.hex[:12]}@shop.test"
         await announce(user_verified(user_id, email, full_name))
-        headers = identity(user_id, email)
+        headers = identity(user_id=user_id, email=email)
 
         async def created() -> bool:
             return (await svc.http.get("/api/users/me", headers=headers)).status_code == 200

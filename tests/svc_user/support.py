@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 
 from kit.app import Deps
-from tests.support import eventually
+from tests.support import eventually, identity
 
 DATA = Path(__file__).parent / "data"
 QUEUE = "user.user.verified"
@@ -39,13 +39,8 @@ class User:
     headers: dict[str, str] = field(repr=False)
 
 
-def identity(user_id: uuid.UUID, email: str, roles: str = "User") -> dict[str, str]:
-    """The headers the edge sets after verifying a token."""
-    return {"X-User-Id": str(user_id), "X-User-Roles": roles, "X-User-Email": email}
-
-
 def admin() -> dict[str, str]:
-    return identity(uuid.uuid4(), "admin@shop.local", "Admin")
+    return identity("Admin", email="admin@shop.local")
 
 
 def user_verified(user_id: uuid.UUID, email: str, full_name: str) -> bytes:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.support import identity
 from tests.svc_user.conftest import NewUser
-from tests.svc_user.support import User, UserService, announced, identity
+from tests.svc_user.support import User, UserService, announced
 
 HOME = {
     "fullName": "Nguyễn Văn An",
@@ -209,6 +210,6 @@ async def test_a_missing_field_is_400(svc: UserService, new_user: NewUser) -> No
 
 
 async def test_addresses_need_a_profile_and_a_caller(svc: UserService) -> None:
-    stranger = identity(uuid.uuid4(), "stranger@shop.test")
+    stranger = identity(email="stranger@shop.test")
     assert (await svc.http.post("/api/users/me/addresses", headers=stranger, json=HOME)).status_code == 404
     assert (await svc.http.get("/api/users/me/addresses")).status_code == 401

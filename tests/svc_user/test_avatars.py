@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from svc_user.avatars import MAX_BYTES, Image, Malformed, sniff
+from tests.support import identity
 from tests.svc_user.conftest import NewUser
-from tests.svc_user.support import User, UserService, announced, identity, jpeg, png, webp
+from tests.svc_user.support import User, UserService, announced, jpeg, png, webp
 
 
 async def upload(
@@ -165,7 +166,7 @@ async def test_avatars_of_unknown_users_are_404(svc: UserService) -> None:
 async def test_uploading_needs_a_caller_with_a_profile(svc: UserService) -> None:
     headers = {"Content-Type": "image/png"}
     assert (await svc.http.put("/api/users/me/avatar", headers=headers, content=png())).status_code == 401
-    stranger = {**identity(uuid.uuid4(), "stranger@shop.test"), **headers}
+    stranger = {**identity(email="stranger@shop.test"), **headers}
     assert (await svc.http.put("/api/users/me/avatar", headers=stranger, content=png())).status_code == 404
 
 

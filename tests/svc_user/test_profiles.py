@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from kit import settings
 from kit.app import make_app
 from svc_user.app import service
-from tests.support import eventually, serve
+from tests.support import eventually, identity, serve
 from tests.svc_user.conftest import Announce, NewUser
 from tests.svc_user.support import (
     QUEUE,
@@ -21,7 +21,6 @@ from tests.svc_user.support import (
     UserService,
     announced,
     announcements,
-    identity,
     user_verified,
 )
 
@@ -55,7 +54,7 @@ async def test_a_verified_account_gets_a_profile_with_default_preferences(
 
 
 async def test_me_is_404_until_the_account_is_verified(svc: UserService) -> None:
-    response = await svc.http.get("/api/users/me", headers=identity(uuid.uuid4(), "new@shop.test"))
+    response = await svc.http.get("/api/users/me", headers=identity(email="new@shop.test"))
     assert response.status_code == 404 and response.json()["error"] == "NotFound"
     assert (await svc.http.get("/api/users/me")).status_code == 401
 

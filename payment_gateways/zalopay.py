@@ -16,7 +16,7 @@ from datetime import datetime
 
 import msgspec
 
-from svc_payment.gateways.common import hmac_sha256, same_signature, vietnam_time
+from payment_gateways.common import hmac_sha256, same_signature, vietnam_time
 
 SUCCESS, FAILED, PROCESSING = 1, 2, 3  # return_code of query and refund
 CALLBACK_ORDER = 1

@@ -18,7 +18,7 @@ from urllib.parse import quote_plus
 
 import msgspec
 
-from svc_payment.gateways.common import VIETNAM, hmac_sha512, same_signature, vietnam_time
+from payment_gateways.common import VIETNAM, hmac_sha512, same_signature, vietnam_time
 
 VERSION = "2.1.0"
 SUCCESS = "00"  # vnp_ResponseCode and vnp_TransactionStatus of a paid transaction

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import msgspec
 
-from svc_payment.gateways.common import hmac_sha256, same_signature
+from payment_gateways.common import hmac_sha256, same_signature
 
 SUCCESS = 0
 # Query result codes that mean "not final yet": initiated, processing, authorised but not captured.
