@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from kit import cache, db, logs, readiness, settings, telemetry
-from kit.bus import Broker, Consumer, Handler, OutboxRelay
+from kit.bus import Broker, Consumer, Handler
 from kit.errors import (
     BusinessRuleViolation,
     Conflict,
@@ -39,6 +39,7 @@ from kit.errors import (
 from kit.http import JSON
 from kit.metrics import Observe, metrics_endpoint
 from kit.openapi import document
+from kit.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 - `publish(conn, event)` inserts the event into the outbox inside the caller's transaction and wakes the
   relay with NOTIFY (delivered only on commit), so a rolled-back change never publishes.
-- `OutboxRelay` publishes unsent rows with publisher confirms and marks them sent in the same
+- `kit.relay.OutboxRelay` publishes unsent rows with publisher confirms and marks them sent in the same
   transaction that locked them; if RabbitMQ is down the rows simply wait.
 - `Consumer` runs one durable queue per routing key (`<service>.<routing key>`), acks manually, records
   each processed `eventId` in the inbox in the handler's own transaction, retries a failed message after
@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ import msgspec
 from aiormq.abc import DeliveredMessage
 from opentelemetry.trace import SpanKind
 from pamqp import commands as spec
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 
 from kit import telemetry, tracing
 
@@ -57,13 +56,6 @@ EXCHANGES: dict[str, str] = {
 RETRY_DELAYS = (1.0, 2.0, 4.0)
 
 consumed = Counter("shop_events_consumed_total", "Events handled by outcome", ["queue", "outcome"])
-relayed = Counter("shop_events_published_total", "Outbox rows published", ["routing_key"])
-outbox_listening = Gauge(
-    "shop_outbox_listening",
-    "1 while the outbox relay hears commits at once (NOTIFY), 0 while it only polls",
-    # With several workers (kit.serve.share_metrics): 0 as soon as one of them only polls.
-    multiprocess_mode="livemin",
-)
 
 
 def _now() -> datetime:
@@ -161,7 +153,7 @@ class Broker:
                 await self._connection.close()
 
 
-def _properties(
+def properties(
     event_id: uuid.UUID | str, traceparent: str | None, attempt: int = 0, error: str | None = None
 ) -> spec.Basic.Properties:
     headers: dict[str, Any] = {"x-attempt": attempt}
@@ -176,137 +168,6 @@ def _properties(
         timestamp=_now(),
         headers=headers,
     )
-
-
-class OutboxRelay:
-    """Publishes outbox rows with publisher confirms; wakes on NOTIFY and polls once a second.
-
-    The NOTIFY listener is a connection of its own to `listen_url`, outside the pool and straight to
-    the server (LISTEN needs a session, which a transaction pooler does not keep). When the server cuts
-    it (a restart, a failover) nothing in the relay's own calls fails, so a termination callback
-    notices instead: the loop listens again on a new connection at once, and says so in the log, in
-    `listening` (the service's readiness) and in the `shop_outbox_listening` gauge. Without it every
-    event would wait for the next poll, a hundred times slower, for good.
-    """
-
-    def __init__(self, pool: asyncpg.Pool, broker: Broker, listen_url: str, batch: int = 200) -> None:
-        self.pool = pool
-        self.broker = broker
-        self.listen_url = listen_url
-        self.batch = batch
-        self.listening = False
-        self._wake = asyncio.Event()
-        self._last_cleanup = 0.0
-
-    async def run(self) -> None:
-        listener: asyncpg.Connection | None = None
-        channel: aiormq.abc.AbstractChannel | None = None
-        try:
-            while True:
-                try:
-                    if listener is None or not self.listening:
-                        await self._release(listener)
-                        listener = None
-                        listener = await self._listen()
-                    if channel is None or channel.is_closed:
-                        connection = await self.broker.connection()
-                        channel = await connection.channel(publisher_confirms=True)
-                    self._wake.clear()
-                    if await self.flush(channel) >= self.batch:
-                        continue
-                    await self._cleanup()
-                    # Not wait_for: on 3.11 it can swallow a cancellation that races the wake-up.
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(1.0):
-                            await self._wake.wait()
-                except Exception as exc:
-                    log.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
-                    channel = None
-                    await self._release(listener)
-                    listener = None
-                    await asyncio.sleep(1.0)
-        finally:
-            await self._release(listener)
-
-    async def _listen(self) -> asyncpg.Connection:
-        listener: asyncpg.Connection = await asyncpg.connect(self.listen_url, timeout=5)
-        try:
-            await listener.add_listener("kit_outbox", self._on_notify)
-        except BaseException:
-            listener.terminate()
-            raise
-        listener.add_termination_listener(self._on_listener_lost)
-        self._set_listening(True)
-        return listener
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    def _on_listener_lost(self, *_: object) -> None:
-        log.warning("outbox listener connection lost; listening again on a new one")
-        self._set_listening(False)
-        self._wake.set()
-
-    def _set_listening(self, up: bool) -> None:
-        self.listening = up
-        outbox_listening.set(1 if up else 0)
-
-    async def _release(self, listener: asyncpg.Connection | None) -> None:
-        if listener is not None:
-            self._set_listening(False)
-            listener.remove_termination_listener(self._on_listener_lost)
-            listener.terminate()  # at once, even when the server no longer answers
-
-    async def flush(self, channel: aiormq.abc.AbstractChannel) -> int:
-        """Publish one batch of unsent rows; return how many went out."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, event_id, exchange, routing_key, payload, traceparent FROM outbox"
-                " WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self.batch,
-            )
-            if not rows:
-                return 0
-            # With tracing on, each event's publication is a span of the request that wrote it.
-            spans = [
-                telemetry.client_span(
-                    f"{row['routing_key']} publish", SpanKind.PRODUCER, row["traceparent"] or ""
-                )
-                for row in rows
-            ]
-            confirms = await asyncio.gather(
-                *(
-                    channel.basic_publish(
-                        row["payload"],
-                        exchange=row["exchange"],
-                        routing_key=row["routing_key"],
-                        properties=_properties(
-                            row["event_id"], telemetry.traceparent_of(span) if span else row["traceparent"]
-                        ),
-                        timeout=10,
-                    )
-                    for row, span in zip(rows, spans, strict=True)
-                )
-            )
-            for span in spans:
-                telemetry.finish(span)
-            if not all(isinstance(c, spec.Basic.Ack) for c in confirms):
-                raise RuntimeError("broker refused to confirm a published event")
-            await conn.execute(
-                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-            )
-        for row in rows:
-            relayed.labels(row["routing_key"]).inc()
-        return len(rows)
-
-    async def _cleanup(self) -> None:
-        """Forget sent rows after a week; they are kept that long for inspection and replay."""
-        if time.monotonic() - self._last_cleanup < 600:
-            return
-        self._last_cleanup = time.monotonic()
-        async with self.pool.acquire() as conn:
-            await conn.execute("DELETE FROM outbox WHERE sent_at < now() - interval '7 days'")
-            await conn.execute("DELETE FROM inbox WHERE processed_at < now() - interval '30 days'")
 
 
 # What a handler may leave to run after its transaction commits.
@@ -462,7 +323,7 @@ class Consumer:
                 message.body,
                 exchange="",
                 routing_key=target,
-                properties=_properties(
+                properties=properties(
                     message.header.properties.message_id or "",
                     traceparent if isinstance(traceparent, str) else None,
                     attempt + 1,

@@ -16,7 +16,8 @@ from pamqp import commands as spec
 from prometheus_client import REGISTRY
 
 from kit import db
-from kit.bus import AfterCommit, Broker, Consumer, Event, Handler, OutboxRelay, publish
+from kit.bus import AfterCommit, Broker, Consumer, Event, Handler, publish
+from kit.relay import OutboxRelay
 from tests.conftest import PORT_OFFSET
 from tests.kit.conftest import KIT_DB
 from tests.servers import own_postgres

@@ -22,10 +22,11 @@ from starlette.routing import Route
 
 from kit import settings, telemetry, tracing
 from kit.app import Deps
-from kit.bus import Broker, OutboxRelay, declare_topology, publish
+from kit.bus import Broker, declare_topology, publish
 from kit.grpc import GrpcServer, channel
 from kit.httpclient import Client
 from kit.metrics import Observe
+from kit.relay import OutboxRelay
 from tests.kit import test_bus
 from tests.kit.conftest import KIT_DB
 from tests.kit.test_bus import AMQP_URL, Verified, _consumer, running
