@@ -8,12 +8,11 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kit import settings
 from tests.conftest import PORT_OFFSET
-from tests.faults.shop import Shop
+from tests.faults.shop import Shop, shop_of
 from tests.servers import OwnPostgres, OwnRabbitMQ, own_postgres, own_rabbitmq, own_redis
 from tests.stack import OPEN_LIMITS, Stack, running_stack
 
@@ -73,17 +72,6 @@ def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="session")
-async def shop(stack: Stack, servers: Servers) -> AsyncIterator[Shop]:
-    limits = httpx.Limits(max_connections=600, max_keepalive_connections=600)
-    async with (
-        httpx.AsyncClient(base_url=stack.url("edge"), timeout=30, limits=limits) as edge,
-        httpx.AsyncClient(base_url=stack.url("sandbox"), timeout=30) as sandbox,
-    ):
-        login = {"email": "seller@shop.local", "password": "Seller123!"}
-        token = (await edge.post("/api/auth/login", json=login)).json()["accessToken"]
-        databases = {
-            spec.name: f"{servers.postgres.url}/{spec.database}"
-            for spec in settings.SERVICES.values()
-            if spec.database
-        }
-        yield Shop(edge, sandbox, dict(stack.env), {"Authorization": f"Bearer {token}"}, databases)
+async def shop(stack: Stack) -> AsyncIterator[Shop]:
+    async with shop_of(stack) as shopper:
+        yield shopper

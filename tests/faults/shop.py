@@ -3,9 +3,11 @@ payments through the sandbox, and the database rows that show what really happen
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,7 @@ import httpx
 import jwt
 
 from kit import settings
+from tests.stack import Stack
 from tests.support import eventually
 
 ADDRESS = {
@@ -127,3 +130,22 @@ class Shop:
             "order", "SELECT status FROM orders WHERE id = ANY($1::uuid[])", [uuid.UUID(o) for o in order_ids]
         )
         return Counter(row["status"] for row in rows)
+
+
+@contextlib.asynccontextmanager
+async def shop_of(stack: Stack) -> AsyncIterator[Shop]:
+    """A shopper at `stack`'s edge and payment sandbox, with the seed seller signed in, reading each
+    service's database straight from the server (past any pooler)."""
+    limits = httpx.Limits(max_connections=600, max_keepalive_connections=600)
+    async with (
+        httpx.AsyncClient(base_url=stack.url("edge"), timeout=30, limits=limits) as edge,
+        httpx.AsyncClient(base_url=stack.url("sandbox"), timeout=30) as sandbox,
+    ):
+        login = {"email": "seller@shop.local", "password": "Seller123!"}
+        token = (await edge.post("/api/auth/login", json=login)).json()["accessToken"]
+        databases = {
+            spec.name: settings.load(spec.name, stack.env).database_direct_url or ""
+            for spec in settings.SERVICES.values()
+            if spec.database
+        }
+        yield Shop(edge, sandbox, dict(stack.env), {"Authorization": f"Bearer {token}"}, databases)

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kit import settings
 from tests.conftest import PORT_OFFSET
 from tests.faults.conftest import Servers
-from tests.faults.shop import Shop, buyer
+from tests.faults.shop import Shop, buyer, shop_of
 from tests.servers import own_postgres
 from tests.stack import Stack, running_stack
 from tests.support import eventually
@@ -54,21 +54,9 @@ def scaled_stack(scaled_env: dict[str, str], tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="module")
-async def scaled_shop(
-    scaled_stack: Stack, servers: Servers, scaled_env: dict[str, str]
-) -> AsyncIterator[Shop]:
-    async with (
-        httpx.AsyncClient(base_url=scaled_stack.url("edge"), timeout=30) as edge,
-        httpx.AsyncClient(base_url=scaled_stack.url("sandbox"), timeout=30) as sandbox,
-    ):
-        login = {"email": "seller@shop.local", "password": "Seller123!"}
-        token = (await edge.post("/api/auth/login", json=login)).json()["accessToken"]
-        databases = {
-            key.removesuffix("_DATABASE_DIRECT_URL").lower(): url
-            for key, url in scaled_env.items()
-            if key.endswith("_DATABASE_DIRECT_URL")
-        }
-        yield Shop(edge, sandbox, scaled_env, {"Authorization": f"Bearer {token}"}, databases)
+async def scaled_shop(scaled_stack: Stack) -> AsyncIterator[Shop]:
+    async with shop_of(scaled_stack) as shopper:
+        yield shopper
 
 
 def second_instance_port(env: dict[str, str], name: str) -> int:
