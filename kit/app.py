@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,15 +136,44 @@ async def running(service: Service, config: settings.Settings) -> AsyncIterator[
         yield deps
     finally:
         # 1. stop background work (consumers stop taking messages; unacked ones are redelivered)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(tasks, STOP_SECONDS)
         # 2. close the broker, the cache, then the pool once nothing uses it
         if deps.broker is not None:
-            await deps.broker.close()
+            await _bounded("broker", deps.broker.close())
         if deps.redis is not None:
-            await deps.redis.aclose()
-        await pool.close()
+            await _bounded("redis", deps.redis.aclose())
+        # On a timeout `wait_for` cancels `close()`, and asyncpg then terminates the pool's connections.
+        await _bounded("database pool", pool.close())
+
+
+# How long a stopping process waits for each step (background tasks, broker, cache, pool): a stop never
+# hangs on a peer that does not answer or a task that ignores its cancellation.
+STOP_SECONDS = 10.0
+
+
+async def stop_tasks(tasks: Sequence[asyncio.Task[None]], within: float) -> None:
+    """Cancel `tasks` and wait up to `within` seconds for them to end; log those that did not, with
+    where each one waits (a library that turns a cancellation into an ordinary error, caught by a retry
+    loop, would otherwise keep the process from ever stopping)."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=within)
+    for task in pending:
+        where = io.StringIO()
+        task.print_stack(file=where)
+        log.error(
+            "background task ignored its cancellation",
+            extra={"task": task.get_name(), "stack": where.getvalue()},
+        )
+
+
+async def _bounded(what: str, closing: Awaitable[None]) -> None:
+    try:
+        await asyncio.wait_for(closing, STOP_SECONDS)
+    except TimeoutError:
+        log.error("closing took too long, abandoned", extra={"what": what, "seconds": STOP_SECONDS})
 
 
 async def _ready(request: Request) -> Response:

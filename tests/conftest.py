@@ -22,6 +22,8 @@ import pytest
 from edge import loader
 from kit import settings
 
+pytest_plugins = ["tests.watchdog"]
+
 NAMESPACE = os.environ.get("SHOP_TEST_NS", "test")
 TEST_VHOST = f"shop_{NAMESPACE}"
 PORT_OFFSET = int(os.environ.get("SHOP_TEST_PORT_OFFSET", "10000"))
