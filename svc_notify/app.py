@@ -113,7 +113,9 @@ async def dispatcher(d: Deps) -> None:
         SmsSender(d.state["twilio"], d.settings.public_url),
         PushSender(d.db, d.state["vapid"], d.state["config"]),
     )
-    await dispatch(d.db, [ChannelWorker(d.db, sender, policies[sender.channel]) for sender in senders])
+    assert d.settings.database_direct_url is not None
+    workers = [ChannelWorker(d.db, sender, policies[sender.channel]) for sender in senders]
+    await dispatch(workers, d.settings.database_direct_url)
 
 
 routes = [

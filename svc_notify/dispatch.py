@@ -140,21 +140,21 @@ class ChannelWorker:
             await queue.sent(self.pool, row, provider_id)
 
 
-async def _listen_until_lost(pool: asyncpg.Pool, wake: Callable[..., None]) -> None:
+async def _listen_until_lost(url: str, wake: Callable[..., None]) -> None:
     lost = asyncio.Event()
-    async with pool.acquire() as listener:
+    listener = await asyncpg.connect(url, timeout=5)
+    try:
         listener.add_termination_listener(lambda _: lost.set())
         await listener.add_listener(queue.WAKE_CHANNEL, wake)
-        try:
-            await lost.wait()
-        finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(queue.WAKE_CHANNEL, wake)
+        await lost.wait()
+    finally:
+        listener.terminate()  # at once, even when the server no longer answers
 
 
-async def _listen(pool: asyncpg.Pool, workers: Sequence[ChannelWorker]) -> None:
-    """Wake the workers on every NOTIFY of the handlers' inserts; a lost connection is replaced (the
-    workers poll meanwhile)."""
+async def _listen(url: str, workers: Sequence[ChannelWorker]) -> None:
+    """Wake the workers on every NOTIFY of the handlers' inserts, on a connection of its own to `url`,
+    straight to the server (LISTEN needs a session, which a transaction pooler does not keep); a lost
+    connection is replaced (the workers poll meanwhile)."""
 
     def wake_all(*_: object) -> None:
         for worker in workers:
@@ -162,17 +162,18 @@ async def _listen(pool: asyncpg.Pool, workers: Sequence[ChannelWorker]) -> None:
 
     while True:
         try:
-            await _listen_until_lost(pool, wake_all)
+            await _listen_until_lost(url, wake_all)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             log.warning("notification listener lost, retrying", extra={"error": repr(exc)})
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def dispatch(pool: asyncpg.Pool, workers: Sequence[ChannelWorker]) -> None:
-    """Run the channel workers, woken by the handlers' NOTIFY, until cancelled; then close the senders."""
+async def dispatch(workers: Sequence[ChannelWorker], listen_url: str) -> None:
+    """Run the channel workers, woken by the handlers' NOTIFY (heard on `listen_url`), until cancelled;
+    then close the senders."""
     try:
         async with asyncio.TaskGroup() as group:
-            group.create_task(_listen(pool, workers), name="notify-listener")
+            group.create_task(_listen(listen_url, workers), name="notify-listener")
             for worker in workers:
                 group.create_task(worker.run(), name=f"notify-{worker.sender.channel}")
     finally:

@@ -19,6 +19,7 @@ import aiormq
 import asyncpg
 from redis.asyncio import Redis
 
+from kit import stack
 from tests.support import eventually
 
 POSTGRES_BIN = Path(os.environ.get("POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
@@ -95,6 +96,38 @@ async def own_postgres(port: int) -> AsyncIterator[OwnPostgres]:
         finally:
             with contextlib.suppress(RuntimeError):
                 await server.stop("immediate")
+
+
+@dataclass
+class OwnPgBouncer:
+    """PgBouncer in transaction mode as `make run PGBOUNCER=1` starts it (kit.stack), in front of a server."""
+
+    url: str
+    pid: int
+
+
+@contextlib.asynccontextmanager
+async def own_pgbouncer(server_url: str, port: int, folder: Path) -> AsyncIterator[OwnPgBouncer]:
+    """PgBouncer on `port` in front of `server_url`, its files and its log in `folder` (readable by
+    the user postgres when run as root); yields once it answers, and is gone afterwards."""
+    program, pooled = stack.pgbouncer(folder, {"POSTGRES_URL": server_url, "PGBOUNCER_PORT": str(port)})
+    with (folder / "pgbouncer.log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(*program.command, stdout=log, stderr=log)
+    try:
+
+        async def answers() -> bool:
+            try:
+                conn = await asyncpg.connect(f"{pooled['POSTGRES_URL']}/postgres", statement_cache_size=0)
+            except (OSError, asyncpg.PostgresError):
+                return False
+            await conn.close()
+            return True
+
+        await eventually(answers, within=10)
+        yield OwnPgBouncer(pooled["POSTGRES_URL"], process.pid)
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 @contextlib.asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import yaml
 from edge.config import load_config as edge_config
 from kit import grpc as kit_grpc
 from kit import settings
+from tests.deploy import wiring
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ("dev", "prod")
@@ -52,6 +54,33 @@ def serving(overlay: str) -> dict[str, Doc]:
 def app(deployment: Doc) -> Doc:
     container: Doc = deployment["spec"]["template"]["spec"]["containers"][0]
     return container
+
+
+def generated(overlay: str, kind: str, name: str) -> Doc:
+    """The ConfigMap or Secret `name`, by its name or the one kustomize made of it (`name-<hash>`)."""
+    (found,) = [d for n, d in of_kind(overlay, kind).items() if re.fullmatch(rf"{name}(-[a-z0-9]{{10}})?", n)]
+    return found
+
+
+def environment(overlay: str, container: Doc) -> dict[str, str]:
+    """The variables `container` gets from its ConfigMaps, Secrets (when the overlay has them) and values."""
+    maps = of_kind(overlay, "ConfigMap")
+    secrets = {
+        name: {key: base64.b64decode(value).decode() for key, value in secret.get("data", {}).items()}
+        for name, secret in of_kind(overlay, "Secret").items()
+    }
+    env = {
+        k: v
+        for ref in container.get("envFrom", [])
+        for k, v in maps[ref["configMapRef"]["name"]]["data"].items()
+    }
+    for variable in container.get("env", []):
+        ref = variable.get("valueFrom", {}).get("secretKeyRef")
+        if "value" in variable:
+            env[variable["name"]] = variable["value"]
+        elif ref and ref["key"] in secrets.get(ref["name"], {}):
+            env[variable["name"]] = secrets[ref["name"]][ref["key"]]
+    return env
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -110,7 +139,7 @@ def test_each_stateless_process_autoscales_and_has_a_disruption_budget() -> None
     assert all(h["spec"]["minReplicas"] >= 2 for h in hpas.values())
     budgets = of_kind("prod", "PodDisruptionBudget")
     assert {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for b in budgets.values()} == (
-        deployments
+        deployments | {"pgbouncer"}
     )
 
 
@@ -123,7 +152,7 @@ def _settings_variables() -> set[str]:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_setting_comes_from_the_config_map_or_a_secret_reference(overlay: str) -> None:
-    (config,) = of_kind(overlay, "ConfigMap").values()
+    config = generated(overlay, "ConfigMap", "shop-config")
     for name, deployment in serving(overlay).items():
         container = app(deployment)
         assert {"configMapRef": {"name": config["metadata"]["name"]}} in container["envFrom"], name
@@ -147,8 +176,9 @@ def _selects(selector: Doc, labels: dict[str, str]) -> bool:
 
 
 def reachable_from(overlay: str, target: str, port: str) -> set[str]:
-    """Who may open a connection to `port` (a named port) of `target`'s pods: pod names, `ns:<name>`,
-    or `anywhere`, by the overlay's NetworkPolicies (ingress is denied unless one allows it)."""
+    """Who may open a connection to `port` (a named port) of `target`'s pods: pod names, `every
+    <component>`, `ns:<name>` or `anywhere`, by the overlay's NetworkPolicies (ingress is denied unless
+    one allows it)."""
     labels = of_kind(overlay, "Deployment")[target]["spec"]["template"]["metadata"]["labels"]
     sources: set[str] = set()
     for policy in of_kind(overlay, "NetworkPolicy").values():
@@ -164,7 +194,10 @@ def reachable_from(overlay: str, target: str, port: str) -> set[str]:
                     namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
                     sources.add(f"ns:{namespace}")
                 else:
-                    sources.add(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
+                    pods = peer["podSelector"]["matchLabels"]
+                    sources.add(
+                        pods.get("app.kubernetes.io/name") or f"every {pods['app.kubernetes.io/component']}"
+                    )
     return sources
 
 
@@ -182,3 +215,68 @@ def test_only_the_edge_reaches_the_http_ports_and_only_order_the_grpc_ports() ->
         assert reachable_from("prod", name, "http") == expected, name
         grpc = {"order"} if settings.SERVICES[name].grpc_port else set()
         assert reachable_from("prod", name, "grpc") == grpc, name
+
+
+def pgbouncer(overlay: str) -> wiring.Bouncer:
+    """The configuration PgBouncer's pods run, from the ConfigMap mounted where the image reads it."""
+    pod = of_kind(overlay, "Deployment")["pgbouncer"]["spec"]["template"]["spec"]
+    (mount,) = [
+        m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/etc/pgbouncer/pgbouncer.ini"
+    ]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    ini = of_kind(overlay, "ConfigMap")[volume["configMap"]["name"]]["data"][mount["subPath"]]
+    return wiring.bouncer(ini)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pgbouncer_pools_by_transaction_behind_a_service_with_probes_and_a_budget(overlay: str) -> None:
+    bouncer = pgbouncer(overlay)
+    assert bouncer.pool_mode == "transaction"
+    service = of_kind(overlay, "Service")["pgbouncer"]
+    assert [(p["name"], p["port"]) for p in service["spec"]["ports"]] == [("postgres", bouncer.port)]
+    deployment = of_kind(overlay, "Deployment")["pgbouncer"]
+    container = app(deployment)
+    assert re.fullmatch(r"edoburu/pgbouncer:v\d+\.\d+\.\d+-p\d+", container["image"])
+    assert [p["containerPort"] for p in container["ports"]] == [bouncer.port]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["tcpSocket"] == {"port": "postgres"}, probe
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"]) & set(
+        container["resources"]["limits"]
+    )
+    assert container["securityContext"]["readOnlyRootFilesystem"]
+    budgets = of_kind(overlay, "PodDisruptionBudget")
+    assert budgets["pgbouncer"]["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "pgbouncer"}
+
+
+def test_every_pool_goes_through_pgbouncer_and_every_session_straight_to_postgres() -> None:
+    """In the dev overlay, whose Secret is generated: what each service makes of its environment."""
+    bouncer = pgbouncer("dev")
+    through = wiring.Connections(("pgbouncer", bouncer.port), bouncer.server, 0)
+    assert bouncer.server == ("postgres", 5432)
+    for name, deployment in serving("dev").items():
+        if name == "edge":
+            continue
+        assert wiring.connections(name, environment("dev", app(deployment))) == through, name
+        (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+        assert wiring.connections(name, environment("dev", init)).direct == bouncer.server, name
+    # The migration Job reads nothing but direct URLs (kit.migrate); PgBouncer logs in with the same login.
+    job = environment("dev", app(of_kind("dev", "Job")["migrate"]))
+    assert wiring.address(job["POSTGRES_DIRECT_URL"]) == bouncer.server
+    login = environment("dev", app(of_kind("dev", "Deployment")["pgbouncer"]))
+    assert f"{login['DB_USER']}:{login['DB_PASSWORD']}@" in job["POSTGRES_DIRECT_URL"]
+
+
+def test_production_takes_both_database_urls_from_its_secret() -> None:
+    config = generated("prod", "ConfigMap", "shop-config")
+    assert config["data"]["DB_STATEMENT_CACHE_SIZE"] == "0"
+    containers = [app(of_kind("prod", "Job")["migrate"])]
+    for deployment in serving("prod").values():
+        containers += [app(deployment), *deployment["spec"]["template"]["spec"].get("initContainers", [])]
+    for container in containers:
+        refs = {e["name"]: e["valueFrom"].get("secretKeyRef") for e in container["env"] if "valueFrom" in e}
+        for variable in ("POSTGRES_URL", "POSTGRES_DIRECT_URL"):
+            assert refs[variable] == {"name": "shop-secrets", "key": variable}, (container["name"], variable)
+
+
+def test_only_the_services_reach_pgbouncer() -> None:
+    assert reachable_from("prod", "pgbouncer", "postgres") == {"every service"}

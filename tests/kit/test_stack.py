@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from kit import db
-from kit.stack import PORT_STEP, pgbouncer, plan, scaled
+from kit.stack import PORT_STEP, plan, scaled
 from kit.supervise import Program, read_procfile
 from tests.conftest import PORT_OFFSET
-from tests.servers import own_postgres
-from tests.support import eventually
+from tests.servers import own_pgbouncer, own_postgres
 
 PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 
@@ -58,27 +55,6 @@ def test_pgbouncer_stands_first_and_every_pool_goes_through_it(tmp_path: Path) -
     assert "pool_mode = transaction" in (tmp_path / "pgbouncer-7432" / "pgbouncer.ini").read_text()
 
 
-@contextlib.asynccontextmanager
-async def bouncer_in_front(server_url: str, port: int, folder: Path) -> AsyncIterator[str]:
-    program, pooled = pgbouncer(folder, {"POSTGRES_URL": server_url, "PGBOUNCER_PORT": str(port)})
-    process = await asyncio.create_subprocess_exec(*program.command, stdout=asyncio.subprocess.DEVNULL)
-    try:
-
-        async def answers() -> bool:
-            try:
-                conn = await asyncpg.connect(f"{pooled['POSTGRES_URL']}/postgres", statement_cache_size=0)
-            except (OSError, asyncpg.PostgresError):
-                return False
-            await conn.close()
-            return True
-
-        await eventually(answers, within=10)
-        yield pooled["POSTGRES_URL"]
-    finally:
-        process.terminate()
-        await process.wait()
-
-
 @pytest.mark.skipif(
     shutil.which("pgbouncer") is None, reason="PgBouncer is not installed (.ci/run installs it)"
 )
@@ -88,10 +64,12 @@ async def test_pools_through_pgbouncer_share_few_server_connections_without_stat
     tmp_path.chmod(0o755)  # noqa: ASYNC240 (PgBouncer runs as postgres when started by root)
     async with (
         own_postgres(5435 + PORT_OFFSET) as server,
-        bouncer_in_front(server.url, 6435 + PORT_OFFSET, tmp_path) as pooled,
+        own_pgbouncer(server.url, 6435 + PORT_OFFSET, tmp_path) as bouncer,
     ):
         await db.ensure_database(f"{server.url}/bounced")
-        pools = [await db.create_pool(f"{pooled}/bounced", 1, 10, statement_cache_size=0) for _ in range(3)]
+        pools = [
+            await db.create_pool(f"{bouncer.url}/bounced", 1, 10, statement_cache_size=0) for _ in range(3)
+        ]
         async with pools[0].acquire() as conn:
             await conn.execute("CREATE TABLE IF NOT EXISTS hits (n int)")
 

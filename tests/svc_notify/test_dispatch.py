@@ -1,27 +1,31 @@
-"""The dispatcher against a queue of its own: per-channel concurrency, rows left by a dead worker, and a
-worker whose claim was taken over never overwriting the newer attempt."""
+"""The dispatcher against a queue of its own: per-channel concurrency, rows left by a dead worker, a
+worker whose claim was taken over never overwriting the newer attempt, and its wake-up behind PgBouncer."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from kit import db
-from svc_notify import queue
+from svc_notify import dispatch, queue
 from svc_notify.config import ChannelPolicy
 from svc_notify.dispatch import ChannelWorker
 from svc_notify.preferences import Channel
 from svc_notify.queue import Claimed
-from tests.conftest import NAMESPACE, POSTGRES_URL
+from tests.conftest import NAMESPACE, PORT_OFFSET, POSTGRES_URL
+from tests.servers import own_pgbouncer
 from tests.support import eventually
 
-DISPATCH_DB = f"{POSTGRES_URL}/notify_dispatch_{NAMESPACE}"
+DISPATCH_DB_NAME = f"notify_dispatch_{NAMESPACE}"
+DISPATCH_DB = f"{POSTGRES_URL}/{DISPATCH_DB_NAME}"
 MIGRATIONS = Path(__file__).resolve().parents[2] / "svc_notify" / "migrations"
 POLICY = ChannelPolicy(
     concurrency=3, rate_per_second=1000, max_attempts=3, retry_seconds=0.05, retry_cap_seconds=1
@@ -153,3 +157,45 @@ async def test_a_worker_stopping_mid_send_hands_its_rows_back_at_once(pool: asyn
         ids,
     )
     assert {(row["status"], row["attempts"], row["due"]) for row in rows} == {("QUEUED", 1, True)}
+
+
+@pytest.mark.skipif(
+    shutil.which("pgbouncer") is None, reason="PgBouncer is not installed (.ci/run installs it)"
+)
+async def test_a_queued_row_wakes_the_dispatcher_at_once_when_its_pool_goes_through_pgbouncer(
+    pool: asyncpg.Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Unwoken, the worker would look at the queue again only a minute after its first look.
+    monkeypatch.setattr(dispatch, "POLL_SECONDS", 60.0)
+    looks: list[int] = []
+    claim = queue.claim
+
+    async def counted(*args: Any) -> list[Claimed]:
+        rows = await claim(*args)
+        looks.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(queue, "claim", counted)
+    tmp_path.chmod(0o755)  # noqa: ASYNC240 (PgBouncer runs as postgres when started by root)
+    async with own_pgbouncer(POSTGRES_URL, 6437 + PORT_OFFSET, tmp_path) as bouncer:
+        pooled = await db.create_pool(f"{bouncer.url}/{DISPATCH_DB_NAME}", statement_cache_size=0)
+        task = asyncio.create_task(
+            dispatch.dispatch([ChannelWorker(pooled, SlowProvider(), POLICY)], DISPATCH_DB)
+        )
+        try:
+
+            async def waiting_and_listening() -> bool:
+                listeners = await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN %'",
+                    DISPATCH_DB_NAME,
+                )
+                return bool(looks) and listeners == 1
+
+            await eventually(waiting_and_listening)
+            ids = await _queue(pool, 1)
+            await pool.execute("SELECT pg_notify($1, '')", queue.WAKE_CHANNEL)
+            await _drained(pool, ids)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await pooled.close()

@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import subprocess
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,7 +12,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from kit import settings
+from tests.deploy import wiring
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _compose() -> str:
@@ -28,6 +32,7 @@ def test_compose_file_is_valid() -> None:
     assert result.returncode == 0, result.stderr
 
 
+@cache
 def _config() -> dict[str, Any]:
     rendered = subprocess.run([_compose(), "config"], cwd=ROOT, capture_output=True, text=True, check=True)
     config: dict[str, Any] = yaml.safe_load(rendered.stdout)
@@ -59,8 +64,9 @@ def test_every_service_waits_for_the_one_shot_migration_and_seed() -> None:
 def test_images_are_pinned_and_every_container_is_limited() -> None:
     for name, service in _config()["services"].items():
         if "build" not in service:
-            # An exact release (PostgreSQL numbers them major.minor), never a floating `7` or `latest`.
-            assert re.fullmatch(r"[a-z0-9/-]+:\d+\.\d+(\.\d+)?(-[a-z]+)?", service["image"]), name
+            # An exact release (PostgreSQL numbers them major.minor, edoburu/pgbouncer adds its own build
+            # as `-p0`), never a floating `7` or `latest`.
+            assert re.fullmatch(r"[a-z0-9/-]+:v?\d+\.\d+(\.\d+)?(-[a-z0-9]+)?", service["image"]), name
         assert service["cpus"] and service["mem_limit"], name
 
 
@@ -81,3 +87,31 @@ def test_the_edge_balances_two_replicas_of_the_catalog() -> None:
     for host in hosts:
         assert services[host]["command"] == ["python", "-m", "svc_product"]
         assert services["edge"]["depends_on"][host] == {"condition": "service_healthy"}
+
+
+def _mounted(service: dict[str, Any], target: str) -> Path:
+    """The host file `service` mounts at `target` (docker-compose 1 writes mounts short, 2 long)."""
+    for volume in service["volumes"]:
+        if isinstance(volume, str):
+            source, mounted = volume.split(":")[:2]
+        else:
+            source, mounted = volume["source"], volume["target"]
+        if mounted == target:
+            return Path(source)
+    raise AssertionError(f"nothing mounted at {target}")
+
+
+def test_every_pool_goes_through_pgbouncer_and_every_session_straight_to_postgres() -> None:
+    services = _config()["services"]
+    bouncer = wiring.bouncer(_mounted(services["pgbouncer"], "/etc/pgbouncer/pgbouncer.ini").read_text())
+    assert bouncer.pool_mode == "transaction"
+    assert bouncer.server == ("postgres", 5432)
+    assert services["pgbouncer"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    served = [(name, s) for name, s in services.items() if s.get("command", [""])[-1].startswith("svc_")]
+    assert {s["command"][-1] for _, s in served} == {
+        f"svc_{n}" for n, s in settings.SERVICES.items() if s.database
+    }
+    for name, service in served:
+        connections = wiring.connections(service["command"][-1].removeprefix("svc_"), service["environment"])
+        assert connections == wiring.Connections(("pgbouncer", bouncer.port), bouncer.server, 0), name
+        assert service["depends_on"]["pgbouncer"] == {"condition": "service_healthy"}, name
