@@ -31,6 +31,7 @@ from pamqp import commands as spec
 from prometheus_client import Counter
 
 from kit import telemetry, tracing
+from kit.cancel import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class Broker:
                 connection = await aiormq.connect(self.url)
                 await self.declare_exchanges(connection)
             except Exception as exc:
+                raise_if_cancelled()
                 log.warning("broker unreachable, retrying", extra={"error": repr(exc), "retryIn": delay})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -274,9 +276,8 @@ class Consumer:
                     await sub.queues.declare(channel)
                     await channel.basic_consume(sub.queues.queue, self._callback(channel, sub))
                 await channel.closing
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
+                raise_if_cancelled()
                 log.warning("consumer channel lost, resubscribing", extra={"error": repr(exc)})
                 await asyncio.sleep(1.0)
 

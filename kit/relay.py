@@ -17,6 +17,7 @@ from prometheus_client import Counter, Gauge
 
 from kit import telemetry
 from kit.bus import Broker, properties
+from kit.cancel import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class OutboxRelay:
                         async with asyncio.timeout(1.0):
                             await self._wake.wait()
                 except Exception as exc:
+                    raise_if_cancelled()
                     log.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
                     channel = None
                     await self._release(listener)

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from kit import db
 from kit.app import Deps
+from kit.cancel import raise_if_cancelled
 from kit.errors import ServiceUnavailable
 from svc_inventory import lua
 from svc_inventory.levels import StockLevels
@@ -69,6 +70,7 @@ class Inventory(Reservations, Settlement, StockLevels, Reconciliation):
             try:
                 await step()
             except Exception as exc:
+                raise_if_cancelled()
                 log.warning("inventory background step failed", extra={"error": repr(exc)})
             await asyncio.sleep(seconds)
 
@@ -76,8 +78,10 @@ class Inventory(Reservations, Settlement, StockLevels, Reconciliation):
         """Rebuild as soon as Redis lost its state; reconcile and sweep PostgreSQL now and then."""
         last_reconcile = last_sweep = 0.0
         while True:
+            # Not wait_for: on 3.11 it can swallow a cancellation that meets its timeout.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await self._kick.wait()
             self._kick.clear()
             now = time.monotonic()
             try:
@@ -88,6 +92,7 @@ class Inventory(Reservations, Settlement, StockLevels, Reconciliation):
                     await self.sweep_database()
                     last_sweep = now
             except Exception as exc:
+                raise_if_cancelled()
                 log.warning("inventory maintenance failed, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(0.5)
 

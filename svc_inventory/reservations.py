@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from kit import telemetry, tracing
 from kit.bus import Event, publish
+from kit.cancel import raise_if_cancelled
 from kit.errors import ServiceUnavailable
 from svc_inventory import lua, store
 from svc_inventory.core import HOLDING, RESERVED, Core, key_of, lines_of, text
@@ -118,6 +119,7 @@ class Reservations(Core):
             try:
                 await self._reserve_batch(batch)
             except Exception as exc:
+                raise_if_cancelled()
                 log.warning("reservation batch failed", extra={"error": repr(exc), "size": len(batch)})
                 for request in batch:
                     self._fail(request, exc)

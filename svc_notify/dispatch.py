@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import asyncpg
 from prometheus_client import Counter
 
+from kit.cancel import raise_if_cancelled
 from svc_notify import queue
 from svc_notify.channels import Retry, Sender, Undeliverable
 from svc_notify.config import ChannelPolicy
@@ -77,6 +78,7 @@ class ChannelWorker:
                 try:
                     rows = await queue.claim(self.pool, self.sender.channel, room) if room > 0 else []
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                    raise_if_cancelled()
                     log.warning("notification queue unreachable", extra={"error": repr(exc)})
                     rows = []
                 for row in rows:
@@ -164,6 +166,7 @@ async def _listen(url: str, workers: Sequence[ChannelWorker]) -> None:
         try:
             await _listen_until_lost(url, wake_all)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise_if_cancelled()
             log.warning("notification listener lost, retrying", extra={"error": repr(exc)})
         await asyncio.sleep(POLL_SECONDS)
 

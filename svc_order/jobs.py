@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from kit.app import Deps
+from kit.cancel import raise_if_cancelled
 from svc_order import downstream, idempotency, intents, workflow
 from svc_order.config import OrderConfig
 
@@ -28,6 +29,7 @@ async def _every(seconds: float, work: Callable[[], Awaitable[None]], name: str)
         try:
             await work()
         except _TRANSIENT as exc:
+            raise_if_cancelled()
             log.warning("background job failed, retrying", extra={"job": name, "error": repr(exc)})
         await asyncio.sleep(seconds)
 

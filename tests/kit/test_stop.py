@@ -14,6 +14,7 @@ import pytest
 from kit import app as kit_app
 from kit import settings
 from kit.app import Deps, Service, running
+from kit.cancel import raise_if_cancelled
 from tests.conftest import NAMESPACE, POSTGRES_URL
 
 BOUND = 0.5
@@ -68,3 +69,21 @@ async def test_a_connection_never_given_back_does_not_keep_the_pool_from_closing
     with pytest.raises(asyncpg.InterfaceError):  # terminated with the pool once the wait was over
         await held.fetchval("SELECT 1")
     assert any(r.__dict__.get("what") == "database pool" for r in caplog.records)
+
+
+async def test_a_retry_loop_ends_when_its_cancellation_arrives_disguised_as_an_error() -> None:
+    async def retrying() -> None:
+        for _ in range(3):  # bounded, so that a failure of this test cannot hang the run
+            try:
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    raise ConnectionError("closed") from None  # what a library may make of it
+            except ConnectionError:
+                raise_if_cancelled()
+
+    task = asyncio.create_task(retrying())
+    await asyncio.sleep(0)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2.0)
+    assert task in done and task.cancelled()
