@@ -12,12 +12,12 @@ from svc_inventory.wire import OrderCancelled, OrderConfirmed, ProductCreated, P
 
 async def order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, deps: Deps) -> None:
     """The order is paid: its reservation becomes a sale (only from RESERVED, so repeats do nothing)."""
-    await engine.of(deps).commit(event.order_id)
+    await engine.INVENTORY.of(deps).commit(event.order_id)
 
 
 async def order_cancelled(conn: asyncpg.Connection, event: OrderCancelled, deps: Deps) -> None:
     """The order is cancelled: its held reservation, or its sale, gives its units back (once)."""
-    await engine.of(deps).cancel(event.order_id, event.reason[:200] or "order cancelled")
+    await engine.INVENTORY.of(deps).cancel(event.order_id, event.reason[:200] or "order cancelled")
 
 
 async def product_created(conn: asyncpg.Connection, event: ProductCreated, deps: Deps) -> None:

@@ -29,7 +29,7 @@ import msgspec
 from kit.app import Deps
 from kit.bus import Event, Handler
 from svc_notify import store
-from svc_notify.config import NotifyConfig
+from svc_notify.context import CONTEXT
 from svc_notify.messages import Message, enqueue
 from svc_notify.preferences import Preferences
 
@@ -133,11 +133,6 @@ async def _remember(conn: asyncpg.Connection, event: UserRegistered | UserVerifi
     await conn.execute(store.UPSERT_RECIPIENT, event.user_id, event.email, event.full_name, event.occurred_at)
 
 
-def _config(deps: Deps) -> NotifyConfig:
-    config: NotifyConfig = deps.state["config"]
-    return config
-
-
 async def on_user_registered(conn: asyncpg.Connection, event: UserRegistered, deps: Deps) -> None:
     await _remember(conn, event)
     public_url = deps.settings.public_url.rstrip("/")
@@ -158,7 +153,7 @@ async def on_user_registered(conn: asyncpg.Connection, event: UserRegistered, de
         },
         redacted={"link": verification_link("REDACTED")},
     )
-    await enqueue(conn, message, _config(deps).default_locale)
+    await enqueue(conn, message, CONTEXT.of(deps).config.default_locale)
 
 
 async def on_user_verified(conn: asyncpg.Connection, event: UserVerified) -> None:
@@ -200,7 +195,7 @@ async def _notify_user(
         template=template,
         values={"fullName": recipient["full_name"], "link": link, **values},
     )
-    await enqueue(conn, message, _config(deps).default_locale)
+    await enqueue(conn, message, CONTEXT.of(deps).config.default_locale)
 
 
 async def on_order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, deps: Deps) -> None:

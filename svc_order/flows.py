@@ -217,7 +217,7 @@ class Saga:
 
 async def checkout(d: Deps, who: Identity, body: CheckoutRequest, key: str | None) -> Answer:
     """Run the saga for `who`'s cart, under `key` (an Idempotency-Key) when given."""
-    saga = Saga(downstream.of(d), intents.journal_of(d), who.user_id)
+    saga = Saga(downstream.CLIENTS.of(d), intents.JOURNAL.of(d), who.user_id)
     async with d.db.acquire() as conn:
         try:
             async with conn.transaction():

@@ -31,8 +31,10 @@ plus `ORDER_HOLD_GRACE_SECONDS`, the usage through svc_discount's sweep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -41,7 +43,7 @@ import msgspec
 from prometheus_client import Counter
 
 from kit import db
-from kit.app import Deps
+from kit.app import Deps, Resource
 from kit.bus import publish
 from protos import inventory_pb2
 from svc_order import store
@@ -109,23 +111,17 @@ class Journal:
             )
 
 
-def journal_of(deps: Deps) -> Journal:
-    journal: Journal = deps.state["journal"]
-    return journal
-
-
-async def open_journal(deps: Deps) -> None:
-    """Part of `Service.on_start`: the journal's pool exists before the first checkout."""
+@contextlib.asynccontextmanager
+async def _journal(deps: Deps) -> AsyncIterator[Journal]:
     pool = await db.pool_for(deps.settings, min_size=1, max_size=JOURNAL_CONNECTIONS)
-    deps.state["journal"] = Journal(pool, OrderConfig.of(deps.settings).deadline)
-
-
-async def hold_journal(deps: Deps) -> None:
-    """A job that owns the journal's pool: it closes it when the service stops."""
     try:
-        await asyncio.Event().wait()
+        yield Journal(pool, OrderConfig.of(deps.settings).deadline)
     finally:
-        await journal_of(deps).pool.close()
+        await db.close(pool)
+
+
+JOURNAL = Resource("journal", _journal)
+"""The journal's pool exists before the first checkout and closes at stop."""
 
 
 async def complete(conn: asyncpg.Connection, order_id: uuid.UUID) -> bool:

@@ -48,7 +48,7 @@ async def stack() -> AsyncIterator[Stack]:
     sandbox_app = sandbox.make_app(settings.load("sandbox"), transport=httpx.ASGITransport(app=payment_app))
     async with serve(payment_app) as http, serve(sandbox_app) as gateway:
         d: Deps = payment_app.state.deps
-        gateways = providers.of(d)
+        gateways = providers.PROVIDERS.of(d)
         await gateways.http.aclose()
         gateways.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox_app), timeout=10)
         yield Stack(http, gateway, d.db, d)
