@@ -43,6 +43,7 @@ EXCHANGES: dict[str, str] = {
     "order.created": "order.exchange",
     "order.confirmed": "order.exchange",
     "order.cancelled": "order.exchange",
+    "checkout.aborted": "order.exchange",  # ours, beside the contract's table (README, "Events")
     "payment.success": "payment.exchange",
     "payment.failed": "payment.exchange",
     "payment.refunded": "payment.exchange",
@@ -231,16 +232,21 @@ async def declare_topology(url: str, consumers: Mapping[str, Iterable[str]]) -> 
         await connection.close()
 
 
+def event_type(handler: Handler) -> type[Event]:
+    """The Struct a handler's events are decoded into: the annotation of its second parameter."""
+    kind: type[Event] = get_type_hints(handler)[list(inspect.signature(handler).parameters)[1]]
+    return kind
+
+
 class _Subscription:
     """A consumer's queues with its handler and the handler's event type."""
 
     def __init__(self, queues: Queues, handler: Handler) -> None:
         self.queues = queues
         self.handler = handler
-        params = list(inspect.signature(handler).parameters)
-        self.decoder = msgspec.json.Decoder(get_type_hints(handler)[params[1]])
+        self.decoder = msgspec.json.Decoder(event_type(handler))
         # A third parameter receives the consumer's context (the service's Deps).
-        self.wants_context = len(params) > 2
+        self.wants_context = len(inspect.signature(handler).parameters) > 2
 
 
 class Consumer:

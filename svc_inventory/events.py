@@ -7,7 +7,13 @@ import asyncpg
 from kit.app import Deps
 from kit.bus import Handler
 from svc_inventory import engine, lua, store
-from svc_inventory.wire import OrderCancelled, OrderConfirmed, ProductCreated, ProductDeleted
+from svc_inventory.wire import (
+    CheckoutAborted,
+    OrderCancelled,
+    OrderConfirmed,
+    ProductCreated,
+    ProductDeleted,
+)
 
 
 async def order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, deps: Deps) -> None:
@@ -18,6 +24,12 @@ async def order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, deps:
 async def order_cancelled(conn: asyncpg.Connection, event: OrderCancelled, deps: Deps) -> None:
     """The order is cancelled: its held reservation, or its sale, gives its units back (once)."""
     await engine.INVENTORY.of(deps).cancel(event.order_id, event.reason[:200] or "order cancelled")
+
+
+async def checkout_aborted(conn: asyncpg.Connection, event: CheckoutAborted, deps: Deps) -> None:
+    """A checkout that never became an order: the reservation it may hold is released (once). Its
+    ReleaseStock usually did it already; this is the undo when svc_inventory could not be reached."""
+    await engine.INVENTORY.of(deps).release(event.order_id, event.reason[:200] or "checkout aborted")
 
 
 async def product_created(conn: asyncpg.Connection, event: ProductCreated, deps: Deps) -> None:
@@ -38,6 +50,7 @@ async def product_deleted(conn: asyncpg.Connection, event: ProductDeleted, deps:
 handlers: dict[str, Handler] = {
     OrderConfirmed.routing_key: order_confirmed,
     OrderCancelled.routing_key: order_cancelled,
+    CheckoutAborted.routing_key: checkout_aborted,
     ProductCreated.routing_key: product_created,
     ProductDeleted.routing_key: product_deleted,
 }

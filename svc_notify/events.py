@@ -43,8 +43,6 @@ CANCEL_REASONS = {
     "payment_failed": "the payment did not go through",
 }
 UNKNOWN_REASON = "it could not be completed"
-# A checkout that never became an order: nothing was ordered, nothing to tell (svc_order's ABORTED).
-CHECKOUT_ABORTED = "checkout_aborted"
 
 
 class UserRegistered(Event):
@@ -94,8 +92,8 @@ class OrderCancelled(Event):
     order_id: uuid.UUID
     user_id: uuid.UUID
     reason: str
-    order_number: str | None = None
-    total_amount: float | None = None
+    order_number: str
+    total_amount: float
 
 
 class ProductCreated(Event):
@@ -206,8 +204,6 @@ async def on_order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, de
 
 
 async def on_order_cancelled(conn: asyncpg.Connection, event: OrderCancelled, deps: Deps) -> None:
-    if event.reason == CHECKOUT_ABORTED or event.order_number is None or event.total_amount is None:
-        return
     values = {
         "orderNumber": event.order_number,
         "totalAmount": money(event.total_amount),

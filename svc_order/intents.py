@@ -10,15 +10,15 @@ leave those holds until they expire on their own (the stock 20 minutes later). S
        its record). It deletes only an OPEN intent, so an order can never be created for an intent that
        was compensated meanwhile: the checkout is then refused (503, nothing ordered, retry);
     3. a checkout that fails or is refused compensates itself (`compensate`): the stock released at
-       once, `order.cancelled` (reason `checkout_aborted`) through the outbox where still owed, the
-       intent marked compensated, all under the intent row's lock;
+       once, `checkout.aborted` through the outbox where still owed, the intent marked compensated,
+       all under the intent row's lock;
     4. `recover` (a job of every svc_order process, at start and every `ORDER_INTENT_RECOVERY_SECONDS`)
        does the same for intents still open `ORDER_DEADLINE_SECONDS + ORDER_INTENT_GRACE_SECONDS` after
        they were recorded: their checkout died. Rows are taken with SKIP LOCKED, so two processes never
        work on the same intent, and a checkout that is committing (its DELETE holds the row) is skipped.
 
 Every undo is idempotent: ReleaseStock moves only a RESERVED reservation, svc_discount and svc_inventory
-act on `order.cancelled` once per order. The event is also the fallback when svc_inventory cannot be
+act on `checkout.aborted` once per order id. The event is also the fallback when svc_inventory cannot be
 reached: it releases by order id when it reads it, so "compensated" means "the undo is durably on its
 way". Compensated intents are kept `KEEP_HOURS` for the record, then pruned.
 
@@ -49,7 +49,7 @@ from protos import inventory_pb2
 from svc_order import store
 from svc_order.config import OrderConfig
 from svc_order.downstream import Downstream
-from svc_order.events import ABORTED, OrderCancelled, StockLine
+from svc_order.events import CheckoutAborted, StockLine
 
 log = logging.getLogger(__name__)
 recovered = Counter("shop_checkout_intents_recovered_total", "Checkouts compensated by the recovery job")
@@ -76,12 +76,12 @@ class Intent:
     def of(cls, row: asyncpg.Record) -> Intent:
         return cls(row["order_id"], row["user_id"], _decode_lines(row["lines"]), row["discount_code"])
 
-    def aborted(self) -> OrderCancelled:
+    def aborted(self, why: str) -> CheckoutAborted:
         """The event that frees a held discount usage (and the stock, by order id) of this checkout."""
-        return OrderCancelled(
+        return CheckoutAborted(
             order_id=self.order_id,
             user_id=self.user_id,
-            reason=ABORTED,
+            reason=why,
             items=self.lines,
             discount_code=self.discount_code,
         )
@@ -187,7 +187,7 @@ async def _undo(
     discount_held: bool,
 ) -> None:
     """In the caller's transaction, holding the intents' rows: release their stock now, record
-    `order.cancelled` for those that still owe an undo, and mark them compensated."""
+    `checkout.aborted` for those that still owe an undo, and mark them compensated."""
     if not intents:
         return
     if stock_held:
@@ -195,7 +195,7 @@ async def _undo(
     else:
         released = [True] * len(intents)
     owed = [i for i, done in zip(intents, released, strict=True) if discount_held or not done]
-    await publish(conn, *(i.aborted() for i in owed))
+    await publish(conn, *(i.aborted(why) for i in owed))
     await conn.execute(store.INTENTS_COMPENSATED, [i.order_id for i in intents])
 
 
@@ -204,7 +204,7 @@ async def _release_stock(downstream: Downstream, order_id: uuid.UUID, why: str) 
     try:
         await downstream.inventory.ReleaseStock(request, timeout=downstream.config.deadline)
     except grpc.aio.AioRpcError as exc:
-        # `order.cancelled` makes svc_inventory release it when it reads the event.
+        # `checkout.aborted` makes svc_inventory release it when it reads the event.
         log.warning("stock release failed", extra={"orderId": str(order_id), "code": exc.code().name})
         return False
     return True

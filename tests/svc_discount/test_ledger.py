@@ -13,7 +13,7 @@ import pytest
 from protos import discount_pb2 as pb
 from svc_discount import events as discount_events
 from svc_discount.ledger import expire_held
-from svc_order.events import OrderCancelled
+from svc_order.events import CheckoutAborted, OrderCancelled
 from tests.support import Publish, drained, eventually, publisher
 from tests.svc_discount.conftest import ADMIN, Stack, coupon
 
@@ -216,7 +216,13 @@ async def test_malformed_calls_are_invalid_arguments(discounts: Stack) -> None:
 
 def _cancelled(order: uuid.UUID) -> OrderCancelled:
     return OrderCancelled(
-        order_id=order, user_id=uuid.uuid4(), reason="cancelled by the buyer", items=[], discount_code=None
+        order_id=order,
+        user_id=uuid.uuid4(),
+        reason="cancelled by the buyer",
+        items=[],
+        discount_code=None,
+        order_number=f"ORD-{order.hex[:10].upper()}",
+        total_amount=100_000,
     )
 
 
@@ -243,6 +249,22 @@ async def test_cancelling_a_confirmed_order_gives_the_buyer_the_coupon_back_once
     assert await used_count(discounts, once) == 0
     assert (await discounts.stub.ApplyDiscount(apply(code, user=user))).applied
     assert await used_count(discounts, once) == 1
+
+
+async def test_an_aborted_checkout_gives_its_coupon_back_once(discounts: Stack, publish: Publish) -> None:
+    once = await coupon(discounts, perUserLimit=1, usageLimit=5)
+    code, user, order = str(once["code"]), uuid.uuid4(), uuid.uuid4()
+    assert (await discounts.stub.ApplyDiscount(apply(code, order=order, user=user))).applied
+    # The checkout failed after holding the usage: no order will ever confirm or cancel it.
+    aborted = CheckoutAborted(
+        order_id=order, user_id=user, reason="checkout failed", items=[], discount_code=code
+    )
+    for event in (aborted, aborted, msgspec.structs.replace(aborted, event_id=uuid.uuid4())):
+        await publish("order.exchange", "checkout.aborted", msgspec.json.encode(event))
+    await eventually(lambda: _is(discounts, order, "RELEASED"))
+    await eventually(lambda: drained("discount.checkout.aborted"))
+    assert await used_count(discounts, once) == 0
+    assert (await discounts.stub.ApplyDiscount(apply(code, user=user))).applied
 
 
 async def test_a_usage_whose_order_never_settled_is_freed_after_its_hold(discounts: Stack) -> None:

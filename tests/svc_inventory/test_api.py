@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from protos import inventory_pb2 as pb
-from svc_order.events import OrderCancelled
+from svc_order.events import CheckoutAborted, OrderCancelled
 from tests.support import Publish, drained, eventually, identity, publisher
 from tests.svc_inventory.conftest import ADMIN, Stack, books, line, reserve, seller_headers, stocked
 
@@ -178,7 +178,13 @@ async def _handled(stack: Stack, event_id: uuid.UUID) -> bool:
 
 def _cancelled(order: uuid.UUID) -> OrderCancelled:
     return OrderCancelled(
-        order_id=order, user_id=uuid.uuid4(), reason="cancelled by the buyer", items=[], discount_code=None
+        order_id=order,
+        user_id=uuid.uuid4(),
+        reason="cancelled by the buyer",
+        items=[],
+        discount_code=None,
+        order_number=f"ORD-{order.hex[:10].upper()}",
+        total_amount=100_000,
     )
 
 
@@ -245,6 +251,23 @@ async def test_cancelling_an_order_whose_reservation_was_already_released_gives_
         "SELECT array_agg(kind ORDER BY id) FROM stock_log WHERE order_id = $1", order
     )
     assert kinds == ["RESERVE", "RELEASE"]
+
+
+async def test_an_aborted_checkout_releases_the_stock_it_held_once(stack: Stack, publish: Publish) -> None:
+    product = await stocked(stack, 10)
+    order = uuid.uuid4()
+    assert (await reserve(stack, order, line(product, 3))).reserved
+    # Its ReleaseStock never arrived (svc_inventory was unreachable): the event is the undo.
+    aborted = CheckoutAborted(
+        order_id=order, user_id=uuid.uuid4(), reason="checkout abandoned", items=[], discount_code=None
+    )
+    for event in (aborted, aborted, msgspec.structs.replace(aborted, event_id=uuid.uuid4())):
+        await publish("order.exchange", "checkout.aborted", msgspec.json.encode(event))
+    await eventually(lambda: _books_are(stack, product, on_hand=10, redis=10))
+    await eventually(lambda: drained("inventory.checkout.aborted"))
+    assert await stack.db.fetchval("SELECT state FROM reservations WHERE order_id = $1", order) == "RELEASED"
+    moves = await stack.db.fetch("SELECT kind, note FROM stock_log WHERE order_id = $1 ORDER BY id", order)
+    assert [(m["kind"], m["note"]) for m in moves][1:] == [("RELEASE", "checkout abandoned")]
 
 
 async def _books_are(stack: Stack, product: uuid.UUID, on_hand: int, redis: int) -> bool:

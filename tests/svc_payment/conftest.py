@@ -21,10 +21,11 @@ from devsinks import payments as sandbox
 from kit import bus, settings
 from kit.app import Deps, make_app
 from kit.bus import Event, publish
+from svc_order.events import OrderCreated
 from svc_payment import providers
 from svc_payment.app import service
 from tests.support import eventually, identity, serve
-from tests.svc_payment.orders import OrderCreated, new_order
+from tests.svc_payment.orders import new_order
 
 BASE = settings.load("payment")
 # No background reconciliation: tests run it themselves, at the moment they choose.

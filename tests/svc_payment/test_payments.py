@@ -224,17 +224,3 @@ async def test_cancelling_a_paid_order_flags_its_payment_and_an_early_cancel_win
     await send(stack, early)
     await payment_of(stack, early, "CANCELLED")
     assert (await stack.http.get(f"/api/payments/pay/{early.order_id}")).status_code == 409
-
-
-async def test_an_aborted_checkout_leaves_no_payment_behind(stack: Stack) -> None:
-    never = new_order("vnpay")
-    aborted = msgspec.structs.replace(cancelled(never), reason="checkout_aborted")
-    await send(stack, aborted)
-    handled = "SELECT 1 FROM inbox WHERE event_id = $1"
-    await eventually(lambda: stack.db.fetchval(handled, aborted.event_id))
-    assert (
-        await stack.db.fetchval("SELECT 1 FROM early_cancellations WHERE order_id = $1", never.order_id)
-        is None
-    )
-    assert await stack.db.fetchval("SELECT 1 FROM payments WHERE order_id = $1", never.order_id) is None
-    assert (await stack.http.get(f"/api/payments/pay/{never.order_id}")).status_code == 404
