@@ -24,8 +24,8 @@ from kit.bus import Event, publish
 from svc_order.events import OrderCreated
 from svc_payment import providers
 from svc_payment.app import service
+from tests.orders import new_order
 from tests.support import eventually, identity, serve
-from tests.svc_payment.orders import new_order
 
 BASE = settings.load("payment")
 # No background reconciliation: tests run it themselves, at the moment they choose.
