@@ -126,11 +126,15 @@ async def _connect_db(config: settings.Settings, attempts: int = 30) -> asyncpg.
     raise AssertionError("unreachable")
 
 
+async def _migrate(service: Service, config: settings.Settings) -> None:
+    assert config.database_direct_url is not None
+    await db.migrate_at(config.database_direct_url, *([service.migrations] if service.migrations else []))
+
+
 async def open_database(service: Service, config: settings.Settings) -> asyncpg.Pool:
     """The service's pool, with the database created and migrated first."""
     pool = await _connect_db(config)
-    assert config.database_direct_url is not None
-    await db.migrate_at(config.database_direct_url, *([service.migrations] if service.migrations else []))
+    await _migrate(service, config)
     return pool
 
 
@@ -139,8 +143,9 @@ async def running(service: Service, config: settings.Settings) -> AsyncIterator[
     """Open everything the service needs, run its background work, and close it all in reverse order,
     also when a later step failed to open; no step waits for a server for ever (kit.lifecycle)."""
     async with Lifespan() as life:
-        pool = await life.start("database", open_database(service, config))
+        pool = await life.start("database", _connect_db(config))
         life.on_stop("database", lambda: db.close(pool))
+        await life.start("migrations", _migrate(service, config))
         redis = cache.connect(config.redis_url) if service.uses_redis else None
         if redis is not None:
             life.on_stop("redis", redis.aclose)
