@@ -1,20 +1,22 @@
 """The app factory every service uses: lifespan, error handlers, health, metrics and OpenAPI.
 
 A service's `app.py` is its route table plus `app = make_app(Service(...))`; everything a process needs
-around it (database created and migrated, Redis, the broker, the outbox relay, consumers, background
-jobs, `/health/*`, `/metrics`, `/openapi.json`) is set up here once.
+around it (database created and migrated, Redis, the broker, the outbox relay, consumers, what the
+service opens itself (`Resource`) and its background jobs, `/health/*`, `/metrics`, `/openapi.json`)
+is set up here once, and closed again in reverse order (kit.lifecycle).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from redis.asyncio import Redis
@@ -38,11 +40,14 @@ from kit.errors import (
     ValidationError,
 )
 from kit.http import JSON
+from kit.lifecycle import Lifespan, Work
 from kit.metrics import Observe, metrics_endpoint
 from kit.openapi import document
 from kit.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -55,10 +60,30 @@ class Deps:
     broker: Broker | None
     cache: cache.Cache | None = None
     relay: OutboxRelay | None = None
-    # Objects a service creates in its `on_start` and its handlers share (an engine, a client pool).
-    state: dict[str, Any] = field(default_factory=dict)
+    # What the service's own `Resource`s opened (an engine, clients): read with `RESOURCE.of(deps)`.
+    resources: dict[Resource[Any], Any] = field(default_factory=dict)
     # The service's own readiness checks beside its servers' (Service.ready_checks).
     ready_checks: Mapping[str, readiness.Check] = field(default_factory=dict)
+
+
+class Resource(Generic[T]):
+    """Something a service opens at start, shares with its handlers and jobs, and closes at stop.
+
+    `open(deps)` is its lifespan: an async context manager that yields the object (clients, a pool of
+    its own, an engine) and closes it when it exits. The resource is also that object's typed key:
+    `CLIENTS.of(deps)` is what `CLIENTS` yielded in this process.
+    """
+
+    def __init__(self, name: str, open: Callable[[Deps], AbstractAsyncContextManager[T]]) -> None:
+        self.name = name
+        self.open = open
+
+    def __repr__(self) -> str:
+        return f"Resource({self.name!r})"
+
+    def of(self, deps: Deps) -> T:
+        value: T = deps.resources[self]
+        return value
 
 
 Job = Callable[[Deps], Coroutine[Any, Any, None]]
@@ -72,8 +97,10 @@ class Service:
     routes: Sequence[BaseRoute]
     migrations: Path | None = None
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # Opened in this order once the database, Redis and the broker are there; closed in reverse.
+    resources: Sequence[Resource[Any]] = ()
+    # Work that runs until the service stops (kit.lifecycle.keep_running); periodic work uses `every`.
     jobs: Sequence[Job] = ()
-    on_start: Job | None = None
     uses_redis: bool = True
     uses_broker: bool = True
     # Checks of its own for /health/ready and gRPC health (kit.readiness), e.g. "stock is loaded".
@@ -99,81 +126,55 @@ async def _connect_db(config: settings.Settings, attempts: int = 30) -> asyncpg.
     raise AssertionError("unreachable")
 
 
+async def _migrate(service: Service, config: settings.Settings) -> None:
+    assert config.database_direct_url is not None
+    await db.migrate_at(config.database_direct_url, *([service.migrations] if service.migrations else []))
+
+
 async def open_database(service: Service, config: settings.Settings) -> asyncpg.Pool:
     """The service's pool, with the database created and migrated first."""
     pool = await _connect_db(config)
-    assert config.database_direct_url is not None
-    await db.migrate_at(config.database_direct_url, *([service.migrations] if service.migrations else []))
+    await _migrate(service, config)
     return pool
 
 
 @contextlib.asynccontextmanager
 async def running(service: Service, config: settings.Settings) -> AsyncIterator[Deps]:
-    """Open everything the service needs, run its background work, and close it all in order."""
-    pool = await open_database(service, config)
-    redis = cache.connect(config.redis_url) if service.uses_redis else None
-    deps = Deps(
-        config,
-        pool,
-        redis,
-        Broker(config.amqp_url) if service.uses_broker else None,
-        cache.Cache(redis, service.name) if redis is not None else None,
-        ready_checks=service.ready_checks,
-    )
-    if service.on_start is not None:
-        await service.on_start(deps)
-    tasks: list[asyncio.Task[None]] = []
-    if deps.broker is not None:
-        tasks.append(asyncio.create_task(deps.broker.run(), name="broker"))
-        assert config.database_direct_url is not None
-        deps.relay = OutboxRelay(pool, deps.broker, listen_url=config.database_direct_url)
-        tasks.append(asyncio.create_task(deps.relay.run(), name="outbox-relay"))
-        if service.handlers:
-            consumer = Consumer(service.name, pool, deps.broker, service.handlers, context=deps)
-            tasks.append(asyncio.create_task(consumer.run(), name="consumer"))
-    tasks += [asyncio.create_task(job(deps), name=job.__name__) for job in service.jobs]
-    try:
-        yield deps
-    finally:
-        # 1. stop background work (consumers stop taking messages; unacked ones are redelivered)
-        await stop_tasks(tasks, STOP_SECONDS)
-        # 2. close the broker, the cache, then the pool once nothing uses it
-        if deps.broker is not None:
-            await _bounded("broker", deps.broker.close())
-        if deps.redis is not None:
-            await _bounded("redis", deps.redis.aclose())
-        # On a timeout `wait_for` cancels `close()`, and asyncpg then terminates the pool's connections.
-        await _bounded("database pool", pool.close())
-
-
-# How long a stopping process waits for each step (background tasks, broker, cache, pool): a stop never
-# hangs on a peer that does not answer or a task that ignores its cancellation.
-STOP_SECONDS = 10.0
-
-
-async def stop_tasks(tasks: Sequence[asyncio.Task[None]], within: float) -> None:
-    """Cancel `tasks` and wait up to `within` seconds for them to end; log those that did not, with
-    where each one waits (a library that turns a cancellation into an ordinary error, caught by a retry
-    loop, would otherwise keep the process from ever stopping)."""
-    for task in tasks:
-        task.cancel()
-    if not tasks:
-        return
-    _, pending = await asyncio.wait(tasks, timeout=within)
-    for task in pending:
-        where = io.StringIO()
-        task.print_stack(file=where)
-        log.error(
-            "background task ignored its cancellation",
-            extra={"task": task.get_name(), "stack": where.getvalue()},
+    """Open everything the service needs, run its background work, and close it all in reverse order,
+    also when a later step failed to open; no step waits for a server for ever (kit.lifecycle)."""
+    async with Lifespan() as life:
+        pool = await life.start("database", _connect_db(config))
+        life.on_stop("database", lambda: db.close(pool))
+        await life.start("migrations", _migrate(service, config))
+        redis = cache.connect(config.redis_url) if service.uses_redis else None
+        if redis is not None:
+            life.on_stop("redis", redis.aclose)
+        broker = Broker(config.amqp_url) if service.uses_broker else None
+        if broker is not None:
+            life.on_stop("broker", broker.close)
+        deps = Deps(
+            config,
+            pool,
+            redis,
+            broker,
+            cache.Cache(redis, service.name) if redis is not None else None,
+            ready_checks=service.ready_checks,
         )
-
-
-async def _bounded(what: str, closing: Awaitable[None]) -> None:
-    try:
-        await asyncio.wait_for(closing, STOP_SECONDS)
-    except TimeoutError:
-        log.error("closing took too long, abandoned", extra={"what": what, "seconds": STOP_SECONDS})
+        for resource in service.resources:
+            deps.resources[resource] = await life.enter(resource.name, resource.open(deps))
+        jobs: list[tuple[str, Work]] = []
+        if broker is not None:
+            assert config.database_direct_url is not None
+            deps.relay = OutboxRelay(pool, broker, listen_url=config.database_direct_url)
+            jobs += [("broker", broker.run), ("outbox-relay", deps.relay.run)]
+            if service.handlers:
+                consumer = Consumer(service.name, pool, broker, service.handlers, context=deps)
+                jobs.append(("consumer", consumer.run))
+        jobs += [(job.__name__, functools.partial(job, deps)) for job in service.jobs]
+        # Stopped first (consumers stop taking messages; unacked ones are redelivered), then what was
+        # opened, in reverse: the resources, the broker, Redis, and the pool once nothing uses it.
+        life.run(jobs)
+        yield deps
 
 
 async def _ready(request: Request) -> Response:

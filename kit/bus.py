@@ -31,7 +31,7 @@ from pamqp import commands as spec
 from prometheus_client import Counter
 
 from kit import telemetry, tracing
-from kit.cancel import raise_if_cancelled
+from kit.lifecycle import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ EXCHANGES: dict[str, str] = {
     "order.created": "order.exchange",
     "order.confirmed": "order.exchange",
     "order.cancelled": "order.exchange",
+    "checkout.aborted": "order.exchange",  # ours, beside the contract's table (README, "Events")
     "payment.success": "payment.exchange",
     "payment.failed": "payment.exchange",
     "payment.refunded": "payment.exchange",
@@ -233,16 +234,21 @@ async def declare_topology(url: str, consumers: Mapping[str, Iterable[str]]) -> 
         await connection.close()
 
 
+def event_type(handler: Handler) -> type[Event]:
+    """The Struct a handler's events are decoded into: the annotation of its second parameter."""
+    kind: type[Event] = get_type_hints(handler)[list(inspect.signature(handler).parameters)[1]]
+    return kind
+
+
 class _Subscription:
     """A consumer's queues with its handler and the handler's event type."""
 
     def __init__(self, queues: Queues, handler: Handler) -> None:
         self.queues = queues
         self.handler = handler
-        params = list(inspect.signature(handler).parameters)
-        self.decoder = msgspec.json.Decoder(get_type_hints(handler)[params[1]])
+        self.decoder = msgspec.json.Decoder(event_type(handler))
         # A third parameter receives the consumer's context (the service's Deps).
-        self.wants_context = len(params) > 2
+        self.wants_context = len(inspect.signature(handler).parameters) > 2
 
 
 class Consumer:

@@ -6,6 +6,7 @@ services keep their SQL as module constants and pass them straight to `fetch`/`e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from pathlib import Path
@@ -97,6 +98,16 @@ async def pool_for(
         # Named statements live on a server connection: only cached where the pool owns one.
         config.db_statement_cache_size if not direct else 100,
     )
+
+
+async def close(pool: asyncpg.Pool, within: float = 5.0) -> None:
+    """Close `pool` once its connections are back, or cut them after `within` seconds: asyncpg's own
+    close waits for every connection to be released, so one held by work that never ends (or a server
+    that stopped answering) would hold the process's stop for good."""
+    try:
+        await asyncio.wait_for(pool.close(), within)  # cancelled, asyncpg terminates the pool itself
+    except TimeoutError:
+        log.warning("pool cut with connections still in use", extra={"seconds": within})
 
 
 def migration_files(*folders: Path) -> list[tuple[str, Path]]:

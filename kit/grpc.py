@@ -204,9 +204,11 @@ class GrpcServer:
         self.port: int | None = None
         self._bound = asyncio.Event()
 
-    async def started(self) -> int:
-        """The bound port, once the server accepts calls."""
-        await self._bound.wait()
+    async def started(self, within: float = 30.0) -> int:
+        """The bound port, once the server accepts calls; TimeoutError if it does not within `within`
+        seconds (it could not start: the log says why, and it is being started again)."""
+        async with asyncio.timeout(within):
+            await self._bound.wait()
         assert self.port is not None
         return self.port
 

@@ -17,7 +17,7 @@ from prometheus_client import Counter, Gauge
 
 from kit import telemetry
 from kit.bus import Broker, properties
-from kit.cancel import raise_if_cancelled
+from kit.lifecycle import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 

@@ -89,7 +89,7 @@ async def lua_vs_row_lock(reservations: int, concurrency: int) -> tuple[float, f
     await db.drop_database(config.database_url)
     async with running(service, config) as deps:
         await deps.redis.flushdb()  # type: ignore[union-attr]
-        inventory = engine.of(deps)
+        inventory = engine.INVENTORY.of(deps)
         await inventory.sync()
         hot = await _stocked(deps.db, reservations * 2)
 

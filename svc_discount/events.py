@@ -1,4 +1,5 @@
-"""Events svc_discount consumes (it publishes none): an order's outcome settles its discount usage."""
+"""Events svc_discount consumes (it publishes none): an order's outcome, or its checkout's, settles its
+discount usage."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ class OrderCancelled(Event):
     order_id: uuid.UUID
 
 
+class CheckoutAborted(Event):
+    routing_key = "checkout.aborted"
+    order_id: uuid.UUID
+
+
 async def order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed) -> None:
     """The reserved usage becomes recorded usage (only from RESERVED, so a repeat does nothing)."""
     await conn.execute(store.CONFIRM_USAGE, event.order_id)
@@ -30,7 +36,13 @@ async def order_cancelled(conn: asyncpg.Connection, event: OrderCancelled) -> No
     await conn.execute(store.RELEASE_USAGE, event.order_id)
 
 
+async def checkout_aborted(conn: asyncpg.Connection, event: CheckoutAborted) -> None:
+    """A checkout that never became an order gives back the usage it may hold (once)."""
+    await conn.execute(store.RELEASE_USAGE, event.order_id)
+
+
 handlers: dict[str, Handler] = {
     OrderConfirmed.routing_key: order_confirmed,
     OrderCancelled.routing_key: order_cancelled,
+    CheckoutAborted.routing_key: checkout_aborted,
 }

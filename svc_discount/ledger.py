@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from decimal import Decimal
 import asyncpg
 
 from kit.app import Deps
+from kit.lifecycle import every
 from svc_discount import store
 from svc_discount.pricing import ZERO, OrderLine, Verdict, evaluate
 
@@ -158,11 +158,9 @@ async def expire_held_usages(deps: Deps) -> None:
     `DISCOUNT_USAGE_HOLD_SECONDS` (1500: the order's 15-minute payment window and 10 minutes' grace)."""
     extra = deps.settings.extra
     hold = timedelta(seconds=float(extra.get("DISCOUNT_USAGE_HOLD_SECONDS", "1500")))
-    every = float(extra.get("DISCOUNT_USAGE_SWEEP_SECONDS", "60"))
-    while True:
-        try:
-            if freed := await expire_held(deps.db, hold):
-                log.info("freed discount usages held too long", extra={"count": freed})
-        except Exception as exc:  # a database outage must not end the job: next round retries
-            log.warning("could not free held discount usages", extra={"error": repr(exc)})
-        await asyncio.sleep(every)
+
+    async def expire() -> None:
+        if freed := await expire_held(deps.db, hold):
+            log.info("freed discount usages held too long", extra={"count": freed})
+
+    await every(float(extra.get("DISCOUNT_USAGE_SWEEP_SECONDS", "60")), expire, name="usage-expiry")

@@ -59,7 +59,7 @@ async def set_level(request: Request) -> Response:
     product_id = path_uuid(request, "productId", MISSING)
     body = await body_of(request, SetStock)
     variant_id = body.variant_id or store.PRODUCT_LEVEL
-    await engine.of(deps(request)).set_stock(
+    await engine.INVENTORY.of(deps(request)).set_stock(
         who, product_id, variant_id, body.quantity, body.low_stock_threshold
     )
     return JSON(await _level(request, product_id, body.variant_id))
@@ -99,8 +99,8 @@ service = Service(
     routes,
     migrations=Path(__file__).parent / "migrations",
     handlers=events.handlers,
+    resources=[engine.INVENTORY],
     jobs=[engine.background, grpc_server],
-    on_start=engine.start,
     ready_checks={"stock": engine.stock_loaded},
 )
 app = make_app(service)

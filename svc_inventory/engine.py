@@ -21,16 +21,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from kit import db
-from kit.app import Deps
-from kit.cancel import raise_if_cancelled
+from kit.app import Deps, Resource
 from kit.errors import ServiceUnavailable
+from kit.lifecycle import every
 from svc_inventory import lua
 from svc_inventory.levels import StockLevels
 from svc_inventory.reconciliation import Reconciliation
@@ -54,61 +54,31 @@ class Inventory(Reservations, Settlement, StockLevels, Reconciliation):
     ) -> None:
         super().__init__(pool, redis, hold_seconds, batch, writers)
         self.reconcile_seconds = reconcile_seconds
+        self._reconciled = 0.0  # when `sync` last ran (time.monotonic)
 
     # -- background work ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """The process's background work: batcher, sweeper and reconciliation, until cancelled."""
+        """The process's background work, until cancelled: the batcher; expired reservations swept from
+        Redis every 0.2 s and from PostgreSQL every 5 s; Redis rebuilt as soon as it lost its state (a
+        kick) and reconciled every `reconcile_seconds`."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self.run_batches())
-            group.create_task(self._every(0.2, self.sweep))
-            group.create_task(self._maintain())
+            group.create_task(every(0.2, self.sweep, name="reservation-sweep"))
+            group.create_task(every(5.0, self.sweep_database, name="reservation-sweep-db"))
+            group.create_task(every(1.0, self._resync, name="stock-reconcile", wake=self._kick))
 
-    @staticmethod
-    async def _every(seconds: float, step: Callable[[], Awaitable[object]]) -> None:
-        while True:
-            try:
-                await step()
-            except Exception as exc:
-                raise_if_cancelled()
-                log.warning("inventory background step failed", extra={"error": repr(exc)})
-            await asyncio.sleep(seconds)
-
-    async def _maintain(self) -> None:
-        """Rebuild as soon as Redis lost its state; reconcile and sweep PostgreSQL now and then."""
-        last_reconcile = last_sweep = 0.0
-        while True:
-            # Not wait_for: on 3.11 it can swallow a cancellation that meets its timeout.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._kick.wait()
-            self._kick.clear()
-            now = time.monotonic()
-            try:
-                if not await self.redis.exists(lua.LOADED) or now - last_reconcile >= self.reconcile_seconds:
-                    await self.sync()
-                    last_reconcile = now
-                if now - last_sweep >= 5.0:
-                    await self.sweep_database()
-                    last_sweep = now
-            except Exception as exc:
-                raise_if_cancelled()
-                log.warning("inventory maintenance failed, retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(0.5)
+    async def _resync(self) -> None:
+        """Rebuild Redis when it lost its state, and reconcile it with PostgreSQL when that is due."""
+        now = time.monotonic()
+        if not await self.redis.exists(lua.LOADED) or now - self._reconciled >= self.reconcile_seconds:
+            await self.sync()
+            self._reconciled = now
 
 
-_STATE_KEY = "inventory"
-
-
-def of(deps: Deps) -> Inventory:
-    """The process's Inventory (created by `start`)."""
-    inventory = deps.state[_STATE_KEY]
-    assert isinstance(inventory, Inventory)
-    return inventory
-
-
-async def start(deps: Deps) -> None:
-    """`Service.on_start`: create the process's Inventory from its settings."""
+@contextlib.asynccontextmanager
+async def _inventory(deps: Deps) -> AsyncIterator[Inventory]:
+    """The process's Inventory from its settings, with Redis loaded when it is up."""
     assert deps.redis is not None
     config = deps.settings
     extra = config.extra
@@ -117,26 +87,29 @@ async def start(deps: Deps) -> None:
         # The stock lock is a session advisory lock held across statements: with a transaction pooler
         # (PgBouncer) in front, the engine connects straight to the server instead.
         pool = await db.pool_for(config, direct=True)
-    inventory = deps.state[_STATE_KEY] = Inventory(
-        pool,
-        deps.redis,
-        hold_seconds=float(extra.get("INVENTORY_RESERVATION_SECONDS", "900")),
-        reconcile_seconds=float(extra.get("INVENTORY_RECONCILE_SECONDS", "30")),
-    )
     try:
-        await inventory.sync()  # load Redis before the first call, when it is up
-    except (RedisError, OSError) as exc:
-        log.warning("Redis unavailable at start; loading it once it is back", extra={"error": repr(exc)})
+        inventory = Inventory(
+            pool,
+            deps.redis,
+            hold_seconds=float(extra.get("INVENTORY_RESERVATION_SECONDS", "900")),
+            reconcile_seconds=float(extra.get("INVENTORY_RECONCILE_SECONDS", "30")),
+        )
+        try:
+            await inventory.sync()  # load Redis before the first call, when it is up
+        except (RedisError, OSError) as exc:
+            log.warning("Redis unavailable at start; loading it once it is back", extra={"error": repr(exc)})
+        yield inventory
+    finally:
+        if pool is not deps.db:
+            await db.close(pool)
+
+
+INVENTORY = Resource("inventory", _inventory)
 
 
 async def background(deps: Deps) -> None:
-    """`Service.jobs` entry: the Inventory's batcher, sweeper and reconciliation."""
-    inventory = of(deps)
-    try:
-        await inventory.run()
-    finally:
-        if inventory.pool is not deps.db:
-            await inventory.pool.close()
+    """`Service.jobs` entry: the Inventory's batcher, sweeps and reconciliation."""
+    await INVENTORY.of(deps).run()
 
 
 async def stock_loaded(deps: Deps) -> None:

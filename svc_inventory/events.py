@@ -7,17 +7,29 @@ import asyncpg
 from kit.app import Deps
 from kit.bus import Handler
 from svc_inventory import engine, lua, store
-from svc_inventory.wire import OrderCancelled, OrderConfirmed, ProductCreated, ProductDeleted
+from svc_inventory.wire import (
+    CheckoutAborted,
+    OrderCancelled,
+    OrderConfirmed,
+    ProductCreated,
+    ProductDeleted,
+)
 
 
 async def order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, deps: Deps) -> None:
     """The order is paid: its reservation becomes a sale (only from RESERVED, so repeats do nothing)."""
-    await engine.of(deps).commit(event.order_id)
+    await engine.INVENTORY.of(deps).commit(event.order_id)
 
 
 async def order_cancelled(conn: asyncpg.Connection, event: OrderCancelled, deps: Deps) -> None:
     """The order is cancelled: its held reservation, or its sale, gives its units back (once)."""
-    await engine.of(deps).cancel(event.order_id, event.reason[:200] or "order cancelled")
+    await engine.INVENTORY.of(deps).cancel(event.order_id, event.reason[:200] or "order cancelled")
+
+
+async def checkout_aborted(conn: asyncpg.Connection, event: CheckoutAborted, deps: Deps) -> None:
+    """A checkout that never became an order: the reservation it may hold is released (once). Its
+    ReleaseStock usually did it already; this is the undo when svc_inventory could not be reached."""
+    await engine.INVENTORY.of(deps).release(event.order_id, event.reason[:200] or "checkout aborted")
 
 
 async def product_created(conn: asyncpg.Connection, event: ProductCreated, deps: Deps) -> None:
@@ -38,6 +50,7 @@ async def product_deleted(conn: asyncpg.Connection, event: ProductDeleted, deps:
 handlers: dict[str, Handler] = {
     OrderConfirmed.routing_key: order_confirmed,
     OrderCancelled.routing_key: order_cancelled,
+    CheckoutAborted.routing_key: checkout_aborted,
     ProductCreated.routing_key: product_created,
     ProductDeleted.routing_key: product_deleted,
 }

@@ -19,8 +19,8 @@ from redis.exceptions import RedisError
 
 from kit import telemetry, tracing
 from kit.bus import Event, publish
-from kit.cancel import raise_if_cancelled
 from kit.errors import ServiceUnavailable
+from kit.lifecycle import raise_if_cancelled
 from svc_inventory import lua, store
 from svc_inventory.core import HOLDING, RESERVED, Core, key_of, lines_of, text
 from svc_inventory.schemas import Line

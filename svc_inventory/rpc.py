@@ -94,12 +94,13 @@ def reservation(order_id: uuid.UUID, outcome: Outcome) -> pb.ReserveStockRespons
 class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+        self.inventory = engine.INVENTORY.of(deps)
 
     async def CheckStock(
         self, request: pb.CheckStockRequest, context: grpc.aio.ServicerContext
     ) -> pb.CheckStockResponse:
         lines = _lines(request.lines)
-        levels = await engine.of(self.deps).availability(lines)
+        levels = await self.inventory.availability(lines)
         answers = [
             _availability(line, levels.get(key, 0), key in levels)
             for line in lines
@@ -114,7 +115,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         lines = _lines(request.lines)
         if not 0 <= request.hold_seconds <= 86_400:
             raise invalid("hold_seconds", "hold_seconds must be between 0 and 86400")
-        outcome = await engine.of(self.deps).reserve(order_id, lines, request.hold_seconds)
+        outcome = await self.inventory.reserve(order_id, lines, request.hold_seconds)
         return reservation(order_id, outcome)
 
     async def ReleaseStock(
@@ -123,13 +124,13 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         order_id = uuid_field("order_id", request.order_id)
         if len(request.reason) > 200:
             raise invalid("reason", "reason must be at most 200 characters")
-        moved, state = await engine.of(self.deps).release(order_id, request.reason)
+        moved, state = await self.inventory.release(order_id, request.reason)
         return pb.ReleaseStockResponse(released=moved, state=_STATE[state])
 
     async def CommitStock(
         self, request: pb.CommitStockRequest, context: grpc.aio.ServicerContext
     ) -> pb.CommitStockResponse:
-        committed, state = await engine.of(self.deps).commit(uuid_field("order_id", request.order_id))
+        committed, state = await self.inventory.commit(uuid_field("order_id", request.order_id))
         return pb.CommitStockResponse(committed=committed, state=_STATE[state])
 
     async def GetInventory(

@@ -56,6 +56,12 @@ class OrderCancelled(Event):
     reason: str = ""
 
 
+class CheckoutAborted(Event):
+    routing_key = "checkout.aborted"
+    order_id: uuid.UUID
+    reason: str
+
+
 class ProductCreated(Event):
     routing_key = "product.created"
     product_id: uuid.UUID

@@ -17,11 +17,12 @@ from kit.errors import NotFound, invalid
 from kit.http import JSON, Page, body_of, page_of, paging, path_uuid, search_pattern, sorting
 from kit.identity import require_user
 from kit.openapi import doc, listing, page
-from svc_notify import admin, config, dead_letters, events, reports, store, twilio
+from svc_notify import admin, config, dead_letters, events, reports, store
 from svc_notify.channels import Sender
 from svc_notify.channels.email import EmailSender
-from svc_notify.channels.push import PushSender, application_server_key, vapid_key
+from svc_notify.channels.push import PushSender
 from svc_notify.channels.sms import SmsSender
+from svc_notify.context import CONTEXT
 from svc_notify.dispatch import ChannelWorker, dispatch
 from svc_notify.schemas import Notification, PushKey, Subscription, SubscriptionInput
 
@@ -55,7 +56,7 @@ async def my_notifications(request: Request) -> Response:
 @doc("The VAPID public key to subscribe with (`applicationServerKey`)", response=PushKey, auth="user")
 async def push_key(request: Request) -> Response:
     require_user(request)
-    return JSON(PushKey(application_server_key=deps(request).state["push_key"]))
+    return JSON(PushKey(application_server_key=CONTEXT.of(deps(request)).push_key))
 
 
 @doc(
@@ -72,7 +73,7 @@ async def add_subscription(request: Request) -> Response:
     endpoint = urlsplit(body.endpoint)
     if endpoint.scheme != "https" and not d.settings.is_dev:
         raise invalid("endpoint", "endpoint: must be an https URL")
-    if not config.push_host_allowed(d.state["config"], endpoint.hostname or ""):
+    if not config.push_host_allowed(CONTEXT.of(d).config, endpoint.hostname or ""):
         raise invalid("endpoint", "endpoint: not a known push service")
     row = await d.db.fetchrow(
         store.ADD_SUBSCRIPTION, uuid.uuid4(), who.user_id, body.endpoint, body.keys.p256dh, body.keys.auth
@@ -98,23 +99,17 @@ async def remove_subscription(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def on_start(d: Deps) -> None:
-    d.state["config"] = config.load(d.settings)
-    d.state["twilio"] = twilio.load()
-    d.state["vapid"] = await vapid_key(d.db, d.state["config"])
-    d.state["push_key"] = application_server_key(d.state["vapid"])
-
-
 async def dispatcher(d: Deps) -> None:
     """The job that sends what the handlers queued (svc_notify.dispatch)."""
-    policies = d.state["config"].policies
+    context = CONTEXT.of(d)
     senders: tuple[Sender, ...] = (
         EmailSender(d.settings),
-        SmsSender(d.state["twilio"], d.settings.public_url),
-        PushSender(d.db, d.state["vapid"], d.state["config"]),
+        SmsSender(context.twilio, d.settings.public_url),
+        PushSender(d.db, context.vapid, context.config),
     )
-    assert d.settings.database_direct_url is not None
+    policies = context.config.policies
     workers = [ChannelWorker(d.db, sender, policies[sender.channel]) for sender in senders]
+    assert d.settings.database_direct_url is not None
     await dispatch(workers, d.settings.database_direct_url)
 
 
@@ -134,8 +129,8 @@ service = Service(
     routes,
     migrations=Path(__file__).parent / "migrations",
     handlers=events.handlers,
+    resources=[CONTEXT],
     jobs=[dispatcher],
-    on_start=on_start,
     uses_redis=False,
 )
 app = make_app(service)

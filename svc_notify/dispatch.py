@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import asyncpg
 from prometheus_client import Counter
 
-from kit.cancel import raise_if_cancelled
+from kit.lifecycle import raise_if_cancelled
 from svc_notify import queue
 from svc_notify.channels import Retry, Sender, Undeliverable
 from svc_notify.config import ChannelPolicy

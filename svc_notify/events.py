@@ -29,7 +29,7 @@ import msgspec
 from kit.app import Deps
 from kit.bus import Event, Handler
 from svc_notify import store
-from svc_notify.config import NotifyConfig
+from svc_notify.context import CONTEXT
 from svc_notify.messages import Message, enqueue
 from svc_notify.preferences import Preferences
 
@@ -43,8 +43,6 @@ CANCEL_REASONS = {
     "payment_failed": "the payment did not go through",
 }
 UNKNOWN_REASON = "it could not be completed"
-# A checkout that never became an order: nothing was ordered, nothing to tell (svc_order's ABORTED).
-CHECKOUT_ABORTED = "checkout_aborted"
 
 
 class UserRegistered(Event):
@@ -94,8 +92,8 @@ class OrderCancelled(Event):
     order_id: uuid.UUID
     user_id: uuid.UUID
     reason: str
-    order_number: str | None = None
-    total_amount: float | None = None
+    order_number: str
+    total_amount: float
 
 
 class ProductCreated(Event):
@@ -133,11 +131,6 @@ async def _remember(conn: asyncpg.Connection, event: UserRegistered | UserVerifi
     await conn.execute(store.UPSERT_RECIPIENT, event.user_id, event.email, event.full_name, event.occurred_at)
 
 
-def _config(deps: Deps) -> NotifyConfig:
-    config: NotifyConfig = deps.state["config"]
-    return config
-
-
 async def on_user_registered(conn: asyncpg.Connection, event: UserRegistered, deps: Deps) -> None:
     await _remember(conn, event)
     public_url = deps.settings.public_url.rstrip("/")
@@ -158,7 +151,7 @@ async def on_user_registered(conn: asyncpg.Connection, event: UserRegistered, de
         },
         redacted={"link": verification_link("REDACTED")},
     )
-    await enqueue(conn, message, _config(deps).default_locale)
+    await enqueue(conn, message, CONTEXT.of(deps).config.default_locale)
 
 
 async def on_user_verified(conn: asyncpg.Connection, event: UserVerified) -> None:
@@ -200,7 +193,7 @@ async def _notify_user(
         template=template,
         values={"fullName": recipient["full_name"], "link": link, **values},
     )
-    await enqueue(conn, message, _config(deps).default_locale)
+    await enqueue(conn, message, CONTEXT.of(deps).config.default_locale)
 
 
 async def on_order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, deps: Deps) -> None:
@@ -211,8 +204,6 @@ async def on_order_confirmed(conn: asyncpg.Connection, event: OrderConfirmed, de
 
 
 async def on_order_cancelled(conn: asyncpg.Connection, event: OrderCancelled, deps: Deps) -> None:
-    if event.reason == CHECKOUT_ABORTED or event.order_number is None or event.total_amount is None:
-        return
     values = {
         "orderNumber": event.order_number,
         "totalAmount": money(event.total_amount),

@@ -21,6 +21,7 @@ from kit.http import MAX_JSON_BODY
 from kit.openapi import doc
 from svc_notify import queue, twilio
 from svc_notify.channels.sms import STATUS_PATH
+from svc_notify.context import CONTEXT
 
 
 def _status_of(twilio_status: str) -> str:
@@ -43,7 +44,7 @@ async def sms_status(request: Request) -> Response:
     url = f"{d.settings.public_url.rstrip('/')}{request.url.path}"
     if request.url.query:
         url += f"?{request.url.query}"
-    config: twilio.TwilioConfig = d.state["twilio"]
+    config = CONTEXT.of(d).twilio
     given = request.headers.get("x-twilio-signature", "")
     if not twilio.signed_by(config.auth_token.reveal(), url, params, given):
         raise Forbidden("The status callback's signature does not match")

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kit.app import Deps, Service, deps, make_app
+from kit.app import Service, deps, make_app
 from kit.errors import NotFound, invalid
 from kit.http import JSON, body_of, paging, path_uuid, search_pattern
 from kit.identity import Identity, require_role, require_user
@@ -239,11 +239,6 @@ async def set_status(request: Request) -> Response:
     return await _order_answer(request, who, order_id)
 
 
-async def _open(d: Deps) -> None:
-    await downstream.open_clients(d)
-    await intents.open_journal(d)
-
-
 routes = [
     Route("/api/cart", get_cart, methods=["GET"]),
     Route("/api/cart", clear_cart, methods=["DELETE"]),
@@ -263,8 +258,8 @@ service = Service(
     routes,
     migrations=Path(__file__).parent / "migrations",
     handlers=workflow.handlers,
-    jobs=[downstream.hold, intents.hold_journal, jobs.sweeper, jobs.intent_recovery, jobs.cleanup],
-    on_start=_open,
+    resources=[downstream.CLIENTS, intents.JOURNAL],
+    jobs=[jobs.sweeper, jobs.intent_recovery, jobs.cleanup],
     uses_redis=False,
 )
 app = make_app(service)

@@ -92,7 +92,7 @@ async def show(d: Deps, user_id: uuid.UUID) -> Cart:
 
 async def add(d: Deps, user_id: uuid.UUID, item: AddItem) -> Cart:
     """Add a product the catalog sells now; the same product and variant add up to at most 99."""
-    product = (await downstream.of(d).catalog.products([item.product_id]))[item.product_id]
+    product = (await downstream.CLIENTS.of(d).catalog.products([item.product_id]))[item.product_id]
     if product is None:
         raise BusinessRuleViolation("This product does not exist or is not for sale")
     if item.variant_id is not None and product.variant(item.variant_id) is None:
@@ -132,7 +132,7 @@ async def remove(d: Deps, user_id: uuid.UUID, product_id: uuid.UUID, variant_id:
 
 async def view(d: Deps, rows: Sequence[Row]) -> Cart:
     """The cart as the API shows it: current prices, line totals, lines no longer sold flagged."""
-    down = downstream.of(d)
+    down = downstream.CLIENTS.of(d)
     products = await down.catalog.products(row.product_id for row in rows)
     lines: list[CartLine] = []
     subtotal = Decimal(0)

@@ -1,9 +1,9 @@
 """The services svc_order calls: the catalog over HTTP, inventory and discounts over gRPC.
 
-One `Downstream` per process, opened at start (`open`) and closed at shutdown (`hold`, a job), kept in
-`deps.state`. The catalog answers through a short in-process cache: a cart view or a checkout costs at
-most one batch call (`GET /api/products?ids=`, up to 100 ids) for the products not seen in the last
-`ORDER_PRICE_TTL` seconds, and concurrent requests for the same product share that call.
+One `Downstream` per process (`CLIENTS`, a kit.app.Resource: opened at start, closed at stop). The
+catalog answers through a short in-process cache: a cart view or a checkout costs at most one batch
+call (`GET /api/products?ids=`, up to 100 ids) for the products not seen in the last `ORDER_PRICE_TTL`
+seconds, and concurrent requests for the same product share that call.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import contextlib
 import functools
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 
 import msgspec
 
 from kit import grpc as kit_grpc
 from kit import httpclient
-from kit.app import Deps
+from kit.app import Deps, Resource
 from kit.errors import ServiceUnavailable
 from protos import discount_pb2_grpc, inventory_pb2_grpc
 from svc_order.config import OrderConfig
@@ -145,19 +145,13 @@ class Downstream:
                 await channel.close()
 
 
-def of(deps: Deps) -> Downstream:
-    downstream: Downstream = deps.state["downstream"]
-    return downstream
-
-
-async def open_clients(deps: Deps) -> None:
-    """`Service.on_start`: the clients exist before the first request is served."""
-    deps.state["downstream"] = Downstream(OrderConfig.of(deps.settings))
-
-
-async def hold(deps: Deps) -> None:
-    """A job that owns the clients: it closes them when the service stops."""
+@contextlib.asynccontextmanager
+async def _clients(deps: Deps) -> AsyncIterator[Downstream]:
+    downstream = Downstream(OrderConfig.of(deps.settings))
     try:
-        await asyncio.Event().wait()
+        yield downstream
     finally:
-        await of(deps).close()
+        await downstream.close()
+
+
+CLIENTS = Resource("downstream", _clients)

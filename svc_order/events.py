@@ -63,12 +63,7 @@ class OrderConfirmed(Event):
 
 class OrderCancelled(Event):
     """Cancelled or failed: svc_inventory releases, svc_discount frees the usage, svc_payment cancels or
-    flags the payment for refund.
-
-    `reason` "checkout_aborted" announces a checkout that never became an order (its compensation):
-    there is no order and no payment, only what the checkout may have held to give back. For the
-    others svc_notify mails the customer.
-    """
+    flags the payment for refund, svc_notify tells the customer (with the number and total it shows)."""
 
     routing_key = "order.cancelled"
     order_id: uuid.UUID
@@ -76,12 +71,24 @@ class OrderCancelled(Event):
     reason: str
     items: list[StockLine]
     discount_code: str | None
-    # For svc_notify's mail; an aborted checkout has neither.
-    order_number: str | None = None
-    total_amount: float | None = None
+    order_number: str
+    total_amount: float
 
 
-ABORTED = "checkout_aborted"
+class CheckoutAborted(Event):
+    """A checkout that never became an order (svc_order.intents): svc_discount frees the usage it may
+    hold and svc_inventory releases the stock it may hold (ReleaseStock usually did already). There
+    is no order and no payment: `order_id` is the id the checkout held things for.
+
+    Not in the contract's table (section 6): our addition on order.exchange (README, "Events").
+    """
+
+    routing_key = "checkout.aborted"
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    reason: str  # why it was aborted: "checkout failed", "checkout refused", "checkout abandoned"
+    items: list[StockLine]
+    discount_code: str | None
 
 
 class PaymentSucceeded(Event):

@@ -7,10 +7,10 @@ The recipe, every step essential (a failure ends the checkout and undoes what ca
     3. record the checkout's intent, committed on its own  undo: mark it compensated once undone
        (svc_order/intents.py): from here on, a crash is undone by the recovery job
     4. at the same time, each with a deadline:
-       a. ApplyDiscount: validate the code (or the best    undo: `order.cancelled` through the outbox:
+       a. ApplyDiscount: validate the code (or the best    undo: `checkout.aborted` through the outbox:
           automatic discount) and hold one usage                 svc_discount frees a usage only that way
        b. ReserveStock: every line, all or nothing         undo: ReleaseStock now (best effort, its own
-                                                                 deadline), `order.cancelled` if that fails
+                                                                 deadline), `checkout.aborted` if that fails
     5. create the order (PENDING), its items, `order.created`, clear the ordered cart lines and close the
        intent, all in the transaction that holds the cart's lock and the Idempotency-Key claim
                                                            undo: - (commits or not; refused if the
@@ -23,7 +23,7 @@ may have held something: a call that timed out or failed may still have happened
 Failures answer per the contract: a line out of stock or no longer sold, an empty cart, a refused
 discount code -> 422 naming what; the catalog, inventory or discounts unreachable or past the deadline
 -> 503. Either way nothing stays held: the stock now (ReleaseStock), the discount usage within moments
-(the outbox survives a crash or a broker outage); when svc_inventory cannot be told, `order.cancelled`
+(the outbox survives a crash or a broker outage); when svc_inventory cannot be told, `checkout.aborted`
 tells it. When order_db cannot record the undo, or the process dies mid-checkout, the open intent is
 undone by the recovery job seconds later (`intents.recover`).
 """
@@ -217,7 +217,7 @@ class Saga:
 
 async def checkout(d: Deps, who: Identity, body: CheckoutRequest, key: str | None) -> Answer:
     """Run the saga for `who`'s cart, under `key` (an Idempotency-Key) when given."""
-    saga = Saga(downstream.of(d), intents.journal_of(d), who.user_id)
+    saga = Saga(downstream.CLIENTS.of(d), intents.JOURNAL.of(d), who.user_id)
     async with d.db.acquire() as conn:
         try:
             async with conn.transaction():

@@ -10,15 +10,15 @@ leave those holds until they expire on their own (the stock 20 minutes later). S
        its record). It deletes only an OPEN intent, so an order can never be created for an intent that
        was compensated meanwhile: the checkout is then refused (503, nothing ordered, retry);
     3. a checkout that fails or is refused compensates itself (`compensate`): the stock released at
-       once, `order.cancelled` (reason `checkout_aborted`) through the outbox where still owed, the
-       intent marked compensated, all under the intent row's lock;
+       once, `checkout.aborted` through the outbox where still owed, the intent marked compensated,
+       all under the intent row's lock;
     4. `recover` (a job of every svc_order process, at start and every `ORDER_INTENT_RECOVERY_SECONDS`)
        does the same for intents still open `ORDER_DEADLINE_SECONDS + ORDER_INTENT_GRACE_SECONDS` after
        they were recorded: their checkout died. Rows are taken with SKIP LOCKED, so two processes never
        work on the same intent, and a checkout that is committing (its DELETE holds the row) is skipped.
 
 Every undo is idempotent: ReleaseStock moves only a RESERVED reservation, svc_discount and svc_inventory
-act on `order.cancelled` once per order. The event is also the fallback when svc_inventory cannot be
+act on `checkout.aborted` once per order id. The event is also the fallback when svc_inventory cannot be
 reached: it releases by order id when it reads it, so "compensated" means "the undo is durably on its
 way". Compensated intents are kept `KEEP_HOURS` for the record, then pruned.
 
@@ -31,8 +31,10 @@ plus `ORDER_HOLD_GRACE_SECONDS`, the usage through svc_discount's sweep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -41,13 +43,13 @@ import msgspec
 from prometheus_client import Counter
 
 from kit import db
-from kit.app import Deps
+from kit.app import Deps, Resource
 from kit.bus import publish
 from protos import inventory_pb2
 from svc_order import store
 from svc_order.config import OrderConfig
 from svc_order.downstream import Downstream
-from svc_order.events import ABORTED, OrderCancelled, StockLine
+from svc_order.events import CheckoutAborted, StockLine
 
 log = logging.getLogger(__name__)
 recovered = Counter("shop_checkout_intents_recovered_total", "Checkouts compensated by the recovery job")
@@ -74,12 +76,12 @@ class Intent:
     def of(cls, row: asyncpg.Record) -> Intent:
         return cls(row["order_id"], row["user_id"], _decode_lines(row["lines"]), row["discount_code"])
 
-    def aborted(self) -> OrderCancelled:
+    def aborted(self, why: str) -> CheckoutAborted:
         """The event that frees a held discount usage (and the stock, by order id) of this checkout."""
-        return OrderCancelled(
+        return CheckoutAborted(
             order_id=self.order_id,
             user_id=self.user_id,
-            reason=ABORTED,
+            reason=why,
             items=self.lines,
             discount_code=self.discount_code,
         )
@@ -109,23 +111,17 @@ class Journal:
             )
 
 
-def journal_of(deps: Deps) -> Journal:
-    journal: Journal = deps.state["journal"]
-    return journal
-
-
-async def open_journal(deps: Deps) -> None:
-    """Part of `Service.on_start`: the journal's pool exists before the first checkout."""
+@contextlib.asynccontextmanager
+async def _journal(deps: Deps) -> AsyncIterator[Journal]:
     pool = await db.pool_for(deps.settings, min_size=1, max_size=JOURNAL_CONNECTIONS)
-    deps.state["journal"] = Journal(pool, OrderConfig.of(deps.settings).deadline)
-
-
-async def hold_journal(deps: Deps) -> None:
-    """A job that owns the journal's pool: it closes it when the service stops."""
     try:
-        await asyncio.Event().wait()
+        yield Journal(pool, OrderConfig.of(deps.settings).deadline)
     finally:
-        await journal_of(deps).pool.close()
+        await db.close(pool)
+
+
+JOURNAL = Resource("journal", _journal)
+"""The journal's pool exists before the first checkout and closes at stop."""
 
 
 async def complete(conn: asyncpg.Connection, order_id: uuid.UUID) -> bool:
@@ -191,7 +187,7 @@ async def _undo(
     discount_held: bool,
 ) -> None:
     """In the caller's transaction, holding the intents' rows: release their stock now, record
-    `order.cancelled` for those that still owe an undo, and mark them compensated."""
+    `checkout.aborted` for those that still owe an undo, and mark them compensated."""
     if not intents:
         return
     if stock_held:
@@ -199,7 +195,7 @@ async def _undo(
     else:
         released = [True] * len(intents)
     owed = [i for i, done in zip(intents, released, strict=True) if discount_held or not done]
-    await publish(conn, *(i.aborted() for i in owed))
+    await publish(conn, *(i.aborted(why) for i in owed))
     await conn.execute(store.INTENTS_COMPENSATED, [i.order_id for i in intents])
 
 
@@ -208,7 +204,7 @@ async def _release_stock(downstream: Downstream, order_id: uuid.UUID, why: str) 
     try:
         await downstream.inventory.ReleaseStock(request, timeout=downstream.config.deadline)
     except grpc.aio.AioRpcError as exc:
-        # `order.cancelled` makes svc_inventory release it when it reads the event.
+        # `checkout.aborted` makes svc_inventory release it when it reads the event.
         log.warning("stock release failed", extra={"orderId": str(order_id), "code": exc.code().name})
         return False
     return True

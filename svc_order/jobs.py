@@ -1,4 +1,5 @@
-"""svc_order's background jobs (`Service.jobs`: started with the process, cancelled at shutdown).
+"""svc_order's background jobs (`Service.jobs`: started with the process, cancelled at shutdown), each a
+`kit.lifecycle.every` round.
 
 Each worker process runs them; that is safe: the sweeper and the intent recovery take their rows with
 SKIP LOCKED, and forgetting old keys and intents twice forgets nothing more.
@@ -6,32 +7,13 @@ SKIP LOCKED, and forgetting old keys and intents twice forgets nothing more.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable
-
-import asyncpg
-
 from kit.app import Deps
-from kit.cancel import raise_if_cancelled
-from svc_order import downstream, idempotency, intents, workflow
+from kit.lifecycle import every
+from svc_order import idempotency, intents, workflow
 from svc_order.config import OrderConfig
+from svc_order.downstream import CLIENTS
 
-log = logging.getLogger(__name__)
-
-_TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 CLEANUP_SECONDS = 600.0
-
-
-async def _every(seconds: float, work: Callable[[], Awaitable[None]], name: str) -> None:
-    """Run `work` every `seconds`, forever; an outage is logged and the next round tries again."""
-    while True:
-        try:
-            await work()
-        except _TRANSIENT as exc:
-            raise_if_cancelled()
-            log.warning("background job failed, retrying", extra={"job": name, "error": repr(exc)})
-        await asyncio.sleep(seconds)
 
 
 async def sweeper(deps: Deps) -> None:
@@ -43,7 +25,7 @@ async def sweeper(deps: Deps) -> None:
             while await workflow.expire_unpaid(conn) == workflow.SWEEP_BATCH:
                 pass
 
-    await _every(OrderConfig.of(deps.settings).sweep_every, sweep, "sweeper")
+    await every(OrderConfig.of(deps.settings).sweep_every, sweep, name="sweeper")
 
 
 async def intent_recovery(deps: Deps) -> None:
@@ -55,11 +37,11 @@ async def intent_recovery(deps: Deps) -> None:
 
     async def recover() -> None:
         async with deps.db.acquire() as conn:
-            clients = downstream.of(deps)
+            clients = CLIENTS.of(deps)
             while len(await intents.recover(conn, clients, config.intent_overdue)) == intents.RECOVERY_BATCH:
                 pass
 
-    await _every(config.intent_recovery_every, recover, "intent-recovery")
+    await every(config.intent_recovery_every, recover, name="intent-recovery")
 
 
 async def cleanup(deps: Deps) -> None:
@@ -71,4 +53,4 @@ async def cleanup(deps: Deps) -> None:
             await idempotency.forget_old(conn, hours)
             await intents.prune(conn)
 
-    await _every(CLEANUP_SECONDS, forget, "cleanup")
+    await every(CLEANUP_SECONDS, forget, name="cleanup")

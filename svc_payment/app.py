@@ -43,7 +43,7 @@ def _client_ip(request: Request) -> str:
 
 
 def _payment_url(request: Request, order_id: uuid.UUID) -> str:
-    return f"{providers.of(deps(request)).config.public_url}/api/payments/pay/{order_id}"
+    return f"{providers.PROVIDERS.of(deps(request)).config.public_url}/api/payments/pay/{order_id}"
 
 
 GATEWAY = {"method": {"type": "string", "enum": list(METHODS)}}
@@ -96,7 +96,7 @@ async def _payment_of(pool: asyncpg.Pool, order_id: uuid.UUID, wait: float) -> P
 async def pay(request: Request) -> Response:
     order_id = path_uuid(request, "orderId", "Payment not found")
     d = deps(request)
-    gateways = providers.of(d)
+    gateways = providers.PROVIDERS.of(d)
     payment = await _payment_of(d.db, order_id, gateways.config.pay_wait)
     if payment is None:
         raise NotFound("Payment not found")
@@ -116,7 +116,7 @@ async def pay(request: Request) -> Response:
     errors=(400,),
 )
 async def ipn(request: Request) -> Response:
-    gateway = providers.of(deps(request)).get(request.path_params["method"])
+    gateway = providers.PROVIDERS.of(deps(request)).get(request.path_params["method"])
     try:
         notice = await gateway.read_ipn(request)
     except Forged as exc:
@@ -138,7 +138,7 @@ async def ipn(request: Request) -> Response:
     errors=(400,),
 )
 async def return_page(request: Request) -> Response:
-    gateway = providers.of(deps(request)).get(request.path_params["method"])
+    gateway = providers.PROVIDERS.of(deps(request)).get(request.path_params["method"])
     try:
         reference = gateway.read_return(request.query_params)
     except Forged:
@@ -212,8 +212,8 @@ service = Service(
     routes,
     migrations=Path(__file__).parent / "migrations",
     handlers=events.handlers,
+    resources=[providers.PROVIDERS],
     jobs=[reconcile.run],
-    on_start=providers.start,
     uses_redis=False,
 )
 app = make_app(service)

@@ -16,9 +16,6 @@ from svc_payment import store
 log = logging.getLogger(__name__)
 
 MAX_AMOUNT = Decimal("9999999999999999.99")  # numeric(18, 2)
-# svc_order's reason for a checkout that never became an order (its compensation): no order.created
-# will ever follow, so there is no payment to cancel, now or later.
-CHECKOUT_ABORTED = "checkout_aborted"
 
 
 class OrderCreated(Event):
@@ -123,16 +120,12 @@ async def order_created(conn: asyncpg.Connection, event: OrderCreated) -> None:
 
 
 async def order_cancelled(conn: asyncpg.Connection, event: OrderCancelled) -> None:
-    """The order is gone: a pending payment is cancelled, a paid one flagged for refund, never reopened.
-
-    An aborted checkout's order never existed: it leaves nothing behind for a payment to be born from.
-    """
+    """The order is gone: a pending payment is cancelled, a paid one flagged for refund, never reopened."""
     await conn.execute(store.LOCK_ORDER, event.order_id)
     row = await conn.fetchrow(store.CANCEL_ORDER, event.order_id)
     if row is None:
-        if event.reason != CHECKOUT_ABORTED:
-            # Its order.created is still on the way (another queue): the payment will be born cancelled.
-            await conn.execute(store.RECORD_EARLY_CANCELLATION, event.order_id, event.reason[:500])
+        # Its order.created is still on the way (another queue): the payment will be born cancelled.
+        await conn.execute(store.RECORD_EARLY_CANCELLATION, event.order_id, event.reason[:500])
     elif row["status"] == "REFUND_REQUIRED":
         log.warning("paid order was cancelled: refund required", extra={"paymentId": str(row["id"])})
 

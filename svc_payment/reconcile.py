@@ -10,15 +10,14 @@ refund once.
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from datetime import timedelta
 
 from kit.app import Deps
-from svc_payment import ledger, providers, store
+from kit.lifecycle import every
+from svc_payment import ledger, store
 from svc_payment.ledger import Payment, Refund
-
-log = logging.getLogger(__name__)
+from svc_payment.providers import PROVIDERS
 
 BATCH = 100
 CONCURRENT_QUERIES = 8
@@ -26,7 +25,7 @@ CONCURRENT_QUERIES = 8
 
 async def settle_unsettled(deps: Deps, older_than: timedelta, recheck: timedelta = timedelta(0)) -> int:
     """Query the gateway about sessions left unsettled for `older_than`; return how many it settled."""
-    gateways = providers.of(deps)
+    gateways = PROVIDERS.of(deps)
     async with deps.db.acquire() as conn:
         rows = await conn.fetch(
             store.CLAIM_UNSETTLED, older_than.total_seconds(), recheck.total_seconds(), BATCH
@@ -49,7 +48,7 @@ async def settle_unsettled(deps: Deps, older_than: timedelta, recheck: timedelta
 
 async def send(deps: Deps, payment: Payment, refund: Refund) -> ledger.RefundResult:
     """Ask the gateway for `refund` and record its answer when it is final."""
-    result = await providers.of(deps).refund(payment, refund)
+    result = await PROVIDERS.of(deps).refund(payment, refund)
     if result.status != "PENDING":
         async with deps.db.acquire() as conn, conn.transaction():
             await ledger.finish_refund(conn, refund.id, result)
@@ -71,17 +70,13 @@ async def resend_refunds(deps: Deps, older_than: timedelta) -> None:
 
 
 async def run(deps: Deps) -> None:
-    """`Service.jobs` entry: reconcile forever; owns the gateways' HTTP client and closes it at the end."""
-    config = providers.of(deps).config
-    try:
-        while True:
-            await asyncio.sleep(config.reconcile_every)
-            try:
-                await settle_unsettled(
-                    deps, timedelta(seconds=config.reconcile_after), timedelta(seconds=config.reconcile_every)
-                )
-                await resend_refunds(deps, timedelta(seconds=config.refund_retry_after))
-            except Exception as exc:  # a dependency down: try again next round
-                log.warning("reconciliation round failed", extra={"error": repr(exc)})
-    finally:
-        await providers.of(deps).http.aclose()
+    """`Service.jobs` entry: a reconciliation round every `PAYMENT_RECONCILE_SECONDS`."""
+    config = PROVIDERS.of(deps).config
+
+    async def reconcile() -> None:
+        await settle_unsettled(
+            deps, timedelta(seconds=config.reconcile_after), timedelta(seconds=config.reconcile_every)
+        )
+        await resend_refunds(deps, timedelta(seconds=config.refund_retry_after))
+
+    await every(config.reconcile_every, reconcile)

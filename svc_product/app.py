@@ -37,7 +37,7 @@ from svc_product.schemas import (
     ReviewInput,
     ReviewPage,
 )
-from svc_product.stock import stock
+from svc_product.stock import STOCK
 from svc_product.suggest import Suggestions
 
 SELLERS = ("Seller", "Admin")
@@ -365,6 +365,7 @@ service = Service(
     routes,
     migrations=Path(__file__).parent / "migrations",
     handlers=events.handlers,
-    jobs=[stock.hold, caching.upkeep],
+    resources=[STOCK],
+    jobs=[caching.upkeep],
 )
 app = make_app(service)

@@ -18,7 +18,6 @@ old version, which nobody reads again (so the write is visible on the next read,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
@@ -31,6 +30,7 @@ from redis.exceptions import RedisError
 from kit.app import Deps
 from kit.cache import Cache
 from kit.errors import invalid
+from kit.lifecycle import every
 from svc_product.schemas import CacheStats
 
 log = logging.getLogger(__name__)
@@ -175,11 +175,14 @@ stats = Stats()
 
 async def upkeep(deps: Deps) -> None:
     """Background job: retry deferred invalidations and flush the statistics, once a second."""
-    assert deps.cache is not None
-    while True:
-        await asyncio.sleep(1.0)
-        await invalidator.retry(deps.cache)
-        await stats.flush(deps.cache)
+    cache = deps.cache
+    assert cache is not None
+
+    async def tend() -> None:
+        await invalidator.retry(cache)
+        await stats.flush(cache)
+
+    await every(1.0, tend, name="cache-upkeep")
 
 
 def purge_targets(prefix: str) -> list[str]:

@@ -22,7 +22,7 @@ from kit.identity import Identity
 from kit.representation import Representation, pack
 from svc_product import caching, documents, facets, listing, store, suggest
 from svc_product.query import ListQuery, ReviewQuery
-from svc_product.stock import stock
+from svc_product.stock import STOCK
 
 loads = Counter("shop_catalog_loads_total", "Catalog documents read from PostgreSQL", ["document"])
 FALLBACK_AUTHOR = "Customer"
@@ -57,7 +57,7 @@ async def product_view(d: Deps, product_id: uuid.UUID, who: Identity | None) -> 
     document = await product_document(d, product_id)
     if document is None:
         document = Representation(await _unlisted_document(d, product_id, who))
-    return document, documents.stock_tail(await stock.of(str(product_id)))
+    return document, documents.stock_tail(await STOCK.of(d).of(str(product_id)))
 
 
 async def _unlisted_document(d: Deps, product_id: uuid.UUID, who: Identity | None) -> bytes:

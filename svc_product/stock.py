@@ -1,8 +1,8 @@
 """Current stock for the product detail, from svc_inventory, without letting it slow the detail down.
 
-- One HTTP client per process (owned by the `Stock.hold` job), a short timeout (150 ms by default). A
-  detail waits for a first look at most `PRODUCT_STOCK_WAIT` (50 ms by default), then answers without
-  stock while the call goes on to fill the memo for the next view.
+- One HTTP client per process (`STOCK`, opened at start, closed at stop), a short timeout (150 ms by
+  default). A detail waits for a first look at most `PRODUCT_STOCK_WAIT` (50 ms by default), then
+  answers without stock while the call goes on to fill the memo for the next view.
 - Each figure is remembered in the process for `PRODUCT_STOCK_TTL` seconds (5 by default). After that it
   is still served, for at most six times as long, while one background call refreshes it; so the stock a
   shopper sees is at most a few seconds old, and a hot product costs svc_inventory one call per process
@@ -17,12 +17,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import msgspec
 
 from kit import settings
-from kit.app import Deps
+from kit.app import Deps, Resource
 from kit.http import encode
 from kit.httpclient import Client
 from svc_product.schemas import StockLevel
@@ -49,32 +50,21 @@ _decode = msgspec.json.Decoder(_Inventory).decode
 class Stock:
     """Stock figures by product id, as JSON ready to splice into a detail document."""
 
-    def __init__(self) -> None:
-        self.client: Client | None = None
-        self.ttl = 5.0
-        self.wait = 0.05
+    def __init__(self, client: Client, ttl: float, wait: float) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.wait = wait
         self._known: dict[str, tuple[float, bytes]] = {}
         self._loading: dict[str, asyncio.Task[bytes]] = {}
         self._paused_until = 0.0
 
-    async def hold(self, deps: Deps) -> None:
-        """Background job: own the HTTP client for the life of the process."""
-        extra = deps.settings.extra
-        base_url = extra.get("PRODUCT_INVENTORY_URL") or settings.service_url("inventory")
-        self.ttl = float(extra.get("PRODUCT_STOCK_TTL", "5"))
-        self.wait = float(extra.get("PRODUCT_STOCK_WAIT", "0.05"))
-        timeout = float(extra.get("PRODUCT_INVENTORY_TIMEOUT", "0.15"))
-        self.client = Client(base_url, size=32, timeout=timeout)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            for task in self._loading.values():
-                task.cancel()
-            await asyncio.gather(*self._loading.values(), return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await self.client.close()
-            self.client = None
-            self._known.clear()
+    async def close(self) -> None:
+        for task in self._loading.values():
+            task.cancel()
+        await asyncio.gather(*self._loading.values(), return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.client.close()
+        self._known.clear()
 
     async def of(self, product_id: str) -> bytes:
         """The product's stock as JSON (`null` when unknown); waits on svc_inventory only for a first look."""
@@ -87,7 +77,7 @@ class Stock:
             if age < self.ttl * 6:
                 self._load(product_id)  # refresh behind the answer
                 return known[1]
-        if self.client is None or now < self._paused_until:
+        if now < self._paused_until:
             return NULL
         task = self._load(product_id)
         # asyncio.wait neither cancels the call when the wait ends nor hides a cancellation of the request.
@@ -103,7 +93,6 @@ class Stock:
         return task
 
     async def _fetch(self, product_id: str) -> bytes:
-        assert self.client is not None
         try:
             status, answer = await self.client.request("GET", f"/api/inventory/{product_id}")
             if status == 404:
@@ -131,4 +120,20 @@ class Stock:
         return body
 
 
-stock = Stock()
+@contextlib.asynccontextmanager
+async def _stock(deps: Deps) -> AsyncIterator[Stock]:
+    extra = deps.settings.extra
+    base_url = extra.get("PRODUCT_INVENTORY_URL") or settings.service_url("inventory")
+    timeout = float(extra.get("PRODUCT_INVENTORY_TIMEOUT", "0.15"))
+    stock = Stock(
+        Client(base_url, size=32, timeout=timeout),
+        ttl=float(extra.get("PRODUCT_STOCK_TTL", "5")),
+        wait=float(extra.get("PRODUCT_STOCK_WAIT", "0.05")),
+    )
+    try:
+        yield stock
+    finally:
+        await stock.close()
+
+
+STOCK = Resource("stock", _stock)

@@ -20,6 +20,7 @@ import msgspec
 from pamqp import commands as spec
 from starlette.applications import Starlette
 
+from kit.bus import Event
 from kit.grpc import GrpcServer, channel
 
 T = TypeVar("T")
@@ -66,7 +67,7 @@ async def serve_grpc(
     async with serve(app) as http:
         port = await server.started()
         async with channel(f"127.0.0.1:{port}") as ch:
-            await ch.channel_ready()
+            await asyncio.wait_for(ch.channel_ready(), 10)  # a server that never answers fails the test
             yield http, ch
 
 
@@ -104,6 +105,13 @@ async def drained(*queues: str) -> bool:
         for name, count in counts.items()
         if any(name == queue or name.startswith(f"{queue}.retry.") for queue in queues)
     )
+
+
+async def repeated(publish: Publish, exchange: str, event: Event) -> None:
+    """Publish `event` twice as is (a redelivery) and once under another event id (a resend): what a
+    consumer must act on once."""
+    for copy in (event, event, msgspec.structs.replace(event, event_id=uuid.uuid4())):
+        await publish(exchange, event.routing_key, msgspec.json.encode(copy))
 
 
 @contextlib.asynccontextmanager

@@ -3,19 +3,21 @@ answer it, query, refund.
 
 The protocols themselves (shapes, signatures) live in `payment_gateways`; these modules add the
 I/O: HTTP calls to the gateway with a timeout, and the HTTP answers each gateway expects. `Providers`
-is the process's set of them with its one HTTP client (`deps.state["providers"]`).
+is the process's set of them with its one HTTP client (`PROVIDERS`, opened at start, closed at stop).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
 import httpx
 
-from kit.app import Deps
+from kit.app import Deps, Resource
 from kit.errors import BusinessRuleViolation, NotFound, ServiceUnavailable
 from svc_payment import store
 from svc_payment.config import PaymentConfig
@@ -26,7 +28,7 @@ from svc_payment.providers.momo import Momo
 from svc_payment.providers.vnpay import Vnpay
 from svc_payment.providers.zalopay import Zalopay
 
-__all__ = ["Forged", "Gateway", "Providers", "of", "start"]
+__all__ = ["PROVIDERS", "Forged", "Gateway", "Providers"]
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +92,14 @@ class Providers:
             return RefundResult("PENDING", message=str(exc))
 
 
-async def start(deps: Deps) -> None:
-    """`Service.on_start`: the process's Providers (the reconciliation job closes them when it stops)."""
+@contextlib.asynccontextmanager
+async def _providers(deps: Deps) -> AsyncIterator[Providers]:
     config = load_config(deps.settings)
-    deps.state["providers"] = Providers(config, httpx.AsyncClient(timeout=config.gateway_timeout))
+    providers = Providers(config, httpx.AsyncClient(timeout=config.gateway_timeout))
+    try:
+        yield providers
+    finally:
+        await providers.http.aclose()
 
 
-def of(deps: Deps) -> Providers:
-    providers: Providers = deps.state["providers"]
-    return providers
+PROVIDERS = Resource("providers", _providers)

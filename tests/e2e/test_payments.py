@@ -19,8 +19,8 @@ from kit import settings
 from kit.bus import publish
 from kit.seed import seed_user_id
 from tests.e2e.test_inventory import token
+from tests.orders import new_order
 from tests.support import eventually
-from tests.svc_payment.orders import new_order
 
 pytestmark = pytest.mark.e2e
 

@@ -7,14 +7,13 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import msgspec
 import pytest
 
 from protos import discount_pb2 as pb
 from svc_discount import events as discount_events
 from svc_discount.ledger import expire_held
-from svc_order.events import OrderCancelled
-from tests.support import Publish, drained, eventually, publisher
+from tests.orders import aborted, cancelled
+from tests.support import Publish, drained, eventually, publisher, repeated
 from tests.svc_discount.conftest import ADMIN, Stack, coupon
 
 
@@ -214,12 +213,6 @@ async def test_malformed_calls_are_invalid_arguments(discounts: Stack) -> None:
         assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
-def _cancelled(order: uuid.UUID) -> OrderCancelled:
-    return OrderCancelled(
-        order_id=order, user_id=uuid.uuid4(), reason="cancelled by the buyer", items=[], discount_code=None
-    )
-
-
 async def _usage_state(stack: Stack, order: uuid.UUID) -> str:
     return await stack.db.fetchval("SELECT state FROM discount_usages WHERE order_id = $1", order)
 
@@ -235,14 +228,24 @@ async def test_cancelling_a_confirmed_order_gives_the_buyer_the_coupon_back_once
     refused = await discounts.stub.ApplyDiscount(apply(code, user=user))
     assert not refused.applied and refused.reason == "user_limit_reached"
     # Redelivered as is, then sent again under another event id: the usage is freed once.
-    cancel = _cancelled(order)
-    for event in (cancel, cancel, msgspec.structs.replace(cancel, event_id=uuid.uuid4())):
-        await publish("order.exchange", "order.cancelled", msgspec.json.encode(event))
+    await repeated(publish, "order.exchange", cancelled(order))
     await eventually(lambda: _is(discounts, order, "RELEASED"))
     await eventually(lambda: drained("discount.order.cancelled"))
     assert await used_count(discounts, once) == 0
     assert (await discounts.stub.ApplyDiscount(apply(code, user=user))).applied
     assert await used_count(discounts, once) == 1
+
+
+async def test_an_aborted_checkout_gives_its_coupon_back_once(discounts: Stack, publish: Publish) -> None:
+    once = await coupon(discounts, perUserLimit=1, usageLimit=5)
+    code, user, order = str(once["code"]), uuid.uuid4(), uuid.uuid4()
+    assert (await discounts.stub.ApplyDiscount(apply(code, order=order, user=user))).applied
+    # The checkout failed after holding the usage: no order will ever confirm or cancel it.
+    await repeated(publish, "order.exchange", aborted(order, discount_code=code))
+    await eventually(lambda: _is(discounts, order, "RELEASED"))
+    await eventually(lambda: drained("discount.checkout.aborted"))
+    assert await used_count(discounts, once) == 0
+    assert (await discounts.stub.ApplyDiscount(apply(code, user=user))).applied
 
 
 async def test_a_usage_whose_order_never_settled_is_freed_after_its_hold(discounts: Stack) -> None:

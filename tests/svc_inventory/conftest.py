@@ -39,7 +39,7 @@ async def stack() -> AsyncIterator[Stack]:
     async with serve_grpc(app, grpc_server) as (http, ch):
         d = app.state.deps
         assert d.redis is not None
-        yield Stack(http, inventory_pb2_grpc.InventoryServiceStub(ch), d.db, d.redis, engine.of(d))
+        yield Stack(http, inventory_pb2_grpc.InventoryServiceStub(ch), d.db, d.redis, engine.INVENTORY.of(d))
 
 
 def seller_headers(seller: uuid.UUID) -> dict[str, str]:

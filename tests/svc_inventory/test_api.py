@@ -10,8 +10,8 @@ import msgspec
 import pytest
 
 from protos import inventory_pb2 as pb
-from svc_order.events import OrderCancelled
-from tests.support import Publish, drained, eventually, identity, publisher
+from tests.orders import aborted, cancelled
+from tests.support import Publish, drained, eventually, identity, publisher, repeated
 from tests.svc_inventory.conftest import ADMIN, Stack, books, line, reserve, seller_headers, stocked
 
 USER = identity("User")
@@ -176,12 +176,6 @@ async def _handled(stack: Stack, event_id: uuid.UUID) -> bool:
     return bool(await stack.db.fetchval("SELECT true FROM inbox WHERE event_id = $1", event_id))
 
 
-def _cancelled(order: uuid.UUID) -> OrderCancelled:
-    return OrderCancelled(
-        order_id=order, user_id=uuid.uuid4(), reason="cancelled by the buyer", items=[], discount_code=None
-    )
-
-
 async def test_cancelling_a_confirmed_order_puts_its_stock_back_once(stack: Stack, publish: Publish) -> None:
     product, other = await stocked(stack, 10), await stocked(stack, 4)
     order = uuid.uuid4()
@@ -189,9 +183,7 @@ async def test_cancelling_a_confirmed_order_puts_its_stock_back_once(stack: Stac
     await publish("order.exchange", "order.confirmed", {"orderId": str(order), "items": []})
     await eventually(lambda: _books_are(stack, product, on_hand=7, redis=7))
     # Redelivered as is, then sent again under another event id: the units come back once.
-    cancel = _cancelled(order)
-    for event in (cancel, cancel, msgspec.structs.replace(cancel, event_id=uuid.uuid4())):
-        await publish("order.exchange", "order.cancelled", msgspec.json.encode(event))
+    await repeated(publish, "order.exchange", cancelled(order))
     await eventually(lambda: _books_are(stack, product, on_hand=10, redis=10))
     await eventually(lambda: _books_are(stack, other, on_hand=4, redis=4))
     await eventually(lambda: drained("inventory.order.cancelled"))
@@ -236,7 +228,7 @@ async def test_cancelling_an_order_whose_reservation_was_already_released_gives_
     order = uuid.uuid4()
     assert (await reserve(stack, order, line(product, 3))).reserved
     assert (await stack.stub.ReleaseStock(pb.ReleaseStockRequest(order_id=str(order)))).released
-    cancel = _cancelled(order)
+    cancel = cancelled(order)
     await publish("order.exchange", "order.cancelled", msgspec.json.encode(cancel))
     await eventually(lambda: _handled(stack, cancel.event_id))
     assert await _books_are(stack, product, on_hand=10, redis=10)
@@ -245,6 +237,19 @@ async def test_cancelling_an_order_whose_reservation_was_already_released_gives_
         "SELECT array_agg(kind ORDER BY id) FROM stock_log WHERE order_id = $1", order
     )
     assert kinds == ["RESERVE", "RELEASE"]
+
+
+async def test_an_aborted_checkout_releases_the_stock_it_held_once(stack: Stack, publish: Publish) -> None:
+    product = await stocked(stack, 10)
+    order = uuid.uuid4()
+    assert (await reserve(stack, order, line(product, 3))).reserved
+    # Its ReleaseStock never arrived (svc_inventory was unreachable): the event is the undo.
+    await repeated(publish, "order.exchange", aborted(order, "checkout abandoned"))
+    await eventually(lambda: _books_are(stack, product, on_hand=10, redis=10))
+    await eventually(lambda: drained("inventory.checkout.aborted"))
+    assert await stack.db.fetchval("SELECT state FROM reservations WHERE order_id = $1", order) == "RELEASED"
+    moves = await stack.db.fetch("SELECT kind, note FROM stock_log WHERE order_id = $1 ORDER BY id", order)
+    assert [(m["kind"], m["note"]) for m in moves][1:] == [("RELEASE", "checkout abandoned")]
 
 
 async def _books_are(stack: Stack, product: uuid.UUID, on_hand: int, redis: int) -> bool:

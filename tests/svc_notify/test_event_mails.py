@@ -80,20 +80,6 @@ async def test_a_cancelled_order_is_mailed_with_why(
     assert f"(99,000.50 VND) was cancelled: {said}." in mail["body"]
 
 
-async def test_an_aborted_checkout_is_no_order_and_sends_nothing(notify: Notify, send: Send) -> None:
-    user = await customer(notify, send)
-    aborted = event(
-        orderId=str(uuid.uuid4()),
-        userId=user["userId"],
-        reason="checkout_aborted",
-        items=[],
-        discountCode=None,
-    )
-    await send("order.exchange", "order.cancelled", aborted)
-    await processed(notify, aborted)
-    assert await mailed(notify, "user_id", uuid.UUID(str(user["userId"]))) == 0
-
-
 async def test_a_refund_is_mailed_with_its_amount(
     notify: Notify, sink: httpx.AsyncClient, send: Send
 ) -> None:

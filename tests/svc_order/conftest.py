@@ -281,8 +281,8 @@ async def shop(dependencies: Dependencies) -> AsyncIterator[Shop]:
         os.environ["AMQP_URL"],
         {
             "order": ["payment.success", "payment.failed", "payment.refunded"],
-            "inventory": ["order.confirmed", "order.cancelled"],
-            "discount": ["order.confirmed", "order.cancelled"],
+            "inventory": ["order.confirmed", "order.cancelled", "checkout.aborted"],
+            "discount": ["order.confirmed", "order.cancelled", "checkout.aborted"],
         },
     )
     app = make_app(service, order_settings(dependencies))

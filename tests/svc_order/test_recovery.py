@@ -119,12 +119,13 @@ async def test_recovery_gives_back_an_abandoned_checkouts_stock_and_coupon_once_
     refused = await checkout.answer
     assert refused.status_code == 503 and refused.json()["error"] == "ServiceUnavailable", refused.text
     assert (await shop.order.get(f"/api/orders/{checkout.order_id}", headers=who)).status_code == 404
-    assert len(await shop.outbox("order.cancelled", str(checkout.order_id))) == 1
+    assert len(await shop.outbox("checkout.aborted", str(checkout.order_id))) == 1
+    assert await shop.outbox("order.cancelled", str(checkout.order_id)) == []  # there never was an order
     assert await shop.stock(product) == {"onHand": 5, "reserved": 0, "available": 5}
     assert len((await shop.order.get("/api/cart", headers=who)).json()["items"]) == 1
 
 
-async def test_with_inventory_unreachable_the_recovery_leaves_the_release_to_order_cancelled(
+async def test_with_inventory_unreachable_the_recovery_leaves_the_release_to_checkout_aborted(
     shop: Shop,
 ) -> None:
     who = buyer()
@@ -138,8 +139,8 @@ async def test_with_inventory_unreachable_the_recovery_leaves_the_release_to_ord
         async with stalled(who, shop.checkout(who)) as checkout:
             assert checkout.order_id in await recover(shop, blind)
             # svc_inventory releases it when it reads the event, as it would once back.
-            (cancelled,) = await shop.outbox("order.cancelled", str(checkout.order_id))
-            assert cancelled["reason"] == "checkout_aborted" and cancelled["items"][0]["quantity"] == 4
+            (aborted,) = await shop.outbox("checkout.aborted", str(checkout.order_id))
+            assert aborted["reason"] == "checkout abandoned" and aborted["items"][0]["quantity"] == 4
             await shop.stock_becomes(product, reserved=0, available=5)
     finally:
         await blind.close()

@@ -21,10 +21,11 @@ from devsinks import payments as sandbox
 from kit import bus, settings
 from kit.app import Deps, make_app
 from kit.bus import Event, publish
+from svc_order.events import OrderCreated
 from svc_payment import providers
 from svc_payment.app import service
+from tests.orders import new_order
 from tests.support import eventually, identity, serve
-from tests.svc_payment.orders import OrderCreated, new_order
 
 BASE = settings.load("payment")
 # No background reconciliation: tests run it themselves, at the moment they choose.
@@ -48,7 +49,7 @@ async def stack() -> AsyncIterator[Stack]:
     sandbox_app = sandbox.make_app(settings.load("sandbox"), transport=httpx.ASGITransport(app=payment_app))
     async with serve(payment_app) as http, serve(sandbox_app) as gateway:
         d: Deps = payment_app.state.deps
-        gateways = providers.of(d)
+        gateways = providers.PROVIDERS.of(d)
         await gateways.http.aclose()
         gateways.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox_app), timeout=10)
         yield Stack(http, gateway, d.db, d)

@@ -68,7 +68,7 @@ async def test_only_an_admin_refunds_and_only_a_paid_payment(stack: Stack) -> No
 
 async def test_a_refund_the_gateway_did_not_answer_is_sent_again_and_counted_once(stack: Stack) -> None:
     payment_id = await _paid(stack, "zalopay")
-    gateways = providers.of(stack.deps)
+    gateways = providers.PROVIDERS.of(stack.deps)
     wired = gateways.http
     gateways.http = httpx.AsyncClient(timeout=1)  # the sandbox is not listening on its port: no answer
     try:
