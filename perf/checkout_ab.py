@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--lines", type=int, default=2)
     parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument("--logs", type=Path, help="keep the stack's log in this folder")
     args = parser.parse_args()
     swap = args.swap.split(",")
     trees = [Path(tree).resolve() for tree in args.trees.split(",")]
@@ -133,7 +134,9 @@ def main() -> None:
         procfile = Path(folder) / "Procfile"
         kept = [p for p in read_procfile(PROCFILE) if p.name not in swap]
         procfile.write_text("".join(f"{p.name}: {' '.join(p.command)}\n" for p in kept))
-        with running_stack({**os.environ, **LIMITS}, Path(folder), procfile) as stack:
+        logs = args.logs or Path(folder)
+        logs.mkdir(parents=True, exist_ok=True)
+        with running_stack({**os.environ, **LIMITS}, logs, procfile) as stack:
             asyncio.run(run(args, stack, trees, swap))
 
 
