@@ -36,11 +36,13 @@ from perf.trees import start, stop  # noqa: E402
 from tests import conftest  # noqa: E402  (sets the environment of the namespace)
 from tests.stack import OPEN_LIMITS, PROCFILE, Stack, running_stack  # noqa: E402
 
+TOTAL = "stack total"
+NOT_THE_STACK = ("other", MACHINE, "bench client")
 LIMITS = {**OPEN_LIMITS, "RATE_LIMIT_USER_PER_MINUTE": "100000000", "RATE_LIMIT_IP_PER_HOUR": "1000000000"}
 
 
 def start_swapped(stack: Stack, tree: Path, names: list[str]) -> list[subprocess.Popen[bytes]]:
-    started = [start(f"svc_{name}", tree, stack.env) for name in names]
+    started = [start(f"svc_{name}", tree, stack.env, stack.log) for name in names]
     for name in names:
         stack.wait_ready(name, within=60)
     return started
@@ -79,7 +81,8 @@ async def run(args: argparse.Namespace, stack: Stack, trees: list[Path], swap: l
             row["p99 ms"].append(ordered[int(0.99 * (len(ordered) - 1))] * 1000 if ordered else 0.0)
             for part, seconds in cpu.items():
                 row[part].append(seconds * 1000 / orders)
-            stack_ms = sum(v for k, v in cpu.items() if k not in ("other", MACHINE, "bench client")) * 1000
+            stack_ms = sum(v for k, v in cpu.items() if k not in NOT_THE_STACK) * 1000
+            row[TOTAL].append(stack_ms / orders)
             print(
                 f"{tree.name or tree}: {orders / elapsed:.0f} orders/s, {stack_ms / orders:.2f} ms of CPU per"
                 f" order (stack), answers {dict(tally.statuses)}",
@@ -89,25 +92,19 @@ async def run(args: argparse.Namespace, stack: Stack, trees: list[Path], swap: l
 
 
 def report(figures: dict[Path, dict[str, list[float]]]) -> None:
+    def median(row: dict[str, list[float]], part: str) -> float:
+        return statistics.median(row.get(part) or [0.0])
+
+    shown = ("orders/s", "p99 ms", TOTAL)
     parts = sorted(
-        {p for row in figures.values() for p in row if p not in ("orders/s", "p99 ms", MACHINE)},
-        key=lambda p: -max(statistics.median(row.get(p) or [0.0]) for row in figures.values()),
+        {p for row in figures.values() for p in row if p not in (*shown, MACHINE)},
+        key=lambda p: -max(median(row, p) for row in figures.values()),
     )
-    stack_parts = [p for p in parts if p not in ("other", "bench client")]
     print("\nmedians; ms of CPU per created order by part")
     print("| part | " + " | ".join(str(tree) for tree in figures) + " |")
     print("|---|" + "---|" * len(figures))
-    rows = ["orders/s", "p99 ms", *parts]
-    for part in rows:
-        cells = [f"{statistics.median(row.get(part) or [0.0]):.2f}" for row in figures.values()]
-        print(f"| {part} | " + " | ".join(cells) + " |")
-    totals = []
-    for row in figures.values():
-        rounds = len(row["orders/s"])
-        totals.append(
-            statistics.median(sum(row[p][i] for p in stack_parts if p in row) for i in range(rounds))
-        )
-    print("| **stack total** | " + " | ".join(f"**{t:.2f}**" for t in totals) + " |")
+    for part in (*shown, *parts):
+        print(f"| {part} | " + " | ".join(f"{median(row, part):.2f}" for row in figures.values()) + " |")
     print(f"\nload average: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
 

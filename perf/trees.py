@@ -12,14 +12,17 @@ from pathlib import Path
 from tests.stack import die_with_parent
 
 
-def start(module: str, tree: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """`python -m module` with `tree`'s packages first on the path, quiet, ended with its parent."""
+def start(
+    module: str, tree: Path, env: Mapping[str, str], log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`python -m module` with `tree`'s packages first on the path, ended with its parent; its warnings
+    and errors appended to `log` (else dropped)."""
     return subprocess.Popen(
         [sys.executable, "-m", module],
         cwd=tree,
         env={**os.environ, **env, "PYTHONPATH": str(tree), "LOG_LEVEL": "WARNING"},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if log is None else log.open("ab"),
         preexec_fn=die_with_parent,
     )
 

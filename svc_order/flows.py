@@ -291,7 +291,7 @@ async def _place_order(conn: asyncpg.Connection, saga: Saga, d: Deps, body: Chec
         [line.quantity for line in lines],
         [line.variant_id or NO_VARIANT for line in lines],
     )
-    if not await intents.complete(conn, saga.order_id):
+    if not created["intent_closed"]:
         # The recovery job took this checkout for a dead one and gave its holds back: no order then.
         raise ServiceUnavailable("The checkout took too long and was undone, please retry")
     await publish(
