@@ -8,7 +8,8 @@ tests start it), except the `--swap` services: those are started from one tree a
 holding the repository's packages, e.g. `git archive HEAD | tar -x -C /tmp/before` plus the generated
 stubs in protos/; `.` is this one). For each tree in turn the swapped services start, a few seconds
 of checkouts warm them up, then `--concurrency` buyers check out as fast as they can for `--seconds`
-(perf/checkout_bench.py's saturation phase) while the CPU every part of the stack spends is read from
+(perf/checkout_bench.py's saturation phase; the first `--discard` rounds, while the stack settles,
+are not counted) while the CPU every part of the stack spends is read from
 /proc (perf/load/cpu.py); then they stop and the next tree's start. Printed per tree: the medians of
 checkouts/s, p99 and ms of CPU per created order by part. Throughput on a shared machine measures the
 machine; the CPU per order is the figure to compare.
@@ -83,7 +84,7 @@ async def run(args: argparse.Namespace, stack: Stack, trees: list[Path], swap: l
     tokens = None
     edge_url = stack.url("edge")
     figures: dict[Path, dict[str, list[float]]] = {tree: defaultdict(list) for tree in trees}
-    for _ in range(args.rounds):
+    for number in range(args.discard + args.rounds):
         for tree in trees:
             processes = start_swapped(stack, tree, swap)
             try:
@@ -93,6 +94,9 @@ async def run(args: argparse.Namespace, stack: Stack, trees: list[Path], swap: l
             finally:
                 stop(processes)
             orders = max(tally.statuses["checkout 201"], 1)
+            if number < args.discard:
+                print(f"{tree.name or tree}: {orders / elapsed:.0f} orders/s (warm-up round, not counted)")
+                continue
             ordered = sorted(tally.latencies["checkout"])
             row = figures[tree]
             row["orders/s"].append(orders / elapsed)
@@ -135,6 +139,7 @@ def main() -> None:
         "--swap", default="order", help="services started from each tree, e.g. order,inventory"
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--discard", type=int, default=1, help="first rounds run but not counted")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--users", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=32)
