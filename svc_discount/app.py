@@ -390,5 +390,7 @@ service = Service(
     migrations=Path(__file__).parent / "migrations",
     handlers=events.handlers,
     jobs=[grpc_server, ledger.expire_held_usages, automatic.keep_published],
+    on_start=automatic.open_client,
+    uses_redis=False,
 )
 app = make_app(service)

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from redis.asyncio import Redis
 
+from kit import cache
 from kit.app import Deps
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,14 @@ _EXISTS = "SELECT EXISTS (SELECT 1 FROM discounts WHERE auto_apply AND active)"
 
 
 def _redis(d: Deps) -> Redis:
-    assert d.redis is not None, "svc_discount runs with Redis configured"
-    return d.redis
+    redis: Redis = d.state["published"]
+    return redis
+
+
+async def open_client(d: Deps) -> None:
+    """`Service.on_start`: a Redis client of its own, not the process's, so that svc_discount stays ready
+    (kit.readiness, its gRPC health) while Redis is down: only discount writes need Redis."""
+    d.state["published"] = cache.connect(d.settings.redis_url)
 
 
 @contextlib.asynccontextmanager
@@ -77,11 +84,14 @@ async def changing(d: Deps) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def keep_published(d: Deps) -> None:
-    """`Service.jobs` entry: the key set again every `REFRESH` seconds."""
-    while True:
-        try:
-            async with _locked(d) as conn:
-                await _publish(d, conn)
-        except Exception as exc:  # an outage must not end the job: the next round retries
-            log.warning("could not publish whether automatic discounts exist", extra={"error": repr(exc)})
-        await asyncio.sleep(REFRESH)
+    """`Service.jobs` entry: the key set again every `REFRESH` seconds; owns the client (closes it)."""
+    try:
+        while True:
+            try:
+                async with _locked(d) as conn:
+                    await _publish(d, conn)
+            except Exception as exc:  # an outage must not end the job: the next round retries
+                log.warning("could not publish whether automatic discounts exist", extra={"error": repr(exc)})
+            await asyncio.sleep(REFRESH)
+    finally:
+        await _redis(d).aclose()
