@@ -105,6 +105,8 @@ class Service:
     uses_broker: bool = True
     # Checks of its own for /health/ready and gRPC health (kit.readiness), e.g. "stock is loaded".
     ready_checks: Mapping[str, readiness.Check] = field(default_factory=dict)
+    # ASGI layers between `kit.metrics.Observe` and Starlette's routing (a hot route's fast path).
+    middleware: Sequence[Middleware] = ()
 
 
 def deps(request: Request) -> Deps:
@@ -273,7 +275,7 @@ def make_app(service: Service, config: settings.Settings | None = None) -> Starl
     handlers.update(dict.fromkeys(_REQUEST_ERRORS, _driver_error))
     app = _App(
         routes=routes,
-        middleware=[Middleware(Observe, access_log=config.access_log)],
+        middleware=[Middleware(Observe, access_log=config.access_log), *service.middleware],
         exception_handlers=handlers,
         lifespan=lifespan,
     )

@@ -189,24 +189,36 @@ class Cache:
 
         `load` returning None means "no such thing": nothing is cached and None is returned.
         """
-        full_key = key
-        if self.available:
-            assert self._lane is not None and self._get_versioned is not None
-            try:
-                value: bytes | None
-                if namespace is None:
-                    value = await self._lane.execute("GET", key)
-                else:
-                    version, value = await self._versioned(namespace, key)
-                    # The script answers the version as the counter stands, "0" before any bump.
-                    full_key = f"{namespace}:v{(version or b'0').decode()}:{key}"
-                if value is not None:
-                    self._count(True)
-                    return value
-            except (RedisError, OSError) as exc:
-                self._failed(exc)
+        full_key, value = await self._lookup(key, namespace)
+        if value is not None:
+            self._count(True)
+            return value
         self._count(False)
         return await self._single_flight(full_key, ttl, load)
+
+    async def cached(self, key: str, namespace: str | None = None) -> bytes | None:
+        """The cached value of `key` (inside `namespace`), None on a miss: nothing is loaded, and a miss
+        is not counted (the caller goes on to `get_or_load`, which counts it)."""
+        _, value = await self._lookup(key, namespace)
+        if value is not None:
+            self._count(True)
+        return value
+
+    async def _lookup(self, key: str, namespace: str | None) -> tuple[str, bytes | None]:
+        """The key as stored (with the namespace's version) and its value; `key` and None when Redis is
+        unavailable."""
+        if not self.available:
+            return key, None
+        assert self._lane is not None
+        try:
+            if namespace is None:
+                return key, await self._lane.execute("GET", key)
+            version, value = await self._versioned(namespace, key)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return key, None
+        # The script answers the version as the counter stands, "0" before any bump.
+        return f"{namespace}:v{(version or b'0').decode()}:{key}", value
 
     async def _versioned(self, namespace: str, key: str) -> list[bytes | None]:
         """The namespace's version and the value of `key` inside it, in one round trip."""

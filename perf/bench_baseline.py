@@ -27,7 +27,10 @@ CALIBRATION = "test_calibration"
 TOLERANCE = 2.0
 # Round trips to Redis: a scheduler hiccup on a busy machine weighs more against ~100 µs of waiting.
 IO_TOLERANCE = 3.0
-IO_BOUND = ("test_reserving_two_lines_with_the_lua_script",)
+IO_BOUND = (
+    "test_reserving_two_lines_with_the_lua_script",
+    "test_cached_product_detail_through_the_fast_path",
+)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from kit.http import (
 )
 from kit.identity import identity, require_role, require_user
 from kit.openapi import boolean, doc, listing, number, page
-from svc_discount import events, ledger, rpc, store
+from svc_discount import automatic, events, ledger, rpc, store
 from svc_discount.schemas import (
     Campaign,
     CampaignIn,
@@ -107,7 +107,7 @@ async def _replacement(
 async def _deactivate(request: Request, what: str, statement: str) -> Response:
     require_role(request, "Admin")
     key = path_uuid(request, f"{what.lower()}Id", f"{what} not found")
-    async with deps(request).db.acquire() as conn:
+    async with automatic.changing(deps(request)) as conn:
         if await conn.fetchval(statement, key) is None:
             raise NotFound(f"{what} not found")
     return Response(status_code=204)
@@ -180,7 +180,7 @@ async def list_discounts(request: Request) -> Response:
 async def create_discount(request: Request) -> Response:
     require_role(request, "Admin")
     body = await body_of(request, DiscountIn)
-    async with deps(request).db.acquire() as conn:
+    async with automatic.changing(deps(request)) as conn:
         return await _write_discount(conn, store.INSERT_DISCOUNT, uuid.uuid4(), body)
 
 
@@ -209,7 +209,7 @@ async def patch_discount(request: Request) -> Response:
 async def _update_discount(request: Request) -> Response:
     require_role(request, "Admin")
     key = path_uuid(request, "discountId", "Discount not found")
-    async with deps(request).db.acquire() as conn, conn.transaction():
+    async with automatic.changing(deps(request)) as conn, conn.transaction():
         body = await _replacement(
             request, conn, "Discount", key, store.DISCOUNT_FOR_UPDATE, DiscountIn, DiscountPatch
         )
@@ -389,7 +389,8 @@ service = Service(
     routes,
     migrations=Path(__file__).parent / "migrations",
     handlers=events.handlers,
-    jobs=[grpc_server, ledger.expire_held_usages],
+    jobs=[grpc_server, ledger.expire_held_usages, automatic.keep_published],
+    resources=[automatic.PUBLISHED],
     uses_redis=False,
 )
 app = make_app(service)

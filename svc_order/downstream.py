@@ -1,4 +1,5 @@
-"""The services svc_order calls: the catalog over HTTP, inventory and discounts over gRPC.
+"""The services svc_order calls: the catalog over HTTP, inventory and discounts over gRPC, and what
+svc_discount publishes in Redis (whether any automatic discount exists).
 
 One `Downstream` per process (`CLIENTS`, a kit.app.Resource: opened at start, closed at stop). The
 catalog answers through a short in-process cache: a cart view or a checkout costs at most one batch
@@ -18,14 +19,16 @@ from decimal import Decimal
 
 import msgspec
 
+from kit import cache, httpclient
 from kit import grpc as kit_grpc
-from kit import httpclient
 from kit.app import Deps, Resource
 from kit.errors import ServiceUnavailable
 from protos import discount_pb2_grpc, inventory_pb2_grpc
 from svc_order.config import OrderConfig
 
 BATCH = 100  # the catalog's limit of ids per call
+# svc_discount keeps it (svc_discount/automatic.py): b"0" only while no automatic discount exists.
+AUTOMATIC_DISCOUNTS = "discount:automatic"
 _MAX_KNOWN = 200_000
 
 
@@ -131,15 +134,25 @@ class Catalog:
 class Downstream:
     """The process's clients of the catalog, svc_inventory and svc_discount."""
 
-    def __init__(self, config: OrderConfig) -> None:
+    def __init__(self, config: OrderConfig, redis_url: str) -> None:
         self.config = config
         self.catalog = Catalog(config.product_url, config.price_ttl, config.deadline)
+        # A client of its own, not the process's: svc_order only reads a hint there, and must stay ready
+        # (kit.readiness) while Redis is down.
+        self.published = cache.Cache(cache.connect(redis_url), "order")
         self._channels = [kit_grpc.channel(config.inventory_target), kit_grpc.channel(config.discount_target)]
         self.inventory = inventory_pb2_grpc.InventoryServiceStub(self._channels[0])  # type: ignore[no-untyped-call]
         self.discount = discount_pb2_grpc.DiscountServiceStub(self._channels[1])  # type: ignore[no-untyped-call]
 
+    async def discount_may_apply(self, code: str | None) -> bool:
+        """Whether ApplyDiscount has anything to decide: a code, or any automatic discount (unknown, or
+        Redis unreachable: yes)."""
+        return bool(code) or await self.published.get(AUTOMATIC_DISCOUNTS) != b"0"
+
     async def close(self) -> None:
         await self.catalog.close()
+        assert self.published.redis is not None
+        await self.published.redis.aclose()
         for channel in self._channels:
             with contextlib.suppress(Exception):
                 await channel.close()
@@ -147,7 +160,7 @@ class Downstream:
 
 @contextlib.asynccontextmanager
 async def _clients(deps: Deps) -> AsyncIterator[Downstream]:
-    downstream = Downstream(OrderConfig.of(deps.settings))
+    downstream = Downstream(OrderConfig.of(deps.settings), deps.settings.redis_url)
     try:
         yield downstream
     finally:

@@ -8,7 +8,9 @@ The recipe, every step essential (a failure ends the checkout and undoes what ca
        (svc_order/intents.py): from here on, a crash is undone by the recovery job
     4. at the same time, each with a deadline:
        a. ApplyDiscount: validate the code (or the best    undo: `checkout.aborted` through the outbox:
-          automatic discount) and hold one usage                 svc_discount frees a usage only that way
+          automatic discount) and hold one usage; not         svc_discount frees a usage only that way
+          asked without a code while svc_discount says
+          (in Redis) no automatic discount exists
        b. ReserveStock: every line, all or nothing         undo: ReleaseStock now (best effort, its own
                                                                  deadline), `checkout.aborted` if that fails
     5. create the order (PENDING), its items, `order.created`, clear the ordered cart lines and close the
@@ -110,7 +112,11 @@ class Saga:
     # -- 4. discount and stock ------------------------------------------------------------------------
 
     async def hold(self, subtotal: Decimal, code: str | None) -> Discount:
-        """Apply the discount and reserve the stock at the same time; both must succeed."""
+        """Apply the discount and reserve the stock at the same time; both must succeed. Without a code,
+        when svc_discount says no automatic discount exists, there is nothing to apply: one call less."""
+        if not await self.downstream.discount_may_apply(code):
+            await self.reserve_stock()
+            return NO_DISCOUNT
         discount, stock = await asyncio.gather(
             self.apply_discount(subtotal, code), self.reserve_stock(), return_exceptions=True
         )
@@ -285,7 +291,7 @@ async def _place_order(conn: asyncpg.Connection, saga: Saga, d: Deps, body: Chec
         [line.quantity for line in lines],
         [line.variant_id or NO_VARIANT for line in lines],
     )
-    if not await intents.complete(conn, saga.order_id):
+    if not created["intent_closed"]:
         # The recovery job took this checkout for a dead one and gave its holds back: no order then.
         raise ServiceUnavailable("The checkout took too long and was undone, please retry")
     await publish(

@@ -6,9 +6,10 @@ leave those holds until they expire on their own (the stock 20 minutes later). S
 
     1. `Journal.record`: the intent (order id, user, lines, discount code) is committed in a short
        transaction of its own BEFORE anything is held;
-    2. `complete`, in the transaction that creates the order: the intent row is deleted (the order is
-       its record). It deletes only an OPEN intent, so an order can never be created for an intent that
-       was compensated meanwhile: the checkout is then refused (503, nothing ordered, retry);
+    2. closed by the statement that creates the order (store.CREATE_ORDER): the intent row is deleted
+       (the order is its record). It deletes only an OPEN intent, so an order can never be created for
+       an intent that was compensated meanwhile: the checkout is then refused (503, nothing ordered,
+       retry);
     3. a checkout that fails or is refused compensates itself (`compensate`): the stock released at
        once, `checkout.aborted` through the outbox where still owed, the intent marked compensated,
        all under the intent row's lock;
@@ -122,11 +123,6 @@ async def _journal(deps: Deps) -> AsyncIterator[Journal]:
 
 JOURNAL = Resource("journal", _journal)
 """The journal's pool exists before the first checkout and closes at stop."""
-
-
-async def complete(conn: asyncpg.Connection, order_id: uuid.UUID) -> bool:
-    """In the order's transaction: close the intent; False when it is no longer open (compensated)."""
-    return bool(await conn.fetchval(store.COMPLETE_INTENT, order_id))
 
 
 async def compensate(

@@ -65,13 +65,17 @@ SELECT product_id, variant_id, quantity FROM cart_items WHERE user_id = $1
 ORDER BY added_at, product_id, variant_id
 FOR UPDATE
 """
-# The order, its items, its first history entry, and the cart lines it took (only those still as they
-# were: a line changed meanwhile stays in the cart), in one statement.
+# The order, its items, its first history entry, the cart lines it took (only those still as they were: a
+# line changed meanwhile stays in the cart) and its checkout intent closed, in one statement.
+# `intent_closed` false: the recovery job compensated the intent (the DELETE waits while it holds the
+# row, then finds it no longer open), and the caller rolls all of it back.
 # $1 id, $2 user, $3 method, $4 subtotal, $5 discount, $6 shipping, $7 total, $8 units, $9 discount code,
 # $10 address (JSON), $11 payment window (s); per line: $12 product, $13 variant, $14 name,
 # $15 variant name, $16 image, $17 seller, $18 unit price, $19 quantity, $20 cart variant.
 CREATE_ORDER = """
-WITH new_order AS (
+WITH closed AS (
+    DELETE FROM checkout_intents WHERE order_id = $1 AND state = 'open' RETURNING true
+), new_order AS (
     INSERT INTO orders (id, user_id, order_number, status, payment_status, payment_method, subtotal,
                         discount_amount, shipping_fee, total_amount, item_count, discount_code,
                         shipping_address, expires_at)
@@ -95,7 +99,7 @@ WITH new_order AS (
     DELETE FROM cart_items c USING unnest($12::uuid[], $20::uuid[], $19::int[]) AS o(p, v, q)
     WHERE c.user_id = $2 AND c.product_id = o.p AND c.variant_id = o.v AND c.quantity = o.q
 )
-SELECT order_number, expires_at FROM new_order
+SELECT order_number, expires_at, EXISTS (SELECT FROM closed) AS intent_closed FROM new_order
 """
 
 # -- checkout intents (svc_order/intents.py) -----------------------------------------------------------------
@@ -103,8 +107,6 @@ SELECT order_number, expires_at FROM new_order
 RECORD_INTENT = """
 INSERT INTO checkout_intents (order_id, user_id, lines, discount_code) VALUES ($1, $2, $3::jsonb, $4)
 """
-# In the order's transaction. Waits while the recovery job holds the row, then finds it compensated.
-COMPLETE_INTENT = "DELETE FROM checkout_intents WHERE order_id = $1 AND state = 'open' RETURNING true"
 # Held by a compensation until it has released and recorded: the recovery job skips the row meanwhile.
 LOCK_OPEN_INTENT = "SELECT true FROM checkout_intents WHERE order_id = $1 AND state = 'open' FOR UPDATE"
 # Intents still open $1 seconds after they were recorded, oldest first, at most $2; rows a live

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from pathlib import Path
 
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,7 +17,7 @@ from kit.http import JSON, MAX_SEARCH, body_of, path_uuid
 from kit.identity import identity, require_role, require_user
 from kit.openapi import choice, doc, listing, number, page, text, uuid_param
 from kit.representation import answer
-from svc_product import caching, catalog, editing, events, suggest
+from svc_product import caching, catalog, editing, events, fastpath, suggest
 from svc_product.query import FACETS, MAX_IDS, MAX_PAGE, MAX_RATING, SORTS, STATUSES, parse, parse_reviews
 from svc_product.schemas import (
     Brand,
@@ -102,7 +104,7 @@ async def get_product(request: Request) -> Response:
 
 
 async def _product_answer(request: Request, product_id: uuid.UUID, status: int = 200) -> Response:
-    document, stock_tail = await catalog.product_view(deps(request), product_id, identity(request))
+    document, stock_tail = await catalog.product_view(deps(request), product_id, partial(identity, request))
     return answer(request, document, stock_tail, status)
 
 
@@ -334,11 +336,12 @@ async def purge_cache(request: Request) -> Response:
     return JSON(CachePurge(prefix=prefix, deleted=deleted))
 
 
+DETAIL = Route("/api/products/{productId}", get_product, methods=["GET"])
 routes = [
     Route("/api/products", list_products, methods=["GET"]),
     Route("/api/products", create_product, methods=["POST"]),
     Route("/api/products/suggest", suggest_products, methods=["GET"]),
-    Route("/api/products/{productId}", get_product, methods=["GET"]),
+    DETAIL,
     Route("/api/products/{productId}", replace_product, methods=["PUT"]),
     Route("/api/products/{productId}", patch_product, methods=["PATCH"]),
     Route("/api/products/{productId}", delete_product, methods=["DELETE"]),
@@ -367,5 +370,6 @@ service = Service(
     handlers=events.handlers,
     resources=[STOCK],
     jobs=[caching.upkeep],
+    middleware=[Middleware(fastpath.CachedDetail, route=DETAIL)],
 )
 app = make_app(service)

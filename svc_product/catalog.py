@@ -48,16 +48,26 @@ async def product_document(d: Deps, product_id: uuid.UUID) -> Representation | N
     return await _one(d, namespace, caching.DETAIL, caching.DETAIL_TTL, "detail", read)
 
 
-async def product_view(d: Deps, product_id: uuid.UUID, who: Identity | None) -> tuple[Representation, bytes]:
+async def product_view(
+    d: Deps, product_id: uuid.UUID, who: Callable[[], Identity | None]
+) -> tuple[Representation, bytes]:
     """`GET /api/products/{id}`: the detail, and the ending that adds its current stock.
 
-    A draft or inactive product is shown to its seller and to admins only (read uncached); to anyone else
-    it does not exist.
+    A draft or inactive product is shown to its seller and to admins only (read uncached; `who` is asked
+    only then); to anyone else it does not exist.
     """
     document = await product_document(d, product_id)
     if document is None:
-        document = Representation(await _unlisted_document(d, product_id, who))
+        document = Representation(await _unlisted_document(d, product_id, who()))
     return document, documents.stock_tail(await STOCK.of(d).of(str(product_id)))
+
+
+async def cached_product_view(d: Deps, product_id: uuid.UUID) -> tuple[Representation, bytes] | None:
+    """`product_view` when the cache holds the product's detail, else None (nothing loaded)."""
+    entry = await _cache(d).cached(caching.DETAIL + PACKED, caching.product_namespace(product_id))
+    if entry is None:
+        return None
+    return Representation(entry), documents.stock_tail(await STOCK.of(d).of(str(product_id)))
 
 
 async def _unlisted_document(d: Deps, product_id: uuid.UUID, who: Identity | None) -> bytes:

@@ -82,8 +82,9 @@ def die_with_parent() -> None:
 
 
 @contextlib.contextmanager
-def running_stack(env: Mapping[str, str], logs: Path) -> Iterator[Stack]:
-    """Migrate, seed, start every process and wait until each is ready; stop them all afterwards."""
+def running_stack(env: Mapping[str, str], logs: Path, procfile: Path = PROCFILE) -> Iterator[Stack]:
+    """Migrate, seed, start every process of `procfile` and wait until each is ready; stop them all
+    afterwards."""
     environment = {**os.environ, **env}
     for step in ("kit.migrate", "kit.seed"):  # as `make run` does
         subprocess.run(
@@ -91,7 +92,7 @@ def running_stack(env: Mapping[str, str], logs: Path) -> Iterator[Stack]:
         )
     log = logs / "stack.log"
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "kit.stack", str(PROCFILE)],
+        [sys.executable, "-m", "kit.stack", str(procfile)],
         cwd=ROOT,
         env=environment,
         stdout=log.open("wb"),
@@ -102,7 +103,7 @@ def running_stack(env: Mapping[str, str], logs: Path) -> Iterator[Stack]:
     stack = Stack(supervisor, environment, log)
     try:
         # The edge needs no upstream to start, but it is asked last, once everything behind it answers.
-        names = sorted((p.name for p in read_procfile(PROCFILE)), key=lambda name: name == "edge")
+        names = sorted((p.name for p in read_procfile(procfile)), key=lambda name: name == "edge")
         for name in names:
             stack.wait_ready(name)
         yield stack

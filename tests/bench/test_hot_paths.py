@@ -15,6 +15,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
@@ -23,16 +24,19 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
 from edge.jwt import Verifier
 from edge.protocol import Exchange, HttpProtocol, Limits
 from edge.ratelimit import Limiter, Policy, _Lease
 from kit import settings
+from kit.cache import Cache, connect
 from kit.representation import Representation, answer, pack
 from payment_gateways import vnpay
 from svc_inventory import lua
 from svc_order.schemas import CheckoutRequest
-from svc_product import documents
+from svc_product import caching, catalog, documents, fastpath
+from svc_product.app import DETAIL
 from svc_product.schemas import ProductPage, ProductSummary
 from tests.bench.test_catalog_bench import detail_row
 from tests.edge.support import make_token
@@ -136,6 +140,45 @@ def test_cached_product_detail_from_redis_bytes_to_response(benchmark: Benchmark
         return answer(request, Representation(entry), documents.stock_tail(stock))
 
     assert benchmark(respond).body.endswith(b'Z"}}')
+
+
+@pytest.mark.benchmark(group="catalog")
+def test_cached_product_detail_through_the_fast_path(
+    benchmark: BenchmarkFixture, loop: asyncio.AbstractEventLoop
+) -> None:
+    """svc_product's answer to a cached detail below Starlette (svc_product.fastpath): the cache's one
+    round trip to Redis, the gzipped answer, the two ASGI messages."""
+    redis = connect(os.environ["REDIS_URL"])
+    product_id = uuid.uuid4()
+    key = f"{caching.product_namespace(product_id)}:v0:{caching.DETAIL}{catalog.PACKED}"
+    app = SimpleNamespace(state=SimpleNamespace(deps=SimpleNamespace(cache=Cache(redis, "bench"))))
+    sent: list[Message] = []
+
+    async def router(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("a cached detail went on to the router")
+
+    async def receive() -> Message:
+        raise AssertionError("a GET has no body to read")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    fast = fastpath.CachedDetail(router, DETAIL)
+    path = f"/api/products/{product_id}"
+
+    async def get() -> list[Message]:
+        sent.clear()
+        scope = {"type": "http", "method": "GET", "path": path, "headers": [(b"accept-encoding", b"gzip")]}
+        await fast({**scope, "app": app}, receive, send)
+        return sent
+
+    loop.run_until_complete(redis.set(key, pack(documents.encode_detail(detail_row())), ex=60))
+    try:
+        head, _ = benchmark(lambda: loop.run_until_complete(get()))
+        assert head["status"] == 200 and (b"content-encoding", b"gzip") in head["headers"]
+    finally:
+        loop.run_until_complete(redis.delete(key))
+        loop.run_until_complete(redis.aclose())
 
 
 def product_page(size: int = 100) -> ProductPage:

@@ -33,12 +33,17 @@ async def test_one_checkout_is_one_trace_across_every_service_it_reaches(
 ) -> None:
     buyer = await token(edge, "user@shop.local", "User123!")
     seller = await token(edge, "seller@shop.local", "Seller123!")
+    admin = await token(edge, "admin@shop.local", "Admin123!")
     product = await _stocked_product(edge, seller, units=2, price=120_000)
+    # A code, so svc_discount is asked (without one it is asked only while an automatic discount exists).
+    code = f"TRACE{secrets.token_hex(4).upper()}"
+    coupon = {"code": code, "name": "Trace", "kind": "PERCENTAGE", "value": 5}
+    assert (await edge.post("/api/discounts", json=coupon, headers=admin)).status_code == 201
     await edge.delete("/api/cart", headers=buyer)
     await edge.post("/api/cart/items", json={"productId": product, "quantity": 1}, headers=buyer)
     trace_id = secrets.token_hex(16)
     headers = {**buyer, "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-    body = {"shippingAddress": ADDRESS, "paymentMethod": "vnpay"}
+    body = {"shippingAddress": ADDRESS, "paymentMethod": "vnpay", "discountCode": code}
     placed = await edge.post(
         "/api/orders/checkout", json=body, headers={**headers, "Idempotency-Key": str(uuid.uuid4())}
     )

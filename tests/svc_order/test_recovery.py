@@ -89,7 +89,8 @@ async def stalled(
 @pytest.fixture(scope="module")
 async def clients(dependencies: Dependencies) -> AsyncIterator[Downstream]:
     """svc_order's clients of inventory and discounts, for playing the recovery job by hand."""
-    downstream = Downstream(OrderConfig.of(order_settings(dependencies)))
+    config = order_settings(dependencies)
+    downstream = Downstream(OrderConfig.of(config), config.redis_url)
     yield downstream
     await downstream.close()
 
@@ -134,7 +135,7 @@ async def test_with_inventory_unreachable_the_recovery_leaves_the_release_to_che
     unreachable = order_settings(
         shop.deps, ORDER_INVENTORY_GRPC_URL=closed_address(), ORDER_DEADLINE_SECONDS="0.5"
     )
-    blind = Downstream(OrderConfig.of(unreachable))
+    blind = Downstream(OrderConfig.of(unreachable), unreachable.redis_url)
     try:
         async with stalled(who, shop.checkout(who)) as checkout:
             assert checkout.order_id in await recover(shop, blind)
