@@ -24,7 +24,7 @@ from kit.lifecycle import raise_if_cancelled
 from svc_inventory import lua, store
 from svc_inventory.core import HOLDING, RESERVED, Core, key_of, lines_of, text
 from svc_inventory.schemas import Line
-from svc_inventory.wire import ReservedLine, StockReserved, wire_variant
+from svc_inventory.wire import StockReserved, wire_variant
 
 batches = Histogram(
     "shop_inventory_reserve_batch_size",
@@ -256,18 +256,12 @@ class Reservations(Core):
             StockReserved(
                 reservation_id=r.order_id,
                 order_id=r.order_id,
-                lines=[
-                    ReservedLine(
-                        product_id=line.product_id,
-                        variant_id=wire_variant(line.variant_id),
-                        quantity=line.quantity,
-                    )
-                    for line in r.lines
-                ],
+                product_id=line.product_id,
+                variant_id=wire_variant(line.variant_id),
+                quantity=line.quantity,
                 traceparent=telemetry.handed_on(r.traceparent),
             )
-            for r in fresh
-            if r.lines
+            for r, line in lines
         ]
         moves = [(r.order_id, line, 0, line.quantity) for r, line in lines]
         return events + await self._move_stock(conn, moves, "RESERVE", None)

@@ -5,25 +5,19 @@ from __future__ import annotations
 
 import uuid
 
-from msgspec import Struct
-
 from kit.bus import Event
 from svc_inventory.store import PRODUCT_LEVEL
 
 
-class ReservedLine(Struct, rename="camel"):
-    product_id: uuid.UUID
-    variant_id: uuid.UUID | None
-    quantity: int
-
-
 class StockReserved(Event):
-    """A new reservation, every line of it: one event per order (the reservation id is the order id)."""
+    """One line of a new reservation (the reservation id is the order id)."""
 
     routing_key = "inventory.reserved"
     reservation_id: uuid.UUID
     order_id: uuid.UUID
-    lines: list[ReservedLine]
+    product_id: uuid.UUID
+    variant_id: uuid.UUID | None
+    quantity: int
 
 
 class StockReleased(Event):

@@ -7,7 +7,6 @@ import time
 import uuid
 
 import grpc
-import msgspec
 import pytest
 
 from protos import inventory_pb2 as pb
@@ -53,21 +52,6 @@ async def test_the_same_order_reserved_fifty_times_at_once_moves_stock_once(stac
     assert await books(stack, product) == books_of(on_hand=10, reserved=3, redis=7, active=3)
     moves = await stack.db.fetchval("SELECT count(*) FROM stock_log WHERE order_id = $1", order)
     assert moves == 1
-
-
-async def test_a_reservation_is_announced_once_with_every_line(stack: Stack) -> None:
-    first, second = await stocked(stack, 10), await stocked(stack, 10)
-    order = uuid.uuid4()
-    assert (await reserve(stack, order, line(first, 2), line(second, 3))).reserved
-    payloads = await stack.db.fetch(
-        "SELECT convert_from(payload, 'UTF8')::jsonb AS event FROM outbox"
-        " WHERE routing_key = 'inventory.reserved' AND convert_from(payload, 'UTF8')::jsonb->>'orderId' = $1",
-        str(order),
-    )
-    assert len(payloads) == 1
-    event = msgspec.json.decode(payloads[0]["event"])
-    lines = sorted((x["productId"], x["quantity"]) for x in event["lines"])
-    assert lines == sorted([(str(first), 2), (str(second), 3)])
 
 
 async def test_an_order_reserves_all_its_lines_or_none(stack: Stack) -> None:
