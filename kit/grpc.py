@@ -36,7 +36,7 @@ from prometheus_client import Counter, Histogram
 
 from kit import errors, readiness, telemetry, tracing
 from kit.app import Deps
-from kit.settings import SERVICES
+from shop.map import SERVICES
 
 log = logging.getLogger(__name__)
 

@@ -12,41 +12,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shop.map import SERVICES
+
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-in-production-0123456789"
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceSpec:
-    """Where a process listens and which database it owns, by the contract's table."""
-
-    name: str
-    http_port: int
-    database: str | None = None
-    grpc_port: int | None = None
-
-
-SERVICES: dict[str, ServiceSpec] = {
-    spec.name: spec
-    for spec in (
-        ServiceSpec("edge", 5010),
-        ServiceSpec("auth", 5001, "auth_db"),
-        ServiceSpec("user", 5002, "user_db"),
-        ServiceSpec("order", 5003, "order_db"),
-        ServiceSpec("product", 5004, "product_db"),
-        ServiceSpec("payment", 5005, "payment_db"),
-        ServiceSpec("inventory", 5006, "inventory_db", 5106),
-        ServiceSpec("discount", 5007, "discount_db", 5107),
-        ServiceSpec("notify", 5008, "notification_db"),
-        ServiceSpec("sandbox", 5009),
-        ServiceSpec("mailsink", 8025),
-        ServiceSpec("smssink", 8026),
-        ServiceSpec("pushsink", 8027),
-        ServiceSpec("tracesink", 4318),
-    )
-}
 
 
 class Secret(str):

@@ -21,6 +21,7 @@ import pytest
 
 from edge import loader
 from kit import settings
+from shop.map import SERVICES
 
 pytest_plugins = ["tests.watchdog"]
 
@@ -41,7 +42,7 @@ def _test_environment() -> dict[str, str]:
         "SMTP_PORT": str(1025 + PORT_OFFSET),
         "EDGE_ADMIN_PORT": str(9010 + PORT_OFFSET),
     }
-    for spec in settings.SERVICES.values():
+    for spec in SERVICES.values():
         name = spec.name.upper()
         env[f"{name}_PORT"] = str(spec.http_port + PORT_OFFSET)
         if spec.grpc_port:
@@ -73,7 +74,7 @@ def _reset_vhost() -> None:
 async def _reset_databases() -> None:
     from kit import db
 
-    for spec in settings.SERVICES.values():
+    for spec in SERVICES.values():
         if spec.database:
             await db.drop_database(settings.database_url(spec.database))
 

@@ -1,4 +1,4 @@
-"""The whole stack as `make run` starts it (migrations, seed, `kit.stack` under `kit.supervise`),
+"""The whole stack as `make run` starts it (migrations, seed, `shop.stack` under `kit.supervise`),
 with the environment a test gives it: the end-to-end tests and the fault suite both run it."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import psutil
 
 from kit import settings
 from kit.supervise import read_procfile
+from shop.map import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCFILE = ROOT / "Procfile"
@@ -57,7 +58,7 @@ class Stack:
     def wait_ready(self, name: str, within: float = 30.0) -> float:
         """Seconds until `name` answers its health probe, failing after `within`."""
         began = time.monotonic()
-        probe = "live" if settings.SERVICES[name].database is None else "ready"
+        probe = "live" if SERVICES[name].database is None else "ready"
         url = f"{self.url(name)}/health/{probe}"
         while time.monotonic() - began < within:
             if self.supervisor.poll() is not None:
@@ -85,13 +86,13 @@ def die_with_parent() -> None:
 def running_stack(env: Mapping[str, str], logs: Path) -> Iterator[Stack]:
     """Migrate, seed, start every process and wait until each is ready; stop them all afterwards."""
     environment = {**os.environ, **env}
-    for step in ("kit.migrate", "kit.seed"):  # as `make run` does
+    for step in ("shop.migrate", "shop.seed"):  # as `make run` does
         subprocess.run(
             [sys.executable, "-m", step], cwd=ROOT, env=environment, check=True, capture_output=True
         )
     log = logs / "stack.log"
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "kit.stack", str(PROCFILE)],
+        [sys.executable, "-m", "shop.stack", str(PROCFILE)],
         cwd=ROOT,
         env=environment,
         stdout=log.open("wb"),

@@ -9,7 +9,7 @@ import httpx
 from openapi_spec_validator import validate
 
 from kit.representation import MIN_GZIP
-from kit.seed import demo_product_id
+from shop.map import demo_product_id
 from tests.support import eventually
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from kit.seed import demo_product_id
+from shop.map import demo_product_id
 from tests.e2e.support import demo_leaf
 from tests.support import eventually
 

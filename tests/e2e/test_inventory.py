@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from kit.seed import demo_product_id
+from shop.map import demo_product_id
 from svc_inventory.seed import demo_quantity
 from tests.e2e.test_signup_to_login import bearer
 

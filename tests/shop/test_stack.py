@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 
 from kit import db
-from kit.stack import PORT_STEP, plan, scaled
 from kit.supervise import Program, read_procfile
+from shop.stack import PORT_STEP, plan, scaled
 from tests.conftest import PORT_OFFSET
 from tests.servers import own_pgbouncer, own_postgres
 
