@@ -32,6 +32,7 @@ from kit.http import (
 from kit.identity import identity, require_role, require_user
 from kit.openapi import boolean, doc, listing, number, page
 from svc_discount import events, ledger, rpc, store
+from svc_discount.config import DiscountConfig
 from svc_discount.schemas import (
     Campaign,
     CampaignIn,
@@ -391,5 +392,6 @@ service = Service(
     handlers=events.handlers,
     jobs=[grpc_server, ledger.expire_held_usages],
     uses_redis=False,
+    settings=DiscountConfig,
 )
 app = make_app(service)

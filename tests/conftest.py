@@ -56,7 +56,7 @@ os.environ.update(_test_environment())
 # The edge's modules imported by any test come from its compiled build, as `python -m edge` runs them
 # (unless EDGE_NATIVE=off: `make test` runs the edge's tests both ways). Here, not in a hook: pytest
 # imports the conftests of the folders it is given (tests/edge's imports the edge) before any hook.
-loader.use_native()
+loader.use_native(os.environ.get("EDGE_NATIVE", "auto"))
 
 
 def _reset_vhost() -> None:

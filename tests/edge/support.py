@@ -312,7 +312,7 @@ def edge_config(destinations: dict[str, str], **env: str) -> EdgeConfig:
     }
     for name in CLUSTERS:
         environment[f"EDGE_CLUSTER_{name.upper()}"] = destinations.get(name) or destinations["*"]
-    return load_config(settings.load("edge", environment))
+    return load_config(environment)
 
 
 def dead_url() -> str:

@@ -131,6 +131,6 @@ def test_an_edge_required_to_run_compiled_refuses_to_start_without_a_build(tmp_p
 
 
 def test_the_build_is_chosen_before_any_hot_module_is_imported(tmp_path: Path) -> None:
-    code = "import edge.proxy; from edge import loader; loader.use_native()"
+    code = "import edge.proxy; from edge import loader; loader.use_native('auto')"
     result = _run_unbuilt_copy(tmp_path, "-c", code)
     assert "use_native() must run before edge." in result.stderr

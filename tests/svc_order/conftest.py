@@ -29,6 +29,7 @@ import pytest
 from kit import bus, settings
 from kit.app import make_app
 from svc_order.app import service
+from svc_order.config import OrderConfig
 from tests.support import Publish, eventually, identity, publisher, serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,6 +136,7 @@ def order_settings(deps: Dependencies, **env: str) -> settings.Settings:
             "ORDER_SWEEP_SECONDS": "0.2",
             **env,
         },
+        own=OrderConfig,
     )
 
 

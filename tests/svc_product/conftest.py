@@ -23,6 +23,7 @@ import pytest
 from kit import settings
 from kit.app import make_app
 from svc_product.app import service
+from svc_product.config import ProductConfig
 from tests.support import identity, serve
 
 
@@ -36,6 +37,7 @@ INVENTORY_PORT = _free_port()
 CONFIG = settings.load(
     "product",
     {**os.environ, "PRODUCT_INVENTORY_URL": f"http://127.0.0.1:{INVENTORY_PORT}", "PRODUCT_STOCK_TTL": "1"},
+    own=ProductConfig,
 )
 
 
