@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Self
+from decimal import Decimal
+from typing import Self, TypeVar
 
 from shop.map import SERVICES
 
@@ -22,6 +22,8 @@ POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-in-production-0123456789"
+
+T = TypeVar("T")
 
 
 class Secret(str):
@@ -65,29 +67,24 @@ class Env:
         """A comma-separated list."""
         return tuple(item.strip() for item in self._raw(name).split(",") if item.strip())
 
-    def integer(self, name: str, default: int) -> int:
+    def _parsed(self, name: str, default: T, parse: Callable[[str], T], kind: str) -> T:
         raw = self._raw(name)
         try:
-            return int(raw) if raw else default
-        except ValueError:
-            raise self._invalid(name, raw, "an integer") from None
+            return parse(raw) if raw else default
+        except (ValueError, ArithmeticError):  # decimal's InvalidOperation is an ArithmeticError
+            raise self._invalid(name, raw, kind) from None
+
+    def integer(self, name: str, default: int) -> int:
+        return self._parsed(name, default, int, "an integer")
 
     def number(self, name: str, default: float, *, positive: bool = False) -> float:
-        raw = self._raw(name)
-        try:
-            value = float(raw) if raw else default
-        except ValueError:
-            raise self._invalid(name, raw, "a number") from None
+        value = self._parsed(name, default, float, "a number")
         if positive and value <= 0:
-            raise self._invalid(name, raw, "positive")
+            raise self._invalid(name, self._raw(name), "positive")
         return value
 
     def decimal(self, name: str, default: Decimal) -> Decimal:
-        raw = self._raw(name)
-        try:
-            return Decimal(raw) if raw else default
-        except InvalidOperation:
-            raise self._invalid(name, raw, "a number") from None
+        return self._parsed(name, default, Decimal, "a number")
 
     def share(self, name: str, default: float) -> float:
         """A number from 0 to 1."""
