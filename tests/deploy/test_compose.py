@@ -15,6 +15,8 @@ import yaml
 from shop.map import SERVICES
 from tests.deploy import wiring
 
+pytestmark = pytest.mark.offline
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -21,6 +21,8 @@ from kit import settings
 from shop.map import SERVICES
 from tests.deploy import wiring
 
+pytestmark = pytest.mark.offline
+
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ("dev", "prod")
 Doc = dict[str, Any]

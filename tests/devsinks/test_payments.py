@@ -24,6 +24,8 @@ from kit import settings
 from payment_gateways import config, momo, vnpay, zalopay
 from tests.support import serve
 
+pytestmark = pytest.mark.offline
+
 GATEWAYS = config.read(settings.Env())
 VNPAY_SECRET = GATEWAYS.vnpay.hash_secret.reveal()
 MOMO_KEYS = (GATEWAYS.momo.access_key, GATEWAYS.momo.secret_key.reveal())

@@ -13,6 +13,8 @@ from kit.settings import Env
 from svc_notify import twilio
 from tests.support import serve
 
+pytestmark = pytest.mark.offline
+
 CONFIG = twilio.TwilioConfig.read(Env())
 PATH = f"/2010-04-01/Accounts/{CONFIG.account_sid}/Messages.json"
 

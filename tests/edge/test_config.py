@@ -7,6 +7,8 @@ import pytest
 from edge.config import load_config
 from edge.server import Edge
 
+pytestmark = pytest.mark.offline
+
 
 def test_reads_cluster_destinations_and_tunables_from_the_environment() -> None:
     config = load_config(

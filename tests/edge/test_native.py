@@ -14,6 +14,8 @@ import pytest
 from edge import loader
 from edge.loader import COMPILED, DIGEST_FILE, NativeBuildUnusable, native_search_path, sources_digest, stamp
 
+pytestmark = pytest.mark.offline
+
 COMPILER = "mypy 1.0.0"
 
 

@@ -16,6 +16,8 @@ from starlette.routing import Route
 from kit.openapi import Undescribed, doc, document, listing, page
 from svc_user.schemas import Address
 
+pytestmark = pytest.mark.offline
+
 SERVICES = ("auth", "user", "order", "product", "payment", "inventory", "discount", "notify")
 CAMEL = re.compile(r"^[a-z][a-zA-Z]*$")
 

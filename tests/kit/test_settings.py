@@ -6,6 +6,8 @@ import pytest
 
 from kit import settings
 
+pytestmark = pytest.mark.offline
+
 
 def test_defaults_point_at_loopback_and_the_contract_ports() -> None:
     config = settings.load("inventory", {})

@@ -15,6 +15,8 @@ from shop.stack import PORT_STEP, plan, scaled
 from tests.conftest import PORT_OFFSET
 from tests.servers import own_pgbouncer, own_postgres
 
+pytestmark = pytest.mark.offline
+
 PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 
 

@@ -11,6 +11,8 @@ from svc_notify import config, preferences
 from svc_notify.config import ChannelPolicy
 from svc_notify.dispatch import backoff
 
+pytestmark = pytest.mark.offline
+
 
 def prefs(**document: object) -> preferences.Preferences:
     return preferences.decode(msgspec.json.encode(document).decode())

@@ -7,6 +7,8 @@ import pytest
 from kit.settings import Env
 from svc_notify import twilio
 
+pytestmark = pytest.mark.offline
+
 # Twilio's own published test vector for X-Twilio-Signature.
 TOKEN = "1c892n40nd03kdnc0112slzkl3091j20"
 URL = "http://www.postbin.org/1ed898x"
