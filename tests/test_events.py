@@ -21,6 +21,8 @@ from kit.bus import Event, event_type
 from shop.map import EXCHANGES
 from shop.migrate import services
 
+pytestmark = pytest.mark.offline
+
 _encode = msgspec.json.Encoder().encode  # as kit.bus.publish
 
 
