@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 # `make run SCALE=2` (or SCALE_ORDER=2 ...) runs more instances; PGBOUNCER=1 pools through PgBouncer.
 run: seed native $(if $(filter 1,$(PGBOUNCER)),pgbouncer)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m kit.stack Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m shop.stack Procfile
 
 pgbouncer:
 	command -v pgbouncer >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null)
@@ -74,13 +74,13 @@ native: $(VENV)/.installed
 	$(BIN)/python -m edge.native
 
 migrate: install
-	$(BIN)/python -m kit.migrate
+	$(BIN)/python -m shop.migrate
 
 seed: migrate
-	$(BIN)/python -m kit.seed
+	$(BIN)/python -m shop.seed
 
 # Packages held to mypy --strict (every package, once its first version has landed).
-TYPED := kit edge payment_gateways devsinks svc_auth svc_notify svc_user svc_product svc_order svc_inventory svc_discount svc_payment \
+TYPED := kit shop edge payment_gateways devsinks svc_auth svc_notify svc_user svc_product svc_order svc_inventory svc_discount svc_payment \
 	perf/load perf/locustfile.py perf/bench_baseline.py
 
 lint: install

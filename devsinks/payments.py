@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -48,6 +49,21 @@ from kit import logs, settings
 from kit.errors import ShopError
 from kit.http import JSON, Model, body_of
 from payment_gateways import config as gateway_config
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfig(settings.OwnSettings):
+    """The merchant credentials svc_payment signs with, and where VNPay's IPNs go (a merchant sets it in
+    VNPay's portal: `SANDBOX_VNPAY_IPN_URL`, the shop's public route by default)."""
+
+    gateways: gateway_config.GatewayConfig
+    vnpay_ipn: str
+
+    @classmethod
+    def read(cls, env: settings.Env) -> SandboxConfig:
+        ipn = env.text("SANDBOX_VNPAY_IPN_URL", f"{env.public_url}/api/payments/vnpay/ipn")
+        return cls(gateway_config.read(env), ipn)
+
 
 # ---- the buyer -------------------------------------------------------------------------------------
 
@@ -153,13 +169,13 @@ def make_app(
     config: settings.Settings | None = None, transport: httpx.AsyncBaseTransport | None = None
 ) -> Starlette:
     """The sandbox's app; `transport` replaces the network for the IPNs it sends (tests)."""
-    config = config or settings.load("sandbox")
+    config = config or settings.load("sandbox", own=SandboxConfig)
     logs.setup("sandbox", config.log_level)
-    vnpay_ipn = config.extra.get("SANDBOX_VNPAY_IPN_URL") or f"{config.public_url}/api/payments/vnpay/ipn"
+    own = SandboxConfig.of(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.gateways = Gateways(gateway_config.load(), settings.service_url("sandbox"), vnpay_ipn)
+        app.state.gateways = Gateways(own.gateways, config.url, own.vnpay_ipn)
         async with httpx.AsyncClient(transport=transport, timeout=15) as app.state.http:
             yield
 

@@ -189,7 +189,7 @@ def make_app(config: settings.Settings | None = None) -> Starlette:
     """The sink's app; `config` defaults to the environment's `pushsink` settings."""
     config = config or settings.load("pushsink")
     logs.setup("pushsink", config.log_level)
-    url = urlsplit(settings.service_url("pushsink"))
+    url = urlsplit(config.url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -206,12 +206,12 @@ async def live(request: Request) -> Response:
 
 def make_app(config: settings.Settings | None = None) -> Starlette:
     """The sink's app; `config` defaults to the environment's `smssink` settings."""
-    config = config or settings.load("smssink")
+    config = config or settings.load("smssink", own=twilio.TwilioConfig)
     logs.setup("smssink", config.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.phone = phone = Phone(twilio.load())
+        app.state.phone = phone = Phone(twilio.TwilioConfig.of(config))
         try:
             yield
         finally:

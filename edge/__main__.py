@@ -5,14 +5,15 @@ from kit import logs, settings
 
 
 def main() -> None:
-    loader.use_native()
+    env = settings.Env()
+    loader.use_native(env.text("EDGE_NATIVE", "auto"))
     # Imported only now: the modules they import must come from the build `use_native` chose.
     from edge.config import load_config
     from edge.server import run
 
-    edge_settings = settings.load("edge")
-    logs.setup("edge", edge_settings.log_level)
-    run(load_config(edge_settings))
+    config = load_config(env)
+    logs.setup("edge", config.log_level)
+    run(config)
 
 
 if __name__ == "__main__":

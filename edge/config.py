@@ -1,4 +1,5 @@
-"""The edge's configuration, read once at start from `kit.settings` (its `EDGE_*` variables).
+"""The edge's configuration, read once at start through `kit.settings` (kit's settings and the edge's
+own `EDGE_*` variables, with the typed `kit.settings.Env`).
 
 EDGE_HOST, EDGE_PORT            where to listen (kit.settings; port 5010)
 EDGE_ADMIN_PORT                 `/metrics` and the health endpoints, off the public port (9010; worker
@@ -37,18 +38,20 @@ EDGE_DOCS                       serve the API's document at /openapi.json and it
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from dataclasses import dataclass, replace
 
 from edge.cors import CorsPolicy
 from edge.protocol import Limits
 from edge.ratelimit import Policy
 from edge.routes import RouteLimit, RouteTable
-from kit.settings import Secret, Settings, service_url
+from kit import settings
+from kit.settings import Env, Secret
 
 
 @dataclass(frozen=True, slots=True)
 class EdgeConfig:
+    """What `load_config` read; the defaults of each variable are in this module's docstring."""
+
     host: str
     port: int
     jwt_secret: Secret
@@ -56,52 +59,39 @@ class EdgeConfig:
     jwt_audience: str
     # Cluster name -> destination base URLs, in balancing order.
     clusters: Mapping[str, tuple[str, ...]]
-    routes: RouteTable = field(default_factory=RouteTable)
-    limits: Limits = field(default_factory=Limits)
-    user_limit: Policy = field(default_factory=lambda: Policy("user", 100, 60))
-    ip_limit: Policy = field(default_factory=lambda: Policy("ip", 1000, 3600))
-    redis_url: str | None = None
-    cors: CorsPolicy = field(default_factory=CorsPolicy)
-    trusted_proxies: tuple[str, ...] = ()
+    routes: RouteTable
+    limits: Limits
+    user_limit: Policy
+    ip_limit: Policy
+    redis_url: str | None
+    cors: CorsPolicy
+    trusted_proxies: tuple[str, ...]
     # Cluster name -> least_requests or round_robin.
-    balance: Mapping[str, str] = field(default_factory=dict)
-    health_interval: float = 5.0
+    balance: Mapping[str, str]
+    health_interval: float
+    eject_after: int
+    eject_seconds: float
+    retries: int
+    access_log: float
+    docs: bool
+    workers: int
+    # 0: any free port (tests).
+    admin_port: int
+    connect_timeout: float
+    response_timeout: float
+    pool_max_connections: int
+    shutdown_grace: float
+    log_level: str
     health_timeout: float = 1.0
-    eject_after: int = 3
-    eject_seconds: float = 10.0
-    retries: int = 1
-    access_log: float = 0.0
-    docs: bool = True
-    workers: int = 1
-    # 0: any free port (tests); `python -m edge` defaults to 9010.
-    admin_port: int = 0
-    connect_timeout: float = 2.0
-    response_timeout: float = 30.0
-    pool_max_connections: int = 256
     # Below uvicorn's 5 s keep-alive, so an idle connection is dropped by us before the service drops it.
     pool_idle_timeout: float = 4.0
-    shutdown_grace: float = 5.0
 
 
-Number = TypeVar("Number", int, float)
-
-
-def _env(env: Mapping[str, str], name: str, default: Number) -> Number:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        return type(default)(raw)
-    except ValueError:
-        kind = type(default).__name__
-        raise ValueError(f"environment variable {name} must be a {kind}, got {raw!r}") from None
-
-
-def _route_limits(env: Mapping[str, str], routes: RouteTable) -> dict[str, RouteLimit]:
+def _route_limits(env: Env, routes: RouteTable) -> dict[str, RouteLimit]:
     replaced = {}
     for limit in routes.limits:
         name = f"EDGE_RATE_LIMIT_{limit.name.upper()}"
-        raw = env.get(name, "").strip()
+        raw = env.text(name).strip()
         if not raw:
             continue
         if raw == "off":
@@ -117,69 +107,59 @@ def _route_limits(env: Mapping[str, str], routes: RouteTable) -> dict[str, Route
     return replaced
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in {"true", "false", "1", "0", "yes", "no"}:
-        raise ValueError(f"environment variable {name} must be true or false, got {raw!r}")
-    return raw in {"true", "1", "yes"}
-
-
-def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
-
-
-def load_config(settings: Settings, routes: RouteTable | None = None) -> EdgeConfig:
+def load_config(
+    environment: Env | Mapping[str, str] | None = None, routes: RouteTable | None = None
+) -> EdgeConfig:
+    """The edge's configuration from `environment` (default: the process environment)."""
+    env = environment if isinstance(environment, Env) else Env(environment)
+    common = settings.load("edge", env)
     routes = routes or RouteTable()
-    env = settings.extra
     routes = routes.replace_limits(_route_limits(env, routes))
     clusters = {}
     for name in routes.clusters:
-        raw = env.get(f"EDGE_CLUSTER_{name.upper()}") or service_url(name)
-        destinations = tuple(url.strip().rstrip("/") for url in raw.split(",") if url.strip())
+        variable = f"EDGE_CLUSTER_{name.upper()}"
+        destinations = env.items(variable) if env.text(variable) else (env.service_url(name),)
         if not destinations:
-            raise ValueError(f"EDGE_CLUSTER_{name.upper()} names no destination")
-        clusters[name] = destinations
-    base = EdgeConfig(
-        host=settings.host,
-        port=settings.http_port,
-        jwt_secret=settings.jwt_secret,
-        jwt_issuer=settings.jwt_issuer,
-        jwt_audience=settings.jwt_audience,
+            raise ValueError(f"{variable} names no destination")
+        clusters[name] = tuple(url.rstrip("/") for url in destinations)
+    limits = Limits()
+    return EdgeConfig(
+        host=common.host,
+        port=common.http_port,
+        jwt_secret=common.jwt_secret,
+        jwt_issuer=common.jwt_issuer,
+        jwt_audience=common.jwt_audience,
         clusters=clusters,
         routes=routes,
-        user_limit=Policy("user", settings.rate_limit_user_per_minute, 60),
-        ip_limit=Policy("ip", settings.rate_limit_ip_per_hour, 3600),
-        redis_url=settings.redis_url,
+        user_limit=Policy("user", common.rate_limit_user_per_minute, 60),
+        ip_limit=Policy("ip", common.rate_limit_ip_per_hour, 3600),
+        redis_url=common.redis_url,
         cors=CorsPolicy(
-            frozenset(_list(env, "EDGE_CORS_ORIGINS")),
-            credentials=_flag(env, "EDGE_CORS_CREDENTIALS", True),
-            max_age=_env(env, "EDGE_CORS_MAX_AGE", 600),
+            frozenset(env.items("EDGE_CORS_ORIGINS")),
+            credentials=env.flag("EDGE_CORS_CREDENTIALS", True),
+            max_age=env.integer("EDGE_CORS_MAX_AGE", 600),
         ),
-        trusted_proxies=_list(env, "EDGE_TRUSTED_PROXIES"),
+        trusted_proxies=env.items("EDGE_TRUSTED_PROXIES"),
         balance={
-            name: env.get(f"EDGE_BALANCE_{name.upper()}") or env.get("EDGE_BALANCE") or "least_requests"
+            name: env.text(f"EDGE_BALANCE_{name.upper()}") or env.text("EDGE_BALANCE", "least_requests")
             for name in clusters
         },
-    )
-    return replace(
-        base,
-        health_interval=_env(env, "EDGE_HEALTH_INTERVAL", base.health_interval),
-        eject_after=_env(env, "EDGE_EJECT_AFTER", base.eject_after),
-        eject_seconds=_env(env, "EDGE_EJECT_SECONDS", base.eject_seconds),
-        retries=_env(env, "EDGE_RETRIES", base.retries),
-        access_log=_env(env, "EDGE_ACCESS_LOG", 0.01),
-        docs=_flag(env, "EDGE_DOCS", base.docs),
-        workers=_env(env, "EDGE_WORKERS", base.workers),
-        admin_port=_env(env, "EDGE_ADMIN_PORT", 9010),
-        connect_timeout=_env(env, "EDGE_CONNECT_TIMEOUT", base.connect_timeout),
-        response_timeout=_env(env, "EDGE_RESPONSE_TIMEOUT", base.response_timeout),
-        pool_max_connections=_env(env, "EDGE_POOL_MAX_CONNECTIONS", base.pool_max_connections),
-        shutdown_grace=_env(env, "EDGE_SHUTDOWN_GRACE", base.shutdown_grace),
+        health_interval=env.number("EDGE_HEALTH_INTERVAL", 5.0),
+        eject_after=env.integer("EDGE_EJECT_AFTER", 3),
+        eject_seconds=env.number("EDGE_EJECT_SECONDS", 10.0),
+        retries=env.integer("EDGE_RETRIES", 1),
+        access_log=env.share("EDGE_ACCESS_LOG", 0.01),
+        docs=env.flag("EDGE_DOCS", True),
+        workers=common.workers,
+        admin_port=env.integer("EDGE_ADMIN_PORT", 9010),
+        connect_timeout=env.number("EDGE_CONNECT_TIMEOUT", 2.0),
+        response_timeout=env.number("EDGE_RESPONSE_TIMEOUT", 30.0),
+        pool_max_connections=env.integer("EDGE_POOL_MAX_CONNECTIONS", 256),
+        shutdown_grace=env.number("EDGE_SHUTDOWN_GRACE", 5.0),
         limits=replace(
-            base.limits,
-            max_body=_env(env, "EDGE_MAX_BODY_BYTES", base.limits.max_body),
-            header_timeout=_env(env, "EDGE_HEADER_TIMEOUT", base.limits.header_timeout),
+            limits,
+            max_body=env.integer("EDGE_MAX_BODY_BYTES", limits.max_body),
+            header_timeout=env.number("EDGE_HEADER_TIMEOUT", limits.header_timeout),
         ),
+        log_level=common.log_level,
     )

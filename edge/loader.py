@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -107,15 +106,16 @@ def native_search_path(package_dir: Path, native_dir: Path, mode: str) -> list[s
     return []
 
 
-def use_native(mode: str | None = None) -> bool:
-    """Run the compiled build from now on when EDGE_NATIVE (or `mode`) and its currency allow; whether it
-    does. Once per process, before any hot module is imported: one imported already stays what it is."""
+def use_native(mode: str) -> bool:
+    """Run the compiled build from now on when `mode` (EDGE_NATIVE: auto, off or require) and its
+    currency allow; whether it does. Once per process, before any hot module is imported: one imported
+    already stays what it is."""
     global _chosen
     if _chosen is None:
         loaded = [name for name in COMPILED if f"edge.{name}" in sys.modules]
         if loaded:
             raise RuntimeError(f"use_native() must run before edge.{loaded[0]} is imported")
-        _chosen = native_search_path(PACKAGE_DIR, NATIVE_DIR, mode or os.environ.get("EDGE_NATIVE", "auto"))
+        _chosen = native_search_path(PACKAGE_DIR, NATIVE_DIR, mode)
         edge = sys.modules[__package__ or "edge"]
         edge.__path__[:0] = _chosen
     return bool(_chosen)

@@ -103,6 +103,8 @@ class Service:
     jobs: Sequence[Job] = ()
     uses_redis: bool = True
     uses_broker: bool = True
+    # Its own settings beside kit's, read with them at start (e.g. svc_order.config.OrderConfig).
+    settings: type[settings.OwnSettings] | None = None
     # Checks of its own for /health/ready and gRPC health (kit.readiness), e.g. "stock is loaded".
     ready_checks: Mapping[str, readiness.Check] = field(default_factory=dict)
     # ASGI layers between `kit.metrics.Observe` and Starlette's routing (a hot route's fast path).
@@ -247,9 +249,9 @@ class _App(Starlette):
 
 def make_app(service: Service, config: settings.Settings | None = None) -> Starlette:
     """The Starlette app of `service`; `config` defaults to the environment's settings."""
-    config = config or settings.load(service.name)
+    config = config or settings.load(service.name, own=service.settings)
     logs.setup(service.name, config.log_level)
-    telemetry.setup(service.name)
+    telemetry.setup(service.name, config.otlp_endpoint)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -32,29 +32,10 @@ from prometheus_client import Counter
 
 from kit import telemetry, tracing
 from kit.lifecycle import raise_if_cancelled
+from shop.map import EXCHANGES
 
 log = logging.getLogger(__name__)
 
-# Contract section 6: which exchange carries each routing key.
-EXCHANGES: dict[str, str] = {
-    "user.registered": "auth.exchange",
-    "user.verified": "auth.exchange",
-    "user.profile.updated": "user.exchange",
-    "user.preferences.updated": "user.exchange",
-    "order.created": "order.exchange",
-    "order.confirmed": "order.exchange",
-    "order.cancelled": "order.exchange",
-    "checkout.aborted": "order.exchange",  # ours, beside the contract's table (README, "Events")
-    "payment.success": "payment.exchange",
-    "payment.failed": "payment.exchange",
-    "payment.refunded": "payment.exchange",
-    "inventory.reserved": "inventory.exchange",
-    "inventory.released": "inventory.exchange",
-    "inventory.low-stock": "inventory.exchange",
-    "product.created": "product.exchange",
-    "product.updated": "product.exchange",
-    "product.deleted": "product.exchange",
-}
 RETRY_DELAYS = (1.0, 2.0, 4.0)
 
 consumed = Counter("shop_events_consumed_total", "Events handled by outcome", ["queue", "outcome"])
@@ -221,7 +202,7 @@ async def declare_topology(url: str, consumers: Mapping[str, Iterable[str]]) -> 
     """Declare the exchanges and every consumer queue ({service: routing keys}) before anything runs.
 
     A topic exchange drops a message no queue is bound for, so an event published before its consumer
-    first started would be lost; `make run` declares everything first (through `kit.migrate`).
+    first started would be lost; `make run` declares everything first (through `shop.migrate`).
     """
     connection = await aiormq.connect(url)
     try:

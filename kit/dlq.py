@@ -27,7 +27,7 @@ import msgspec
 from pamqp import commands as spec
 
 from kit import settings
-from kit.bus import EXCHANGES
+from shop.map import EXCHANGES, services_with_a_database
 
 SUFFIX = ".dlq"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9.-]+$")
@@ -60,8 +60,7 @@ def dlq_name(queue: str) -> str:
 
 def _candidates() -> list[str]:
     """Every DLQ a service of the contract could have: one per service and routing key."""
-    services = [s.name for s in settings.SERVICES.values() if s.database]
-    return [f"{service}.{key}{SUFFIX}" for service in services for key in EXCHANGES]
+    return [f"{spec.name}.{key}{SUFFIX}" for spec in services_with_a_database() for key in EXCHANGES]
 
 
 async def _count(connection: aiormq.abc.AbstractConnection, queue: str) -> int | None:

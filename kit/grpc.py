@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -36,7 +35,6 @@ from prometheus_client import Counter, Histogram
 
 from kit import errors, readiness, telemetry, tracing
 from kit.app import Deps
-from kit.settings import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +213,9 @@ class GrpcServer:
     async def __call__(self, deps: Deps) -> None:
         config = deps.settings
         assert config.grpc_port is not None, f"{config.service} has no gRPC port"
-        workers = int(config.extra.get(f"{config.service.upper()}_WORKERS", "1"))
         # Several workers of one service share the port (SO_REUSEPORT); a single one must own it, so a
         # stale process on the port is an error instead of silently taking half of the calls.
-        options = [*_SERVER_OPTIONS, ("grpc.so_reuseport", 1 if workers > 1 else 0)]
+        options = [*_SERVER_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)]
         server = grpc.aio.server(interceptors=[_Observe()], options=options)
         names = list(self.register(server, deps))
         checker = health.aio.HealthServicer()
@@ -306,16 +303,6 @@ def _finish_later(span: Any, call: grpc.aio.Call) -> None:
     task = asyncio.ensure_future(finish())
     _finishing.add(task)  # held until done: the loop keeps only a weak reference
     task.add_done_callback(_finishing.discard)
-
-
-def target(service: str, env: Mapping[str, str] | None = None) -> str:
-    """`host:port` of a service's gRPC server: `<SERVICE>_GRPC_URL`, else loopback and its gRPC port."""
-    env = os.environ if env is None else env
-    prefix = service.upper()
-    if url := env.get(f"{prefix}_GRPC_URL"):
-        return url
-    port = env.get(f"{prefix}_GRPC_PORT") or str(SERVICES[service].grpc_port)
-    return f"127.0.0.1:{port}"
 
 
 def channel(address: str) -> grpc.aio.Channel:

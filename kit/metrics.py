@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from random import random
 from typing import Any
@@ -23,6 +22,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -164,7 +164,7 @@ class Observe:
 def _registry() -> CollectorRegistry:
     """The figures a scrape shows: this process's, or with several workers (kit.serve.share_metrics)
     every worker's summed from their files."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if values.ValueClass is values.MutexValue:  # as prometheus_client chose at import: one process
         return REGISTRY
     summed = CollectorRegistry()
     multiprocess.MultiProcessCollector(summed)  # type: ignore[no-untyped-call]

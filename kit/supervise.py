@@ -1,6 +1,6 @@
 """Programs (the lines of a Procfile) each as a process of its own, kept running.
 
-`make run` and the end-to-end tests run the stack through this (`kit.stack` plans it). A process
+`make run` and the end-to-end tests run the stack through this (`shop.stack` plans it). A process
 that exits (a crash, an OOM kill) is logged and started again, after 0.5 s, doubling up to 10 s
 while it keeps dying within 30 s of its start; the others go on, so one crash costs only the
 requests that process held. SIGTERM or Ctrl-C stops them all: SIGTERM to each process group,

@@ -18,7 +18,6 @@ attribute test.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from opentelemetry.context import Context
@@ -36,17 +35,18 @@ tracer: Tracer | None = None
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
-def setup(service: str, env: Mapping[str, str] | None = None, exporter: SpanExporter | None = None) -> None:
-    """Turn tracing on for this process if `OTEL_EXPORTER_OTLP_ENDPOINT` is set, or with `exporter`
-    (each span exported as it ends: tests); else leave it off."""
+def setup(service: str, endpoint: str = "", exporter: SpanExporter | None = None) -> None:
+    """Turn tracing on for this process when `endpoint` (`Settings.otlp_endpoint`, the OTLP/HTTP
+    collector's base URL) is set, or with `exporter` (each span exported as it ends: tests); else leave
+    it off."""
     global tracer
-    env = os.environ if env is None else env
     if exporter is not None:
         processor: SimpleSpanProcessor | BatchSpanProcessor = SimpleSpanProcessor(exporter)
-    elif env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    elif endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        processor = BatchSpanProcessor(OTLPSpanExporter())
+        # The path the SDK itself appends to OTEL_EXPORTER_OTLP_ENDPOINT.
+        processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces"))
     else:
         tracer = None
         return

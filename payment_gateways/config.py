@@ -13,11 +13,9 @@ elsewhere the secrets must be set. Secrets are `kit.settings.Secret`s: they neve
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kit.settings import Secret, service_url
+from kit.settings import Env, Secret
 
 # Dev-only merchant credentials shared by svc_payment and the sandbox; worthless anywhere else.
 _DEV = {
@@ -64,35 +62,33 @@ class GatewayConfig:
     zalopay: ZalopayConfig
 
 
-def load(env: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Read the gateways' configuration from `env` (default: the process environment)."""
-    env = os.environ if env is None else env
-    dev = env.get("SHOP_ENV", "dev") in {"dev", "test"}
-    missing = [name for name in _SECRETS if not env.get(name)]
-    if missing and not dev:
+def read(env: Env) -> GatewayConfig:
+    """The gateways' configuration, from the variables above."""
+    missing = [name for name in _SECRETS if not env.text(name)]
+    if missing and not env.is_dev:
         raise ValueError(f"payment gateway secrets must be set outside dev and test: {', '.join(missing)}")
 
     def value(name: str) -> str:
-        return env.get(name) or _DEV[name]
+        return env.text(name, _DEV[name])
 
-    sandbox = service_url("sandbox", env)
+    sandbox = env.service_url("sandbox")
     return GatewayConfig(
         vnpay=VnpayConfig(
             tmn_code=value("VNPAY_TMN_CODE"),
-            hash_secret=Secret(value("VNPAY_HASH_SECRET")),
-            payment_url=env.get("VNPAY_PAYMENT_URL") or f"{sandbox}/paymentv2/vpcpay.html",
-            api_url=env.get("VNPAY_API_URL") or f"{sandbox}/merchant_webapi/api/transaction",
+            hash_secret=env.secret("VNPAY_HASH_SECRET", _DEV["VNPAY_HASH_SECRET"]),
+            payment_url=env.text("VNPAY_PAYMENT_URL", f"{sandbox}/paymentv2/vpcpay.html"),
+            api_url=env.text("VNPAY_API_URL", f"{sandbox}/merchant_webapi/api/transaction"),
         ),
         momo=MomoConfig(
             partner_code=value("MOMO_PARTNER_CODE"),
             access_key=value("MOMO_ACCESS_KEY"),
-            secret_key=Secret(value("MOMO_SECRET_KEY")),
-            endpoint=(env.get("MOMO_ENDPOINT") or sandbox).rstrip("/"),
+            secret_key=env.secret("MOMO_SECRET_KEY", _DEV["MOMO_SECRET_KEY"]),
+            endpoint=env.text("MOMO_ENDPOINT", sandbox).rstrip("/"),
         ),
         zalopay=ZalopayConfig(
-            app_id=int(value("ZALOPAY_APP_ID")),
-            key1=Secret(value("ZALOPAY_KEY1")),
-            key2=Secret(value("ZALOPAY_KEY2")),
-            endpoint=(env.get("ZALOPAY_ENDPOINT") or sandbox).rstrip("/"),
+            app_id=env.integer("ZALOPAY_APP_ID", int(_DEV["ZALOPAY_APP_ID"])),
+            key1=env.secret("ZALOPAY_KEY1", _DEV["ZALOPAY_KEY1"]),
+            key2=env.secret("ZALOPAY_KEY2", _DEV["ZALOPAY_KEY2"]),
+            endpoint=env.text("ZALOPAY_ENDPOINT", sandbox).rstrip("/"),
         ),
     )

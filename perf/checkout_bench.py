@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from kit import settings  # noqa: E402
 from kit.httpclient import Client  # noqa: E402
-from kit.seed import demo_product_id  # noqa: E402
 from perf.load.cpu import cpu_by_part, spent_during  # noqa: E402
+from shop.map import demo_product_id  # noqa: E402
 
 PASSWORD = "Bench-Pass-123!"
 ADDRESS = {

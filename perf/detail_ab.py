@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--no-seed", action="store_true", help="the corner is already migrated and seeded")
     args = parser.parse_args()
     if not args.no_seed:
-        for step in ("kit.migrate", "kit.seed"):
+        for step in ("shop.migrate", "shop.seed"):
             subprocess.run([sys.executable, "-m", step], cwd=ROOT, check=True, capture_output=True)
     with trees([Path(p).resolve() for p in args.trees.split(",")]) as found:
         with httpx.Client(base_url=found[0].edge_url) as client:

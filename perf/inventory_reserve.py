@@ -84,7 +84,7 @@ async def _timed(count: int, concurrency: int, call: object) -> tuple[float, lis
 
 
 async def lua_vs_row_lock(reservations: int, concurrency: int) -> tuple[float, float]:
-    config = settings.load("inventory")
+    config = settings.load("inventory", own=service.settings)
     assert config.database_url
     await db.drop_database(config.database_url)
     async with running(service, config) as deps:

@@ -50,7 +50,7 @@ import psutil  # noqa: E402
 
 from kit import bus, db, settings  # noqa: E402
 from kit.app import Service, open_database  # noqa: E402
-from kit.seed import demo_product_id  # noqa: E402
+from shop.map import demo_product_id  # noqa: E402
 from svc_order import store as order_store  # noqa: E402
 from svc_order.app import service as order_service  # noqa: E402
 from svc_order.events import OrderCreated, SoldLine  # noqa: E402

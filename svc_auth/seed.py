@@ -6,8 +6,8 @@ import logging
 
 import asyncpg
 
-from kit.seed import seed_user_id
 from kit.settings import Settings
+from shop.map import seed_user_id
 from svc_auth import accounts, credentials
 from svc_auth.app import service
 

@@ -32,6 +32,7 @@ from kit.http import (
 from kit.identity import identity, require_role, require_user
 from kit.openapi import boolean, doc, listing, number, page
 from svc_discount import automatic, events, ledger, rpc, store
+from svc_discount.config import DiscountConfig
 from svc_discount.schemas import (
     Campaign,
     CampaignIn,
@@ -392,5 +393,6 @@ service = Service(
     jobs=[grpc_server, ledger.expire_held_usages, automatic.keep_published],
     resources=[automatic.PUBLISHED],
     uses_redis=False,
+    settings=DiscountConfig,
 )
 app = make_app(service)

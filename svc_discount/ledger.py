@@ -14,6 +14,7 @@ import asyncpg
 from kit.app import Deps
 from kit.lifecycle import every
 from svc_discount import store
+from svc_discount.config import DiscountConfig
 from svc_discount.pricing import ZERO, OrderLine, Verdict, evaluate
 
 log = logging.getLogger(__name__)
@@ -156,11 +157,10 @@ async def expire_held(pool: asyncpg.Pool, hold: timedelta, batch: int = 500) -> 
 async def expire_held_usages(deps: Deps) -> None:
     """`Service.jobs` entry: every `DISCOUNT_USAGE_SWEEP_SECONDS` (60), free the usages held past
     `DISCOUNT_USAGE_HOLD_SECONDS` (1500: the order's 15-minute payment window and 10 minutes' grace)."""
-    extra = deps.settings.extra
-    hold = timedelta(seconds=float(extra.get("DISCOUNT_USAGE_HOLD_SECONDS", "1500")))
+    config = DiscountConfig.of(deps.settings)
 
     async def expire() -> None:
-        if freed := await expire_held(deps.db, hold):
+        if freed := await expire_held(deps.db, config.usage_hold):
             log.info("freed discount usages held too long", extra={"count": freed})
 
-    await every(float(extra.get("DISCOUNT_USAGE_SWEEP_SECONDS", "60")), expire, name="usage-expiry")
+    await every(config.usage_sweep_seconds, expire, name="usage-expiry")

@@ -16,6 +16,7 @@ from kit.http import JSON, body_of, page_of, paging, path_uuid
 from kit.identity import require_role
 from kit.openapi import doc, listing, page, uuid_param
 from svc_inventory import engine, events, rpc, store, wire
+from svc_inventory.config import InventoryConfig
 from svc_inventory.schemas import Level, SetStock
 
 
@@ -102,5 +103,6 @@ service = Service(
     resources=[engine.INVENTORY],
     jobs=[engine.background, grpc_server],
     ready_checks={"stock": engine.stock_loaded},
+    settings=InventoryConfig,
 )
 app = make_app(service)

@@ -32,6 +32,7 @@ from kit.app import Deps, Resource
 from kit.errors import ServiceUnavailable
 from kit.lifecycle import every
 from svc_inventory import lua
+from svc_inventory.config import InventoryConfig
 from svc_inventory.levels import StockLevels
 from svc_inventory.reconciliation import Reconciliation
 from svc_inventory.reservations import Reservations
@@ -81,7 +82,7 @@ async def _inventory(deps: Deps) -> AsyncIterator[Inventory]:
     """The process's Inventory from its settings, with Redis loaded when it is up."""
     assert deps.redis is not None
     config = deps.settings
-    extra = config.extra
+    own = InventoryConfig.of(config)
     pool = deps.db
     if config.database_direct_url != config.database_url:
         # The stock lock is a session advisory lock held across statements: with a transaction pooler
@@ -91,8 +92,8 @@ async def _inventory(deps: Deps) -> AsyncIterator[Inventory]:
         inventory = Inventory(
             pool,
             deps.redis,
-            hold_seconds=float(extra.get("INVENTORY_RESERVATION_SECONDS", "900")),
-            reconcile_seconds=float(extra.get("INVENTORY_RECONCILE_SECONDS", "30")),
+            hold_seconds=own.hold_seconds,
+            reconcile_seconds=own.reconcile_seconds,
         )
         try:
             await inventory.sync()  # load Redis before the first call, when it is up

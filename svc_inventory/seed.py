@@ -10,8 +10,8 @@ import logging
 
 import asyncpg
 
-from kit.seed import demo_product_id, seed_user_id
 from kit.settings import Settings
+from shop.map import demo_product_id, seed_user_id
 from svc_inventory.app import service
 
 __all__ = ["DEMO_PRODUCTS", "demo_quantity", "seed", "service"]

@@ -22,6 +22,7 @@ from svc_notify.channels import Sender
 from svc_notify.channels.email import EmailSender
 from svc_notify.channels.push import PushSender
 from svc_notify.channels.sms import SmsSender
+from svc_notify.config import NotifyConfig
 from svc_notify.context import CONTEXT
 from svc_notify.dispatch import ChannelWorker, dispatch
 from svc_notify.schemas import Notification, PushKey, Subscription, SubscriptionInput
@@ -132,5 +133,6 @@ service = Service(
     resources=[CONTEXT],
     jobs=[dispatcher],
     uses_redis=False,
+    settings=NotifyConfig,
 )
 app = make_app(service)

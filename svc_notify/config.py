@@ -1,4 +1,5 @@
-"""svc_notify's own settings, read once at start from its `NOTIFY_*` variables (kit.settings `extra`).
+"""svc_notify's own settings, read once at start with kit's (`Service.settings`) from its `NOTIFY_*`
+variables and Twilio's (svc_notify.twilio).
 
 Per channel (`EMAIL`, `SMS`, `PUSH`), so a burst of events never floods a provider:
 
@@ -23,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kit.settings import Secret, Settings
+from kit.settings import Env, OwnSettings, Secret
 from svc_notify.preferences import CHANNELS, LOCALES, Channel
+from svc_notify.twilio import TwilioConfig
 
 _DEFAULTS: dict[Channel, tuple[int, float, float]] = {
     # concurrency, rate per second, first retry delay
@@ -48,7 +50,7 @@ PUSH_HOSTS = ("fcm.googleapis.com", "push.services.mozilla.com", "notify.windows
 
 
 @dataclass(frozen=True, slots=True)
-class NotifyConfig:
+class NotifyConfig(OwnSettings):
     policies: Mapping[Channel, ChannelPolicy]
     default_locale: str
     push_ttl_seconds: int
@@ -56,53 +58,38 @@ class NotifyConfig:
     vapid_subject: str
     # None: any endpoint (dev and test, where the push sink is on loopback).
     push_hosts: tuple[str, ...] | None
+    twilio: TwilioConfig
 
-
-def _number(extra: Mapping[str, str], name: str, default: float) -> float:
-    raw = extra.get(name)
-    try:
-        value = default if raw in (None, "") else float(raw)
-    except ValueError:
-        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"environment variable {name} must be positive, got {raw!r}")
-    return value
-
-
-def load(settings: Settings) -> NotifyConfig:
-    extra = settings.extra
-    cap = _number(extra, "NOTIFY_RETRY_CAP_SECONDS", 3600)
-    policies = {}
-    for channel in CHANNELS:
-        concurrency, rate, retry = _DEFAULTS[channel]
-        prefix = f"NOTIFY_{channel.upper()}_"
-        policies[channel] = ChannelPolicy(
-            concurrency=int(_number(extra, prefix + "CONCURRENCY", concurrency)),
-            rate_per_second=_number(extra, prefix + "RATE", rate),
-            max_attempts=int(_number(extra, prefix + "MAX_ATTEMPTS", 6)),
-            retry_seconds=_number(extra, prefix + "RETRY_SECONDS", retry),
-            retry_cap_seconds=cap,
+    @classmethod
+    def read(cls, env: Env) -> NotifyConfig:
+        cap = env.number("NOTIFY_RETRY_CAP_SECONDS", 3600, positive=True)
+        policies = {}
+        for channel in CHANNELS:
+            concurrency, rate, retry = _DEFAULTS[channel]
+            prefix = f"NOTIFY_{channel.upper()}_"
+            policies[channel] = ChannelPolicy(
+                concurrency=int(env.number(prefix + "CONCURRENCY", concurrency, positive=True)),
+                rate_per_second=env.number(prefix + "RATE", rate, positive=True),
+                max_attempts=int(env.number(prefix + "MAX_ATTEMPTS", 6, positive=True)),
+                retry_seconds=env.number(prefix + "RETRY_SECONDS", retry, positive=True),
+                retry_cap_seconds=cap,
+            )
+        locale = env.text("NOTIFY_DEFAULT_LOCALE", "en")
+        if locale not in LOCALES:
+            raise ValueError(f"NOTIFY_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}, got {locale!r}")
+        hosts = tuple(host.lower() for host in env.items("NOTIFY_PUSH_HOSTS"))
+        key = env.text("NOTIFY_VAPID_PRIVATE_KEY")
+        if not key and not env.is_dev:
+            raise ValueError("NOTIFY_VAPID_PRIVATE_KEY must be set outside dev and test")
+        return cls(
+            policies=policies,
+            default_locale=locale,
+            push_ttl_seconds=int(env.number("NOTIFY_PUSH_TTL_SECONDS", 86400, positive=True)),
+            vapid_private_key=Secret(key) if key else None,
+            vapid_subject=env.text("NOTIFY_VAPID_SUBJECT", "mailto:no-reply@shop.local"),
+            push_hosts=hosts or (None if env.is_dev else PUSH_HOSTS),
+            twilio=TwilioConfig.read(env),
         )
-    locale = extra.get("NOTIFY_DEFAULT_LOCALE") or "en"
-    if locale not in LOCALES:
-        raise ValueError(f"NOTIFY_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}, got {locale!r}")
-    key = extra.get("NOTIFY_VAPID_PRIVATE_KEY")
-    if not key and not settings.is_dev:
-        raise ValueError("NOTIFY_VAPID_PRIVATE_KEY must be set outside dev and test")
-    return NotifyConfig(
-        policies=policies,
-        default_locale=locale,
-        push_ttl_seconds=int(_number(extra, "NOTIFY_PUSH_TTL_SECONDS", 86400)),
-        vapid_private_key=Secret(key) if key else None,
-        vapid_subject=extra.get("NOTIFY_VAPID_SUBJECT") or "mailto:no-reply@shop.local",
-        push_hosts=_push_hosts(extra.get("NOTIFY_PUSH_HOSTS"), settings.is_dev),
-    )
-
-
-def _push_hosts(raw: str | None, dev: bool) -> tuple[str, ...] | None:
-    if raw:
-        return tuple(host.strip().lower() for host in raw.split(",") if host.strip())
-    return None if dev else PUSH_HOSTS
 
 
 def push_host_allowed(config: NotifyConfig, host: str) -> bool:

@@ -23,9 +23,9 @@ class Context:
 
 @contextlib.asynccontextmanager
 async def _context(deps: Deps) -> AsyncIterator[Context]:
-    settings = config.load(deps.settings)
-    vapid = await vapid_key(deps.db, settings)
-    yield Context(settings, twilio.load(), vapid, application_server_key(vapid))
+    own = config.NotifyConfig.of(deps.settings)
+    vapid = await vapid_key(deps.db, own)
+    yield Context(own, own.twilio, vapid, application_server_key(vapid))
 
 
 CONTEXT = Resource("context", _context)

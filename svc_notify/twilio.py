@@ -21,11 +21,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kit.settings import Secret, service_url
+from kit.settings import Env, OwnSettings, Secret
 
 PRODUCTION_API = "https://api.twilio.com"
 # Dev-only credentials shared by svc_notify and the dev sink; worthless anywhere else.
@@ -42,7 +41,9 @@ UNREACHABLE_CODES = {21610, 21612, 21614, 30003, 30005, 30006}
 
 
 @dataclass(frozen=True, slots=True)
-class TwilioConfig:
+class TwilioConfig(OwnSettings):
+    """Part of svc_notify's own settings, and the dev SMS sink's."""
+
     account_sid: str
     auth_token: Secret
     sender: str
@@ -52,20 +53,18 @@ class TwilioConfig:
     def messages_url(self) -> str:
         return f"{self.api_url}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
 
-
-def load(env: Mapping[str, str] | None = None) -> TwilioConfig:
-    env = os.environ if env is None else env
-    dev = env.get("SHOP_ENV", "dev") in {"dev", "test"}
-    required = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
-    if not dev and (missing := [name for name in required if not env.get(name)]):
-        raise ValueError(f"Twilio credentials must be set outside dev and test: {', '.join(missing)}")
-    default_api = service_url("smssink", env) if dev else PRODUCTION_API
-    return TwilioConfig(
-        account_sid=env.get("TWILIO_ACCOUNT_SID") or DEV_ACCOUNT_SID,
-        auth_token=Secret(env.get("TWILIO_AUTH_TOKEN") or DEV_AUTH_TOKEN),
-        sender=env.get("TWILIO_FROM") or DEV_FROM,
-        api_url=(env.get("TWILIO_API_URL") or default_api).rstrip("/"),
-    )
+    @classmethod
+    def read(cls, env: Env) -> TwilioConfig:
+        required = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
+        if not env.is_dev and (missing := [name for name in required if not env.text(name)]):
+            raise ValueError(f"Twilio credentials must be set outside dev and test: {', '.join(missing)}")
+        default_api = env.service_url("smssink") if env.is_dev else PRODUCTION_API
+        return cls(
+            account_sid=env.text("TWILIO_ACCOUNT_SID", DEV_ACCOUNT_SID),
+            auth_token=env.secret("TWILIO_AUTH_TOKEN", DEV_AUTH_TOKEN),
+            sender=env.text("TWILIO_FROM", DEV_FROM),
+            api_url=env.text("TWILIO_API_URL", default_api).rstrip("/"),
+        )
 
 
 def signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:

@@ -15,6 +15,7 @@ from kit.http import JSON, body_of, paging, path_uuid, search_pattern
 from kit.identity import Identity, require_role, require_user
 from kit.openapi import choice, doc, header, listing, page, uuid_param
 from svc_order import cart, downstream, flows, idempotency, intents, jobs, store, views, workflow
+from svc_order.config import OrderConfig
 from svc_order.schemas import (
     AddItem,
     CancelRequest,
@@ -261,5 +262,6 @@ service = Service(
     resources=[downstream.CLIENTS, intents.JOURNAL],
     jobs=[jobs.sweeper, jobs.intent_recovery, jobs.cleanup],
     uses_redis=False,
+    settings=OrderConfig,
 )
 app = make_app(service)

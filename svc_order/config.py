@@ -1,15 +1,15 @@
-"""svc_order's own settings (`ORDER_*` variables), read once at start beside kit's."""
+"""svc_order's own settings (`ORDER_*` variables), read once at start beside kit's (`Service.settings`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from kit import grpc, settings
+from kit import settings
 
 
 @dataclass(frozen=True, slots=True)
-class OrderConfig:
+class OrderConfig(settings.OwnSettings):
     """Everything svc_order reads from its environment besides kit's settings."""
 
     # Where the catalog's batch endpoint and the gRPC servers are.
@@ -35,22 +35,21 @@ class OrderConfig:
     shipping_fee: Decimal
 
     @classmethod
-    def of(cls, config: settings.Settings) -> OrderConfig:
-        env = config.extra
+    def read(cls, env: settings.Env) -> OrderConfig:
         return cls(
-            product_url=(env.get("ORDER_PRODUCT_URL") or settings.service_url("product")).rstrip("/"),
-            inventory_target=env.get("ORDER_INVENTORY_GRPC_URL") or grpc.target("inventory"),
-            discount_target=env.get("ORDER_DISCOUNT_GRPC_URL") or grpc.target("discount"),
-            deadline=float(env.get("ORDER_DEADLINE_SECONDS", "2")),
-            price_ttl=float(env.get("ORDER_PRICE_TTL", "5")),
-            payment_window=int(env.get("ORDER_PAYMENT_WINDOW_SECONDS", "900")),
-            hold_grace=int(env.get("ORDER_HOLD_GRACE_SECONDS", "300")),
-            sweep_every=float(env.get("ORDER_SWEEP_SECONDS", "10")),
-            idempotency_hours=int(env.get("ORDER_IDEMPOTENCY_HOURS", "24")),
-            intent_grace=float(env.get("ORDER_INTENT_GRACE_SECONDS", "10")),
-            intent_recovery_every=float(env.get("ORDER_INTENT_RECOVERY_SECONDS", "5")),
-            free_shipping_from=Decimal(env.get("ORDER_FREE_SHIPPING_FROM", "500000")),
-            shipping_fee=Decimal(env.get("ORDER_SHIPPING_FEE", "30000")),
+            product_url=env.text("ORDER_PRODUCT_URL", env.service_url("product")).rstrip("/"),
+            inventory_target=env.text("ORDER_INVENTORY_GRPC_URL", env.grpc_target("inventory")),
+            discount_target=env.text("ORDER_DISCOUNT_GRPC_URL", env.grpc_target("discount")),
+            deadline=env.number("ORDER_DEADLINE_SECONDS", 2),
+            price_ttl=env.number("ORDER_PRICE_TTL", 5),
+            payment_window=env.integer("ORDER_PAYMENT_WINDOW_SECONDS", 900),
+            hold_grace=env.integer("ORDER_HOLD_GRACE_SECONDS", 300),
+            sweep_every=env.number("ORDER_SWEEP_SECONDS", 10),
+            idempotency_hours=env.integer("ORDER_IDEMPOTENCY_HOURS", 24),
+            intent_grace=env.number("ORDER_INTENT_GRACE_SECONDS", 10),
+            intent_recovery_every=env.number("ORDER_INTENT_RECOVERY_SECONDS", 5),
+            free_shipping_from=env.decimal("ORDER_FREE_SHIPPING_FROM", Decimal(500000)),
+            shipping_fee=env.decimal("ORDER_SHIPPING_FEE", Decimal(30000)),
         )
 
     @property

@@ -26,6 +26,7 @@ from kit.identity import require_role, require_user
 from kit.openapi import doc
 from payment_gateways import METHODS
 from svc_payment import events, ledger, providers, reconcile, store
+from svc_payment.config import PaymentConfig
 from svc_payment.ledger import Outcome, Payment
 from svc_payment.providers import Forged
 from svc_payment.schemas import PaymentView, RefundRequest, RefundView, ReturnView
@@ -215,5 +216,6 @@ service = Service(
     resources=[providers.PROVIDERS],
     jobs=[reconcile.run],
     uses_redis=False,
+    settings=PaymentConfig,
 )
 app = make_app(service)

@@ -1,15 +1,16 @@
-"""svc_payment's own knobs (`PAYMENT_*`, through kit settings) and the gateways' configuration."""
+"""svc_payment's own settings (`PAYMENT_*`) and the gateways' configuration, read once at start beside
+kit's (`Service.settings`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kit.settings import Settings
+from kit.settings import Env, OwnSettings
 from payment_gateways import config as gateways
 
 
 @dataclass(frozen=True, slots=True)
-class PaymentConfig:
+class PaymentConfig(OwnSettings):
     gateways: gateways.GatewayConfig
     public_url: str  # base of the IPN and return URLs the gateways are given
     server_ip: str  # vnp_IpAddr of our own querydr and refund requests
@@ -19,23 +20,15 @@ class PaymentConfig:
     reconcile_every: float
     refund_retry_after: float
 
-
-def _seconds(settings: Settings, name: str, default: float) -> float:
-    raw = settings.extra.get(name, "")
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
-
-
-def load(settings: Settings) -> PaymentConfig:
-    return PaymentConfig(
-        gateways=gateways.load(),
-        public_url=settings.public_url.rstrip("/"),
-        server_ip=settings.extra.get("PAYMENT_SERVER_IP", "127.0.0.1"),
-        gateway_timeout=_seconds(settings, "PAYMENT_GATEWAY_TIMEOUT_SECONDS", 10.0),
-        pay_wait=_seconds(settings, "PAYMENT_PAY_WAIT_SECONDS", 2.0),
-        reconcile_after=60 * _seconds(settings, "PAYMENT_RECONCILE_AFTER_MINUTES", 5.0),
-        reconcile_every=_seconds(settings, "PAYMENT_RECONCILE_SECONDS", 30.0),
-        refund_retry_after=_seconds(settings, "PAYMENT_REFUND_RETRY_SECONDS", 60.0),
-    )
+    @classmethod
+    def read(cls, env: Env) -> PaymentConfig:
+        return cls(
+            gateways=gateways.read(env),
+            public_url=env.public_url.rstrip("/"),
+            server_ip=env.text("PAYMENT_SERVER_IP", "127.0.0.1"),
+            gateway_timeout=env.number("PAYMENT_GATEWAY_TIMEOUT_SECONDS", 10.0),
+            pay_wait=env.number("PAYMENT_PAY_WAIT_SECONDS", 2.0),
+            reconcile_after=60 * env.number("PAYMENT_RECONCILE_AFTER_MINUTES", 5.0),
+            reconcile_every=env.number("PAYMENT_RECONCILE_SECONDS", 30.0),
+            refund_retry_after=env.number("PAYMENT_REFUND_RETRY_SECONDS", 60.0),
+        )

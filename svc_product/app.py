@@ -18,6 +18,7 @@ from kit.identity import identity, require_role, require_user
 from kit.openapi import choice, doc, listing, number, page, text, uuid_param
 from kit.representation import answer
 from svc_product import caching, catalog, editing, events, fastpath, suggest
+from svc_product.config import ProductConfig
 from svc_product.query import FACETS, MAX_IDS, MAX_PAGE, MAX_RATING, SORTS, STATUSES, parse, parse_reviews
 from svc_product.schemas import (
     Brand,
@@ -371,5 +372,6 @@ service = Service(
     resources=[STOCK],
     jobs=[caching.upkeep],
     middleware=[Middleware(fastpath.CachedDetail, route=DETAIL)],
+    settings=ProductConfig,
 )
 app = make_app(service)

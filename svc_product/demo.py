@@ -1,6 +1,6 @@
 """The demo catalog, generated: a 3-level category tree, 60 brands and 10,000 products with variants,
 attributes, images and reviews. Deterministic (a fixed random seed and fixed ids), so every machine
-builds the same shop, and svc_inventory can stock demo product n by `kit.seed.demo_product_id(n)`.
+builds the same shop, and svc_inventory can stock demo product n by `shop.map.demo_product_id(n)`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from kit.seed import demo_product_id, seed_user_id
+from shop.map import demo_product_id, seed_user_id
 from svc_product.store import slugify, variant_id
 
 PRODUCTS = 10_000

@@ -11,8 +11,8 @@ import time
 
 import asyncpg
 
-from kit.seed import demo_product_id, seed_user_id
 from kit.settings import Settings
+from shop.map import demo_product_id, seed_user_id
 from svc_product import demo
 from svc_product.app import service
 

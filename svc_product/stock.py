@@ -22,10 +22,10 @@ from datetime import datetime
 
 import msgspec
 
-from kit import settings
 from kit.app import Deps, Resource
 from kit.http import encode
 from kit.httpclient import Client
+from svc_product.config import ProductConfig
 from svc_product.schemas import StockLevel
 
 log = logging.getLogger(__name__)
@@ -122,13 +122,11 @@ class Stock:
 
 @contextlib.asynccontextmanager
 async def _stock(deps: Deps) -> AsyncIterator[Stock]:
-    extra = deps.settings.extra
-    base_url = extra.get("PRODUCT_INVENTORY_URL") or settings.service_url("inventory")
-    timeout = float(extra.get("PRODUCT_INVENTORY_TIMEOUT", "0.15"))
+    config = ProductConfig.of(deps.settings)
     stock = Stock(
-        Client(base_url, size=32, timeout=timeout),
-        ttl=float(extra.get("PRODUCT_STOCK_TTL", "5")),
-        wait=float(extra.get("PRODUCT_STOCK_WAIT", "0.05")),
+        Client(config.inventory_url, size=32, timeout=config.inventory_timeout),
+        ttl=config.stock_ttl,
+        wait=config.stock_wait,
     )
     try:
         yield stock

@@ -12,8 +12,8 @@ import logging
 
 import asyncpg
 
-from kit.seed import seed_user_id
 from kit.settings import Settings
+from shop.map import seed_user_id
 from svc_user import store
 from svc_user.app import service
 from svc_user.events import DEFAULT_PREFERENCES

@@ -1,9 +1,12 @@
 """Test-wide set-up: a private corner of the shared servers, so tests never disturb a dev stack.
 
 - PostgreSQL: every service's database gets a `_test` suffix, dropped and re-created per run.
-- Redis: database 15.
+- Redis: database 15, emptied per run.
 - RabbitMQ: the `shop_test` virtual host, deleted and re-created per run (fresh queues and exchanges).
 - Ports: the contract's ports plus 10000, so the end-to-end stack runs beside `make run`.
+
+The reset happens before the first test that uses the servers; a module of tests that need none says
+so (`pytestmark = pytest.mark.offline`), and a run of those alone touches no server.
 
 Two test runs at once on one machine (two engineers, or CI beside a developer) each set their own
 `SHOP_TEST_NS` (suffix of databases and vhost), `SHOP_TEST_REDIS_DB` and `SHOP_TEST_PORT_OFFSET`.
@@ -21,6 +24,7 @@ import pytest
 
 from edge import loader
 from kit import settings
+from shop.map import SERVICES
 
 pytest_plugins = ["tests.watchdog"]
 
@@ -41,7 +45,7 @@ def _test_environment() -> dict[str, str]:
         "SMTP_PORT": str(1025 + PORT_OFFSET),
         "EDGE_ADMIN_PORT": str(9010 + PORT_OFFSET),
     }
-    for spec in settings.SERVICES.values():
+    for spec in SERVICES.values():
         name = spec.name.upper()
         env[f"{name}_PORT"] = str(spec.http_port + PORT_OFFSET)
         if spec.grpc_port:
@@ -55,7 +59,7 @@ os.environ.update(_test_environment())
 # The edge's modules imported by any test come from its compiled build, as `python -m edge` runs them
 # (unless EDGE_NATIVE=off: `make test` runs the edge's tests both ways). Here, not in a hook: pytest
 # imports the conftests of the folders it is given (tests/edge's imports the edge) before any hook.
-loader.use_native()
+loader.use_native(os.environ.get("EDGE_NATIVE", "auto"))
 
 
 def _reset_vhost() -> None:
@@ -73,20 +77,36 @@ def _reset_vhost() -> None:
 async def _reset_databases() -> None:
     from kit import db
 
-    for spec in settings.SERVICES.values():
+    for spec in SERVICES.values():
         if spec.database:
             await db.drop_database(settings.database_url(spec.database))
 
 
-@pytest.fixture(scope="session", autouse=True)
-async def clean_servers() -> AsyncIterator[None]:
-    _reset_vhost()
-    await _reset_databases()
-    from redis.asyncio import Redis
+_USES_SERVERS = pytest.StashKey[bool]()
 
-    redis = Redis.from_url(os.environ["REDIS_URL"])
-    await redis.flushdb()
-    await redis.aclose()
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[_USES_SERVERS] = any(item.get_closest_marker("offline") is None for item in items)
+
+
+def uses_servers(config: pytest.Config) -> bool:
+    """Whether a test of this run uses the shared servers (is not marked `offline`)."""
+    return config.stash.get(_USES_SERVERS, True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def fresh_servers(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """The run's corner of the shared servers, emptied before anything starts; unless every test of the
+    run is marked `offline` (needs no server): a run of those alone resets, starts and drops nothing."""
+    if uses_servers(request.config):
+        _reset_vhost()
+        await _reset_databases()
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(os.environ["REDIS_URL"])
+        await redis.flushdb()
+        await redis.aclose()
     yield
 
 

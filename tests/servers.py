@@ -19,7 +19,7 @@ import aiormq
 import asyncpg
 from redis.asyncio import Redis
 
-from kit import stack
+from shop import stack
 from tests.support import eventually
 
 POSTGRES_BIN = Path(os.environ.get("POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
@@ -100,7 +100,7 @@ async def own_postgres(port: int) -> AsyncIterator[OwnPostgres]:
 
 @dataclass
 class OwnPgBouncer:
-    """PgBouncer in transaction mode as `make run PGBOUNCER=1` starts it (kit.stack), in front of a server."""
+    """PgBouncer in transaction mode as `make run PGBOUNCER=1` starts it (shop.stack), before a server."""
 
     url: str
     pid: int

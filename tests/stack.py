@@ -1,26 +1,23 @@
-"""The whole stack as `make run` starts it (migrations, seed, `kit.stack` under `kit.supervise`),
+"""The whole stack as `make run` starts it (migrations, seed, `shop.stack` under `kit.supervise`),
 with the environment a test gives it: the end-to-end tests and the fault suite both run it."""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psutil
 
 from kit import settings
 from kit.supervise import read_procfile
+from shop.map import SERVICES
+from tests.processes import ROOT, Started, started
 
-ROOT = Path(__file__).resolve().parents[1]
 PROCFILE = ROOT / "Procfile"
 # Every test request comes from 127.0.0.1 and the seed accounts are shared, so the stack runs with the
 # limits a load test would set; tests/e2e/test_edge.py still shows the per-user limit at work.
@@ -38,9 +35,8 @@ OPEN_LIMITS = {
 
 @dataclass
 class Stack:
-    supervisor: subprocess.Popen[bytes]
+    supervisor: Started
     env: Mapping[str, str]
-    log: Path
 
     def url(self, name: str) -> str:
         return settings.service_url(name, self.env)
@@ -56,29 +52,8 @@ class Stack:
 
     def wait_ready(self, name: str, within: float = 30.0) -> float:
         """Seconds until `name` answers its health probe, failing after `within`."""
-        began = time.monotonic()
-        probe = "live" if settings.SERVICES[name].database is None else "ready"
-        url = f"{self.url(name)}/health/{probe}"
-        while time.monotonic() - began < within:
-            if self.supervisor.poll() is not None:
-                raise RuntimeError(f"the supervisor exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    return time.monotonic() - began
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{url} not ready within {within} s:\n{self.log.read_text()[-3000:]}")
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """In a child before it runs: SIGTERM when the test run that started it dies. A killed pytest must
-    not leave a stack behind that keeps consuming the test vhost's queues (the next run's events would
-    go to it)."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        probe = "live" if SERVICES[name].database is None else "ready"
+        return self.supervisor.wait_ready(f"{self.url(name)}/health/{probe}", within)
 
 
 @contextlib.contextmanager
@@ -86,33 +61,15 @@ def running_stack(env: Mapping[str, str], logs: Path, procfile: Path = PROCFILE)
     """Migrate, seed, start every process of `procfile` and wait until each is ready; stop them all
     afterwards."""
     environment = {**os.environ, **env}
-    for step in ("kit.migrate", "kit.seed"):  # as `make run` does
+    for step in ("shop.migrate", "shop.seed"):  # as `make run` does
         subprocess.run(
             [sys.executable, "-m", step], cwd=ROOT, env=environment, check=True, capture_output=True
         )
-    log = logs / "stack.log"
-    supervisor = subprocess.Popen(
-        [sys.executable, "-m", "kit.stack", str(procfile)],
-        cwd=ROOT,
-        env=environment,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=die_with_parent,
-    )
-    stack = Stack(supervisor, environment, log)
-    try:
+    # The supervisor stops the processes it runs within their grace (kit.supervise) before it exits.
+    with started("-m", "shop.stack", str(procfile), env=env, log=logs / "stack.log", grace=20) as supervisor:
+        stack = Stack(supervisor, environment)
         # The edge needs no upstream to start, but it is asked last, once everything behind it answers.
         names = sorted((p.name for p in read_procfile(procfile)), key=lambda name: name == "edge")
         for name in names:
             stack.wait_ready(name)
         yield stack
-    finally:
-        supervisor.send_signal(signal.SIGTERM)
-        try:
-            supervisor.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            for process in [*psutil.Process(supervisor.pid).children(recursive=True), supervisor]:
-                with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
-                    process.kill()
-            supervisor.wait()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit import settings
+from shop.map import SERVICES
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Not a part: the whole machine's busy CPU (/proc/stat), which only grows, unlike the sum over live
@@ -66,7 +66,7 @@ def _databases(stack: list[Proc]) -> set[str]:
     named = {
         m.group(1).decode() for p in stack for m in re.finditer(rb"_DATABASE_URL=[^\0]*/(\w+)", p.environ)
     }
-    return named or {spec.database for spec in settings.SERVICES.values() if spec.database}
+    return named or {spec.database for spec in SERVICES.values() if spec.database}
 
 
 def cpu_by_part(edge_port: int, clients: Mapping[int, str]) -> dict[str, float]:
@@ -74,7 +74,7 @@ def cpu_by_part(edge_port: int, clients: Mapping[int, str]) -> dict[str, float]:
     `clients` names the load generators' pids (their children count with them)."""
     procs = _processes()
     mark = b"EDGE_PORT=%d\0" % edge_port
-    default = edge_port == settings.SERVICES["edge"].http_port
+    default = edge_port == SERVICES["edge"].http_port
 
     def ours(proc: Proc) -> bool:
         return mark in proc.environ or (default and b"EDGE_PORT=" not in proc.environ)

@@ -21,7 +21,6 @@ from kit.app import Deps, Resource
 from kit.errors import BusinessRuleViolation, NotFound, ServiceUnavailable
 from svc_payment import store
 from svc_payment.config import PaymentConfig
-from svc_payment.config import load as load_config
 from svc_payment.ledger import Notice, Payment, Refund, RefundResult
 from svc_payment.providers.base import Forged, Gateway, GatewayRefused, GatewayUnavailable
 from svc_payment.providers.momo import Momo
@@ -94,7 +93,7 @@ class Providers:
 
 @contextlib.asynccontextmanager
 async def _providers(deps: Deps) -> AsyncIterator[Providers]:
-    config = load_config(deps.settings)
+    config = PaymentConfig.of(deps.settings)
     providers = Providers(config, httpx.AsyncClient(timeout=config.gateway_timeout))
     try:
         yield providers

@@ -17,6 +17,8 @@ from svc_product import documents
 from svc_product.listing import list_statement
 from svc_product.query import parse
 
+pytestmark = pytest.mark.offline
+
 NOW = datetime(2025, 5, 1, tzinfo=UTC)
 QUERY = [
     ("search", "Premium Laptop"),

@@ -12,8 +12,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from kit import settings
+from shop.map import SERVICES
 from tests.deploy import wiring
+
+pytestmark = pytest.mark.offline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +56,7 @@ def test_every_process_of_the_procfile_runs_in_compose_with_a_healthcheck() -> N
 
 def test_every_service_waits_for_the_one_shot_migration_and_seed() -> None:
     services = _config()["services"]
-    assert services["migrate"]["command"][-1] == "python -m kit.migrate && python -m kit.seed"
+    assert services["migrate"]["command"][-1] == "python -m shop.migrate && python -m shop.seed"
     assert services["migrate"]["restart"] == "no"
     for name, service in services.items():
         if service.get("command", [""])[-1].startswith("svc_"):
@@ -108,9 +110,7 @@ def test_every_pool_goes_through_pgbouncer_and_every_session_straight_to_postgre
     assert bouncer.server == ("postgres", 5432)
     assert services["pgbouncer"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
     served = [(name, s) for name, s in services.items() if s.get("command", [""])[-1].startswith("svc_")]
-    assert {s["command"][-1] for _, s in served} == {
-        f"svc_{n}" for n, s in settings.SERVICES.items() if s.database
-    }
+    assert {s["command"][-1] for _, s in served} == {f"svc_{n}" for n, s in SERVICES.items() if s.database}
     for name, service in served:
         connections = wiring.connections(service["command"][-1].removeprefix("svc_"), service["environment"])
         assert connections == wiring.Connections(("pgbouncer", bouncer.port), bouncer.server, 0), name

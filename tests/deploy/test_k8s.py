@@ -18,7 +18,10 @@ import yaml
 from edge.config import load_config as edge_config
 from kit import grpc as kit_grpc
 from kit import settings
+from shop.map import SERVICES
 from tests.deploy import wiring
+
+pytestmark = pytest.mark.offline
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ("dev", "prod")
@@ -91,19 +94,19 @@ def test_every_object_is_valid_for_the_current_kubernetes(overlay: str) -> None:
 
 
 def test_every_process_of_the_shop_has_a_deployment_and_a_service() -> None:
-    expected = {"edge"} | {spec.name for spec in settings.SERVICES.values() if spec.database}
+    expected = {"edge"} | {spec.name for spec in SERVICES.values() if spec.database}
     assert set(serving("prod")) == expected
     services = of_kind("prod", "Service")
     for name in expected:
         ports = {p["name"]: p["port"] for p in services[name]["spec"]["ports"]}
-        spec = settings.SERVICES[name]
+        spec = SERVICES[name]
         assert ports.get("http") == spec.http_port, name
         assert ports.get("grpc") == spec.grpc_port, name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_resources_and_a_grace_longer_than_the_drain(overlay: str) -> None:
-    drain = max(edge_config(settings.load("edge")).shutdown_grace, kit_grpc.GrpcServer("x", list).grace)
+    drain = max(edge_config().shutdown_grace, kit_grpc.GrpcServer("x", list).grace)
     for name, deployment in serving(overlay).items():
         pod, container = deployment["spec"]["template"]["spec"], app(deployment)
         assert container["startupProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}, name
@@ -118,18 +121,18 @@ def test_probes_resources_and_a_grace_longer_than_the_drain(overlay: str) -> Non
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_services_wait_for_the_migration_job(overlay: str) -> None:
     job = of_kind(overlay, "Job")["migrate"]
-    assert "kit.migrate" in " ".join(app(job)["command"])
+    assert "shop.migrate" in " ".join(app(job)["command"])
     for name, deployment in serving(overlay).items():
         if name == "edge":
             continue
         (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
-        assert init["command"][:4] == ["python", "-m", "kit.migrate", "--wait"], name
+        assert init["command"][:4] == ["python", "-m", "shop.migrate", "--wait"], name
         assert init["image"] == app(deployment)["image"], name
 
 
 def test_the_dev_migration_also_seeds() -> None:
-    assert "kit.seed" in " ".join(app(of_kind("dev", "Job")["migrate"])["command"])
-    assert "kit.seed" not in " ".join(app(of_kind("prod", "Job")["migrate"])["command"])
+    assert "shop.seed" in " ".join(app(of_kind("dev", "Job")["migrate"])["command"])
+    assert "shop.seed" not in " ".join(app(of_kind("prod", "Job")["migrate"])["command"])
 
 
 def test_each_stateless_process_autoscales_and_has_a_disruption_budget() -> None:
@@ -144,10 +147,13 @@ def test_each_stateless_process_autoscales_and_has_a_disruption_budget() -> None
 
 
 def _settings_variables() -> set[str]:
-    source = (ROOT / "kit/settings.py").read_text()
-    return set(re.findall(r'env(?:\.get)?\(\s*"([A-Z_]+)"', source)) | set(
-        re.findall(r'_env_int\(env, "([A-Z_]+)"', source)
-    )
+    """What kit.settings reads for any process, but a process's own `<NAME>_*` (its ports and database
+    have their Deployment's defaults) and kit.serve's folder for the figures of several workers (a pod
+    runs one)."""
+    env = settings.Env({})
+    settings.load("order", env)
+    own = tuple(f"{name.upper()}_" for name in SERVICES)
+    return {name for name in env.asked if not name.startswith(own)} - {"PROMETHEUS_MULTIPROC_DIR"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -213,7 +219,7 @@ def test_only_the_edge_reaches_the_http_ports_and_only_order_the_grpc_ports() ->
             continue
         expected = {"edge", "ns:monitoring"} | direct_callers.get(name, set())
         assert reachable_from("prod", name, "http") == expected, name
-        grpc = {"order"} if settings.SERVICES[name].grpc_port else set()
+        grpc = {"order"} if SERVICES[name].grpc_port else set()
         assert reachable_from("prod", name, "grpc") == grpc, name
 
 
@@ -259,7 +265,7 @@ def test_every_pool_goes_through_pgbouncer_and_every_session_straight_to_postgre
         assert wiring.connections(name, environment("dev", app(deployment))) == through, name
         (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
         assert wiring.connections(name, environment("dev", init)).direct == bouncer.server, name
-    # The migration Job reads nothing but direct URLs (kit.migrate); PgBouncer logs in with the same login.
+    # The migration Job reads nothing but direct URLs (shop.migrate); PgBouncer logs in with the same login.
     job = environment("dev", app(of_kind("dev", "Job")["migrate"]))
     assert wiring.address(job["POSTGRES_DIRECT_URL"]) == bouncer.server
     login = environment("dev", app(of_kind("dev", "Deployment")["pgbouncer"]))

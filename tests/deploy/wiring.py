@@ -28,7 +28,7 @@ class Connections:
 
 
 def connections(service: str, env: Mapping[str, str]) -> Connections:
-    """What kit.settings makes of `env` for `service` (a name of settings.SERVICES)."""
+    """What kit.settings makes of `env` for `service` (a name of shop.map.SERVICES)."""
     config = settings.load(service, env)
     return Connections(
         address(config.database_url), address(config.database_direct_url), config.db_statement_cache_size

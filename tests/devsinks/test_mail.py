@@ -15,6 +15,8 @@ from devsinks import mail
 from kit import settings
 from tests.support import serve
 
+pytestmark = pytest.mark.offline
+
 CONFIG = settings.load("mailsink")
 
 

@@ -15,6 +15,8 @@ from devsinks import push
 from kit import settings
 from tests.support import serve
 
+pytestmark = pytest.mark.offline
+
 ORIGIN = settings.service_url("pushsink")
 
 

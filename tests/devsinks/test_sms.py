@@ -9,10 +9,13 @@ import httpx
 import pytest
 
 from devsinks import sms
+from kit.settings import Env
 from svc_notify import twilio
 from tests.support import serve
 
-CONFIG = twilio.load()
+pytestmark = pytest.mark.offline
+
+CONFIG = twilio.TwilioConfig.read(Env())
 PATH = f"/2010-04-01/Accounts/{CONFIG.account_sid}/Messages.json"
 
 

@@ -6,11 +6,14 @@ import gzip
 from typing import Any
 
 import httpx
+import pytest
 from openapi_spec_validator import validate
 
 from kit.representation import MIN_GZIP
-from kit.seed import demo_product_id
+from shop.map import demo_product_id
 from tests.support import eventually
+
+pytestmark = pytest.mark.e2e
 
 
 async def whole_document(edge: httpx.AsyncClient) -> dict[str, Any]:

@@ -6,10 +6,13 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
-from kit.seed import demo_product_id
+from shop.map import demo_product_id
 from tests.e2e.support import demo_leaf
 from tests.support import eventually
+
+pytestmark = pytest.mark.e2e
 
 
 async def login(edge: httpx.AsyncClient, email: str, password: str) -> dict[str, str]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
 from tests.e2e.test_inventory import token
+
+pytestmark = pytest.mark.e2e
 
 
 async def test_an_admin_creates_a_coupon_that_anyone_can_validate(edge: httpx.AsyncClient) -> None:

@@ -9,9 +9,12 @@ import uuid
 
 import httpx
 import jwt
+import pytest
 
 from kit import settings
 from tests.stack import OPEN_LIMITS
+
+pytestmark = pytest.mark.e2e
 
 CONFIG = settings.load("edge")
 

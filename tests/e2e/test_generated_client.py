@@ -17,6 +17,8 @@ import pytest
 from tests.e2e.test_api_docs import whole_document
 from tests.e2e.test_signup_to_login import mailed_token, new_email
 
+pytestmark = pytest.mark.e2e
+
 PACKAGE = "shop_client"
 
 

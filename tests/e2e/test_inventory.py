@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from kit.seed import demo_product_id
+from shop.map import demo_product_id
 from svc_inventory.seed import demo_quantity
 from tests.e2e.test_signup_to_login import bearer
+
+pytestmark = pytest.mark.e2e
 
 
 async def token(edge: httpx.AsyncClient, email: str, password: str) -> dict[str, str]:

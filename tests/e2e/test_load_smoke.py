@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.load
+pytestmark = [pytest.mark.e2e, pytest.mark.load]
 
 
 def test_the_smoke_profile_meets_every_design_target_without_an_error(stack: dict[str, str]) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
 from tests.e2e.test_inventory import token
 from tests.e2e.test_signup_to_login import mailed_token
 from tests.support import eventually
+
+pytestmark = pytest.mark.e2e
 
 
 async def test_a_new_customer_sees_its_verification_mail_among_its_notifications(

@@ -18,10 +18,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.test_signup_to_login import bearer, mailed_token, new_email
 from tests.stack import ROOT
 from tests.support import eventually
+
+pytestmark = pytest.mark.e2e
 
 EXAMPLES = int(os.environ.get("SHOP_FUZZ_EXAMPLES", "5"))
 # Each is its own user for the edge's per-user limit (tests/e2e/fuzz_hooks.py).

@@ -13,6 +13,8 @@ import pytest
 from kit import settings
 from tests.support import eventually
 
+pytestmark = pytest.mark.e2e
+
 CONFIG = settings.load("edge")
 
 

@@ -9,10 +9,13 @@ from typing import Any
 
 import aiormq
 import httpx
+import pytest
 
 from tests.e2e.test_signup_to_login import bearer, mailed_token, new_email
 from tests.support import eventually
 from tests.svc_user.support import ProfileUpdates, png
+
+pytestmark = pytest.mark.e2e
 
 ADDRESS = {
     "fullName": "E2E",

@@ -12,14 +12,17 @@ from redis.asyncio import Redis
 
 from edge.config import EdgeConfig
 from edge.server import Edge
+from tests.conftest import uses_servers
 from tests.edge.support import CLUSTERS, RawClient, Upstream, edge_config
 
 
 @pytest.fixture(scope="session", autouse=True)
-async def clean_servers() -> AsyncIterator[None]:
-    """The edge tests touch no database or broker: skip the suite-wide reset of those. They use the
-    test run's Redis database for rate limits only, and leave no limit state behind."""
+async def fresh_servers(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """The edge tests touch no database or broker: no suite-wide reset of those. They use the test
+    run's Redis database for rate limits only, and leave no limit state behind."""
     yield
+    if not uses_servers(request.config):
+        return
     redis = Redis.from_url(os.environ["REDIS_URL"])
     keys = [key async for key in redis.scan_iter("edge:rl:*")]
     if keys:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ import orjson
 from edge.config import EdgeConfig, load_config
 from edge.server import Edge
 from kit import settings
+from tests.processes import free_port
 
 # Long enough for any answer in these tests, short enough that a hang fails fast.
 WAIT = 5.0
@@ -312,15 +312,12 @@ def edge_config(destinations: dict[str, str], **env: str) -> EdgeConfig:
     }
     for name in CLUSTERS:
         environment[f"EDGE_CLUSTER_{name.upper()}"] = destinations.get(name) or destinations["*"]
-    return load_config(settings.load("edge", environment))
+    return load_config(environment)
 
 
 def dead_url() -> str:
     """A loopback URL nothing listens on (a port just released by the kernel)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 async def scrape(edge: Edge) -> str:

@@ -6,21 +6,19 @@ import pytest
 
 from edge.config import load_config
 from edge.server import Edge
-from kit import settings
+
+pytestmark = pytest.mark.offline
 
 
 def test_reads_cluster_destinations_and_tunables_from_the_environment() -> None:
     config = load_config(
-        settings.load(
-            "edge",
-            {
-                "EDGE_CLUSTER_AUTH": "http://127.0.0.1:5001/, http://127.0.0.1:6001",
-                "EDGE_WORKERS": "4",
-                "EDGE_CONNECT_TIMEOUT": "0.25",
-                "EDGE_RESPONSE_TIMEOUT": "12",
-                "EDGE_MAX_BODY_BYTES": "2048",
-            },
-        )
+        {
+            "EDGE_CLUSTER_AUTH": "http://127.0.0.1:5001/, http://127.0.0.1:6001",
+            "EDGE_WORKERS": "4",
+            "EDGE_CONNECT_TIMEOUT": "0.25",
+            "EDGE_RESPONSE_TIMEOUT": "12",
+            "EDGE_MAX_BODY_BYTES": "2048",
+        }
     )
     assert config.clusters["auth"] == ("http://127.0.0.1:5001", "http://127.0.0.1:6001")
     assert config.workers == 4
@@ -31,7 +29,7 @@ def test_reads_cluster_destinations_and_tunables_from_the_environment() -> None:
 
 
 def test_defaults_each_cluster_to_its_service_url() -> None:
-    config = load_config(settings.load("edge", {}))
+    config = load_config({})
     assert set(config.clusters) == {
         "auth",
         "user",
@@ -42,37 +40,34 @@ def test_defaults_each_cluster_to_its_service_url() -> None:
         "discount",
         "notify",
     }
-    assert config.clusters["order"] == (settings.service_url("order"),)
+    assert config.clusters["order"] == ("http://127.0.0.1:5003",)
 
 
 def test_refuses_a_malformed_number() -> None:
     with pytest.raises(ValueError, match="EDGE_WORKERS"):
-        load_config(settings.load("edge", {"EDGE_WORKERS": "many"}))
+        load_config({"EDGE_WORKERS": "many"})
 
 
 def test_refuses_a_destination_that_is_not_plain_http() -> None:
-    config = load_config(settings.load("edge", {"EDGE_CLUSTER_USER": "https://127.0.0.1:5002"}))
+    config = load_config({"EDGE_CLUSTER_USER": "https://127.0.0.1:5002"})
     with pytest.raises(ValueError, match="http://"):
         Edge(config)
 
 
 def test_reads_limits_cors_balancing_and_health_from_the_environment() -> None:
     config = load_config(
-        settings.load(
-            "edge",
-            {
-                "RATE_LIMIT_USER_PER_MINUTE": "7",
-                "RATE_LIMIT_IP_PER_HOUR": "70",
-                "EDGE_RATE_LIMIT_LOGIN": "3/30",
-                "EDGE_RATE_LIMIT_MAIL": "off",
-                "EDGE_CORS_ORIGINS": "https://shop.example, http://localhost:3000",
-                "EDGE_TRUSTED_PROXIES": "10.0.0.0/8",
-                "EDGE_BALANCE": "round_robin",
-                "EDGE_BALANCE_AUTH": "least_requests",
-                "EDGE_HEALTH_INTERVAL": "0",
-                "EDGE_HEADER_TIMEOUT": "4",
-            },
-        )
+        {
+            "RATE_LIMIT_USER_PER_MINUTE": "7",
+            "RATE_LIMIT_IP_PER_HOUR": "70",
+            "EDGE_RATE_LIMIT_LOGIN": "3/30",
+            "EDGE_RATE_LIMIT_MAIL": "off",
+            "EDGE_CORS_ORIGINS": "https://shop.example, http://localhost:3000",
+            "EDGE_TRUSTED_PROXIES": "10.0.0.0/8",
+            "EDGE_BALANCE": "round_robin",
+            "EDGE_BALANCE_AUTH": "least_requests",
+            "EDGE_HEALTH_INTERVAL": "0",
+            "EDGE_HEADER_TIMEOUT": "4",
+        }
     )
     assert (config.user_limit.limit, config.user_limit.period) == (7, 60)
     assert (config.ip_limit.limit, config.ip_limit.period) == (70, 3600)
@@ -99,10 +94,10 @@ def test_reads_limits_cors_balancing_and_health_from_the_environment() -> None:
 )
 def test_refuses_a_malformed_setting(name: str, value: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        load_config(settings.load("edge", {name: value}))
+        load_config({name: value})
 
 
 def test_refuses_an_unknown_balancing_policy() -> None:
-    config = load_config(settings.load("edge", {"EDGE_BALANCE": "random"}))
+    config = load_config({"EDGE_BALANCE": "random"})
     with pytest.raises(ValueError, match="least_requests"):
         Edge(config)

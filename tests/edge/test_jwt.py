@@ -14,6 +14,8 @@ import pytest
 from edge.jwt import LEEWAY_SECONDS, InvalidToken, Verifier
 from kit import settings
 
+pytestmark = pytest.mark.offline
+
 SETTINGS = settings.load("edge", {})
 SECRET = SETTINGS.jwt_secret.reveal()
 NOW = 1_900_000_000

@@ -14,11 +14,14 @@ import time
 from typing import Any
 
 import jwt
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from edge.jwt import LEEWAY_SECONDS, InvalidToken
 from tests.edge.test_jwt import SECRET, SETTINGS, Clock, b64, signed, verifier
+
+pytestmark = pytest.mark.offline
 
 PROPERTIES = settings(max_examples=300, deadline=None, database=None, print_blob=True)
 

@@ -14,6 +14,8 @@ import pytest
 from edge import loader
 from edge.loader import COMPILED, DIGEST_FILE, NativeBuildUnusable, native_search_path, sources_digest, stamp
 
+pytestmark = pytest.mark.offline
+
 COMPILER = "mypy 1.0.0"
 
 
@@ -131,6 +133,6 @@ def test_an_edge_required_to_run_compiled_refuses_to_start_without_a_build(tmp_p
 
 
 def test_the_build_is_chosen_before_any_hot_module_is_imported(tmp_path: Path) -> None:
-    code = "import edge.proxy; from edge import loader; loader.use_native()"
+    code = "import edge.proxy; from edge import loader; loader.use_native('auto')"
     result = _run_unbuilt_copy(tmp_path, "-c", code)
     assert "use_native() must run before edge." in result.stderr

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from openapi_spec_validator import validate
 
 from edge.docs import ApiDocs
@@ -15,6 +16,8 @@ from edge.routes import ROUTES, Route, RouteTable
 from edge.upstream import Cluster, Pool
 from kit.openapi import document
 from tests.edge.support import CLUSTERS
+
+pytestmark = pytest.mark.offline
 
 
 def service_documents() -> dict[str, dict[str, Any]]:

@@ -17,11 +17,14 @@ import itertools
 from dataclasses import dataclass, field
 
 import httptools
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import EdgeError
 from edge.protocol import Exchange, HttpProtocol, Limits
+
+pytestmark = pytest.mark.offline
 
 LIMITS = Limits(max_target=96, max_headers=512, max_body=1024)
 # An upload bigger than one read and than the head limits, to catch limits that count the wrong bytes.

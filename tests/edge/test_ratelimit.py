@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -19,6 +18,7 @@ from edge.ratelimit import Limiter, Policy
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
 from tests.edge.support import Upstream, dead_url, edge_config, make_token, scrape
+from tests.processes import free_port, started
 from tests.servers import own_redis
 from tests.support import eventually
 
@@ -247,7 +247,7 @@ async def test_serves_with_per_process_limits_while_redis_is_down(
 
 
 async def test_limits_come_back_to_redis_when_it_returns(limiters: list[Limiter]) -> None:
-    port = int(dead_url().rsplit(":", 1)[1])
+    port = free_port()
     policy = fresh("user", 100, 3600)
     limiter = await limiter_for(limiters, policy, url=f"redis://127.0.0.1:{port}/0")
     assert await allowed(limiter, policy, "u6")
@@ -265,10 +265,11 @@ async def test_limits_come_back_to_redis_when_it_returns(limiters: list[Limiter]
         await redis.aclose()
 
 
-async def test_two_worker_processes_of_python_m_edge_share_the_limit(upstream: Upstream) -> None:
-    port = int(dead_url().rsplit(":", 1)[1])
+async def test_two_worker_processes_of_python_m_edge_share_the_limit(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    port = free_port()
     env = {
-        **os.environ,
         "EDGE_PORT": str(port),
         "EDGE_WORKERS": "2",
         "EDGE_HEALTH_INTERVAL": "0",
@@ -277,41 +278,33 @@ async def test_two_worker_processes_of_python_m_edge_share_the_limit(upstream: U
         "EDGE_CLUSTER_ORDER": upstream.url,
         "LOG_LEVEL": "INFO",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "edge",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     headers = {"Authorization": f"Bearer {make_token({'sub': f'two-workers-{uuid.uuid4()}'})}"}
-    try:
+    access_log, edge_log = tmp_path / "access.log", tmp_path / "edge.log"
+    with started("-m", "edge", env=env, log=access_log, errors=edge_log) as edge:
+
+        async def both_listening() -> bool:
+            return edge_log.read_text().count("listening on") >= 2
+
         # Both workers must be listening before the requests start, or one would take them all.
-        assert process.stderr is not None
-        async with asyncio.timeout(10):
-            listening = 0
-            while listening < 2:
-                listening += b"listening on" in await process.stderr.readline()
+        await eventually(both_listening)
         # No keep-alive: a connection per request, so the kernel spreads them over both workers.
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}",
             headers=headers,
             limits=httpx.Limits(max_keepalive_connections=0),
         ) as client:
-            started = time.perf_counter()
+            started_at = time.perf_counter()
             statuses = [(await client.get("/api/orders")).status_code for _ in range(101)]
-            elapsed = time.perf_counter() - started
-    finally:
-        process.send_signal(signal.SIGTERM)
-        # Reads stderr to its end too, so the workers never block on a full pipe.
-        stdout, _ = await process.communicate()
+            elapsed = time.perf_counter() - started_at
+        edge.stop()
     # A token comes back every 0.6 s: only a run slower than that may see one more.
     if elapsed < 0.6:
         assert statuses == [200] * 100 + [429]
     else:
         assert statuses.count(200) <= 100 + elapsed / 0.6
     served_by = {
-        entry["worker"] for entry in map(orjson.loads, stdout.splitlines()) if entry["status"] == 200
+        entry["worker"]
+        for entry in map(orjson.loads, access_log.read_bytes().splitlines())
+        if entry["status"] == 200
     }
     assert len(served_by) == 2

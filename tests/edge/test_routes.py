@@ -6,6 +6,8 @@ import pytest
 
 from edge.routes import Route, RouteTable
 
+pytestmark = pytest.mark.offline
+
 TABLE = RouteTable()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
+from pathlib import Path
 
 import httpx
 import orjson
@@ -13,7 +13,8 @@ import psutil
 
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
-from tests.edge.support import Upstream, dead_url, edge_config, scrape
+from tests.edge.support import Upstream, edge_config, scrape
+from tests.processes import free_port, started
 from tests.support import eventually
 
 
@@ -77,11 +78,10 @@ async def test_stops_gracefully_letting_in_flight_requests_finish(
 
 
 async def test_python_m_edge_serves_with_two_workers_replaces_a_dead_one_logs_json_and_stops_on_sigterm(
-    upstream: Upstream,
+    upstream: Upstream, tmp_path: Path
 ) -> None:
-    port = int(dead_url().rsplit(":", 1)[1])
+    port = free_port()
     env = {
-        **os.environ,
         "EDGE_PORT": str(port),
         "EDGE_WORKERS": "2",
         "EDGE_SHUTDOWN_GRACE": "1",
@@ -89,48 +89,28 @@ async def test_python_m_edge_serves_with_two_workers_replaces_a_dead_one_logs_js
         "EDGE_HEALTH_INTERVAL": "0",
     }
     env.update({f"EDGE_CLUSTER_{name}": upstream.url for name in ("PRODUCT", "AUTH")})
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "edge",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    access_log = tmp_path / "access.log"
+    with started("-m", "edge", env=env, log=access_log, errors=tmp_path / "edge.log") as edge:
+        await edge.ready(f"http://127.0.0.1:{port}/health/live", within=10)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            async with asyncio.timeout(10):
-                while True:
-                    try:
-                        if (await client.get("/health/live")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        await asyncio.sleep(0.05)
             # A worker killed (as by the OOM killer) is replaced; the other serves meanwhile.
-            workers = {child.pid for child in psutil.Process(process.pid).children()}
+            workers = {child.pid for child in psutil.Process(edge.pid).children()}
             assert len(workers) == 2
             os.kill(min(workers), signal.SIGKILL)
 
             async def replaced() -> bool:
-                now = {child.pid for child in psutil.Process(process.pid).children()}
+                now = {child.pid for child in psutil.Process(edge.pid).children()}
                 return len(now) == 2 and now != workers
 
             await eventually(replaced)
             assert (await client.get("/health/live")).status_code == 200
             # Logged by a worker that lives to the end (a killed one's unwritten lines die with it).
             assert (await client.get("/api/products/1")).json()["upstream"] == "product"
-        process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(10):
-            stdout, _ = await process.communicate()
-            assert process.returncode == 0
-        logged = [orjson.loads(line) for line in stdout.splitlines()]
-        [entry] = [entry for entry in logged if entry["target"] == "/api/products/1"]
-        assert entry["status"] == 200 and entry["route"] == "GET|HEAD /api/products/**"
-        assert entry["requestId"] and entry["ms"] >= 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        assert edge.stop() == 0
+    logged = [orjson.loads(line) for line in access_log.read_bytes().splitlines()]
+    [entry] = [entry for entry in logged if entry["target"] == "/api/products/1"]
+    assert entry["status"] == 200 and entry["route"] == "GET|HEAD /api/products/**"
+    assert entry["requestId"] and entry["ms"] >= 0
 
 
 async def test_metrics_are_on_the_admin_port_only(client: httpx.AsyncClient, edge: Edge) -> None:

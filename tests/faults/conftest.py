@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kit import settings
+from shop.map import SERVICES
 from tests.conftest import PORT_OFFSET
 from tests.faults.shop import Shop, shop_of
 from tests.servers import OwnPostgres, OwnRabbitMQ, own_postgres, own_rabbitmq, own_redis
@@ -35,7 +36,7 @@ class Servers:
             "REDIS_URL": f"{self.redis_url.rsplit('/', 1)[0]}/{corner}",
             "AMQP_URL": amqp_url or self.rabbitmq.url,
         }
-        for spec in settings.SERVICES.values():
+        for spec in SERVICES.values():
             name = spec.name.upper()
             if spec.database:
                 env[f"{name}_DATABASE_URL"] = f"{self.postgres.url}/{spec.database}{suffix}"

@@ -16,6 +16,7 @@ import httpx
 import jwt
 
 from kit import settings
+from shop.map import SERVICES
 from tests.stack import Stack
 from tests.support import eventually
 
@@ -145,7 +146,7 @@ async def shop_of(stack: Stack) -> AsyncIterator[Shop]:
         token = (await edge.post("/api/auth/login", json=login)).json()["accessToken"]
         databases = {
             spec.name: settings.load(spec.name, stack.env).database_direct_url or ""
-            for spec in settings.SERVICES.values()
+            for spec in SERVICES.values()
             if spec.database
         }
         yield Shop(edge, sandbox, dict(stack.env), {"Authorization": f"Bearer {token}"}, databases)

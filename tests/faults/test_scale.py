@@ -17,7 +17,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from kit import settings
+from shop.map import SERVICES
 from tests.conftest import PORT_OFFSET
 from tests.faults.conftest import Servers
 from tests.faults.shop import Shop, buyer, shop_of
@@ -37,7 +37,7 @@ async def scaled_env(servers: Servers) -> AsyncIterator[dict[str, str]]:
     async with own_postgres(5432 + PORT_OFFSET + 2) as server:
         bouncer = 6432 + PORT_OFFSET + 2
         env.update({"PGBOUNCER": "1", "PGBOUNCER_PORT": str(bouncer), "POSTGRES_URL": server.url})
-        for spec in settings.SERVICES.values():
+        for spec in SERVICES.values():
             if spec.database:
                 env[f"{spec.name.upper()}_DATABASE_URL"] = (
                     f"postgresql://postgres@127.0.0.1:{bouncer}/{spec.database}"

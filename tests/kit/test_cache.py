@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kit.cache import Cache, connect
+from tests.processes import free_port
 from tests.servers import own_redis
 
 
@@ -109,10 +109,7 @@ async def test_with_redis_down_reads_come_from_the_source_without_errors() -> No
 async def test_a_redis_that_stops_answering_costs_one_bounded_wait_and_the_client_keeps_its_timeouts() -> (
     None
 ):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    async with own_redis(port) as url:
+    async with own_redis(free_port()) as url:
         redis, admin = connect(url), connect(url)
         cache, source = Cache(redis, "t"), Source()
         warm = key()

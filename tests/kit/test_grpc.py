@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -16,6 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from kit import cache, errors, settings, tracing
 from kit.app import Deps
 from kit.grpc import GrpcServer, channel
+from tests.processes import free_port
 from tests.servers import own_redis
 from tests.support import eventually
 
@@ -113,9 +113,7 @@ async def _health_status(port: int) -> int:
 
 
 async def test_health_is_not_serving_while_redis_is_down_and_serving_once_it_is_back() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        redis_port = sock.getsockname()[1]
+    redis_port = free_port()
     config = dataclasses.replace(settings.load("inventory"), grpc_port=0)
     server = GrpcServer("test", _register, grace=0.1, watch_interval=0.05)
     serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING

@@ -8,6 +8,8 @@ import pytest
 from kit.errors import FieldError, ValidationError
 from kit.http import Model, decode, like_pattern, page_of, paging, search_pattern, sorting
 
+pytestmark = pytest.mark.offline
+
 
 class Signup(Model):
     email: str

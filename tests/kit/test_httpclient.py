@@ -12,6 +12,8 @@ import pytest
 from kit import tracing
 from kit.httpclient import Client
 
+pytestmark = pytest.mark.offline
+
 Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
 
 

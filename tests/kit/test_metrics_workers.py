@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,31 +10,22 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.processes import free_port, started
 from tests.support import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.offline
+
 REQUESTS = 40
 
 
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "SANDBOX_PORT": str(port), "SANDBOX_WORKERS": "2"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from kit.serve import run; run('tests.kit.metrics_app:app', 'sandbox')"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    port = free_port()
+    # Whatever folder the test run has, the served process makes its own (kit.serve.share_metrics).
+    env = {"SANDBOX_PORT": str(port), "SANDBOX_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": ""}
+    serve = "from kit.serve import run; run('tests.kit.metrics_app:app', 'sandbox')"
+    with started("-c", serve, env=env, log=tmp_path / "served.log"):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def _served(scrape: str) -> float:

@@ -23,6 +23,8 @@ from kit import tracing
 from kit.logs import JsonFormatter, granian_config
 from kit.metrics import Observe
 
+pytestmark = pytest.mark.offline
+
 PARENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 

@@ -15,6 +15,8 @@ from starlette.routing import Route
 
 from kit.representation import MIN_GZIP, Representation, accepts_gzip, answer, matches, pack
 
+pytestmark = pytest.mark.offline
+
 BODY = msgspec.json.encode({"name": "Laptop", "tags": [f"tag {n}" for n in range(300)]})
 STOCK_TAIL = b',"stock":{"available":3}}'
 

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from kit import settings
+
+pytestmark = pytest.mark.offline
 
 
 def test_defaults_point_at_loopback_and_the_contract_ports() -> None:
@@ -58,3 +62,25 @@ def test_production_refuses_to_start_without_a_strong_secret() -> None:
 def test_a_malformed_port_is_reported_by_name() -> None:
     with pytest.raises(ValueError, match="AUTH_PORT"):
         settings.load("auth", {"AUTH_PORT": "http"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Knobs(settings.OwnSettings):
+    every: float
+    origins: tuple[str, ...]
+
+    @classmethod
+    def read(cls, env: settings.Env) -> Knobs:
+        return cls(env.number("ORDER_EVERY", 10, positive=True), env.items("ORDER_ORIGINS"))
+
+
+def test_a_service_reads_its_own_typed_settings_with_kits() -> None:
+    config = settings.load("order", {"ORDER_EVERY": "0.5", "ORDER_ORIGINS": "a, b,"}, own=Knobs)
+    assert Knobs.of(config) == Knobs(0.5, ("a", "b"))
+    assert Knobs.of(settings.load("order", {"ORDER_EVERY": ""}, own=Knobs)).every == 10  # empty: unset
+    with pytest.raises(ValueError, match="ORDER_EVERY must be positive"):
+        settings.load("order", {"ORDER_EVERY": "0"}, own=Knobs)
+    with pytest.raises(ValueError, match="ORDER_EVERY must be a number, got 'soon'"):
+        settings.load("order", {"ORDER_EVERY": "soon"}, own=Knobs)
+    with pytest.raises(TypeError, match="hold no Knobs"):
+        Knobs.of(settings.load("order", {}))

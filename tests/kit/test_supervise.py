@@ -10,8 +10,12 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from kit.supervise import Program, Supervisor, read_procfile
 from tests.support import eventually
+
+pytestmark = pytest.mark.offline
 
 SLEEPER = (sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)")
 QUITTER = (sys.executable, "-c", "import sys; print('up', flush=True); sys.exit(3)")

@@ -7,6 +7,8 @@ import pytest
 
 from perf.load.arrivals import Schedule, drive, latency
 
+pytestmark = pytest.mark.offline
+
 
 class FakeClock:
     """A clock that only moves when slept on or when a test stalls it."""

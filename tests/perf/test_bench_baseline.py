@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from perf.bench_baseline import IO_TOLERANCE, compare, ratios, refreshed
+
+pytestmark = pytest.mark.offline
 
 
 def results(calibration: float, **best: float) -> dict[str, Any]:

@@ -7,6 +7,8 @@ import pytest
 
 from perf.load.cpu import MACHINE, Reading, busy_over_time, spent_during
 
+pytestmark = pytest.mark.offline
+
 # "other" is the sum over other live processes: it drops at 103, when one of them exits.
 READINGS: list[Reading] = [
     (100.0, {"edge": 1.0, "svc_product": 2.0, "other": 10.0, MACHINE: 13.0}),  # start-up

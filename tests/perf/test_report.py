@@ -24,6 +24,8 @@ from perf.load.report import (
 )  # fmt: skip
 from perf.load.timed import SAMPLE_COLUMNS
 
+pytestmark = pytest.mark.offline
+
 RUN = Run("smoke", "mix", {"browser": 10.0, "buyer": 1.0}, 10.0, "http://edge", "2026-12-05 00:00 UTC")
 DETAIL, CHECKOUT, TREE = "GET /api/products/{id}", "POST /api/orders/checkout", "GET /api/categories"
 

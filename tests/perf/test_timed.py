@@ -8,10 +8,13 @@ import io
 import time
 from typing import Any
 
+import pytest
 from locust.contrib.fasthttp import ResponseContextManager
 from locust.event import EventHook
 
 from perf.load.timed import SAMPLE_COLUMNS, Samples, Visit
+
+pytestmark = pytest.mark.offline
 
 # These tests need locust's classes, not its gevent monkey-patching of the whole test process (see
 # conftest.py, which sets LOCUST_SKIP_MONKEY_PATCH before locust is imported).

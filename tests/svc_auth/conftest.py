@@ -78,3 +78,8 @@ async def login(client: httpx.AsyncClient, account: Account) -> dict[str, object
     )
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def is_ready(client: httpx.AsyncClient) -> bool:
+    """Whether the service answers its readiness probe (database and broker reached)."""
+    return (await client.get("/health/ready")).status_code == 200

@@ -12,6 +12,8 @@ from kit import settings
 from svc_auth import credentials
 from svc_auth.schemas import normalise_email
 
+pytestmark = pytest.mark.offline
+
 CONFIG = settings.load("auth", {"JWT_SECRET": "k" * 64})
 USER = uuid.uuid4()
 

@@ -7,19 +7,15 @@ import uuid
 from urllib.parse import urlsplit
 
 import asyncpg
-import httpx
 
 from kit import db, settings
 from kit.app import make_app
 from svc_auth.app import service
 from tests.conftest import NAMESPACE, POSTGRES_URL
 from tests.support import eventually, serve
+from tests.svc_auth.conftest import is_ready
 
 REGISTRATION = {"password": "Password1!", "fullName": "Outage"}
-
-
-async def is_ready(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/health/ready")).status_code == 200
 
 
 def config_with(**overrides: str) -> settings.Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,11 +16,14 @@ from kit import settings
 from kit.app import make_app
 from protos import discount_pb2_grpc
 from svc_discount.app import grpc_server, service
+from svc_discount.config import DiscountConfig
 from tests.support import identity, serve_grpc
 
-BASE = settings.load("discount")
 # The job that frees usages held too long runs often, so a test sees it act on a backdated usage.
-CONFIG = dataclasses.replace(BASE, grpc_port=0, extra={**BASE.extra, "DISCOUNT_USAGE_SWEEP_SECONDS": "0.2"})
+OFTEN = {"DISCOUNT_USAGE_SWEEP_SECONDS": "0.2"}
+CONFIG = dataclasses.replace(
+    settings.load("discount", {**os.environ, **OFTEN}, own=DiscountConfig), grpc_port=0
+)
 ADMIN = identity("Admin", email="admin@shop.local")
 
 

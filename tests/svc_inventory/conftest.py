@@ -18,10 +18,11 @@ from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc
 from svc_inventory import engine
 from svc_inventory.app import grpc_server, service
+from svc_inventory.config import InventoryConfig
 from svc_inventory.engine import Inventory
 from tests.support import identity, serve_grpc
 
-CONFIG = dataclasses.replace(settings.load("inventory"), grpc_port=0)
+CONFIG = dataclasses.replace(settings.load("inventory", own=InventoryConfig), grpc_port=0)
 ADMIN = identity("Admin", email="admin@shop.local")
 
 

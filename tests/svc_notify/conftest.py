@@ -16,6 +16,7 @@ from devsinks import mail
 from kit import settings
 from kit.app import make_app
 from svc_notify.app import service
+from svc_notify.config import NotifyConfig
 from tests.support import publisher, serve
 from tests.svc_notify.support import QUEUE, Notify, Publish, Send, process
 
@@ -33,7 +34,7 @@ QUICK_RETRIES = {f"NOTIFY_{channel}_RETRY_SECONDS": "0.2" for channel in ("EMAIL
 
 @pytest.fixture(scope="module")
 async def notify() -> AsyncIterator[Notify]:
-    app = make_app(service, settings.load("notify", {**os.environ, **QUICK_RETRIES}))
+    app = make_app(service, settings.load("notify", {**os.environ, **QUICK_RETRIES}, own=NotifyConfig))
     async with serve(app) as client:
         yield Notify(client, app.state.deps.db)
 

@@ -3,13 +3,9 @@ rows, and the dev sinks svc_notify must reach over the network as processes of t
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import os
 import secrets
-import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +16,7 @@ import asyncpg
 import httpx
 
 from kit import settings
+from tests.processes import started
 from tests.support import eventually
 
 QUEUE = "notify.user.registered"
@@ -118,23 +115,8 @@ def confirmed(user: Mapping[str, object], number: str = "ORD-20261125-0001") -> 
 async def process(module: str, service: str) -> AsyncIterator[httpx.AsyncClient]:
     """`python -m <module>` listening on `service`'s port, for a peer that must be reached over the network
     (the dev SMS and push sinks); yields a client of it once `/health/live` answers."""
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", module,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: stopping it stops granian's worker too
-    )  # fmt: skip
-    try:
-        async with httpx.AsyncClient(base_url=settings.service_url(service), timeout=10) as client:
-
-            async def live() -> bool:
-                try:
-                    return (await client.get("/health/live")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(live, within=15)
+    url = settings.service_url(service)
+    with started("-m", module) as child:
+        await child.ready(f"{url}/health/live", within=15)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             yield client
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGTERM)
-        await child.wait()

@@ -11,6 +11,8 @@ from svc_notify import config, preferences
 from svc_notify.config import ChannelPolicy
 from svc_notify.dispatch import backoff
 
+pytestmark = pytest.mark.offline
+
 
 def prefs(**document: object) -> preferences.Preferences:
     return preferences.decode(msgspec.json.encode(document).decode())
@@ -55,14 +57,21 @@ def test_retries_back_off_exponentially_with_jitter_up_to_the_cap() -> None:
 
 
 def test_outside_dev_a_push_endpoint_must_be_a_known_push_service() -> None:
-    production = settings.load(
-        "notify", {"SHOP_ENV": "production", "JWT_SECRET": "x" * 32, "NOTIFY_VAPID_PRIVATE_KEY": "k"}
+    known = config.NotifyConfig.read(
+        settings.Env(
+            {
+                "SHOP_ENV": "production",
+                "TWILIO_ACCOUNT_SID": "AC1",
+                "TWILIO_AUTH_TOKEN": "t",
+                "TWILIO_FROM": "MG1",
+                "NOTIFY_VAPID_PRIVATE_KEY": "k",
+            }
+        )
     )
-    known = config.load(production)
     assert config.push_host_allowed(known, "fcm.googleapis.com")
     assert config.push_host_allowed(known, "updates.push.services.mozilla.com")
     assert not config.push_host_allowed(known, "169.254.169.254")
     assert not config.push_host_allowed(known, "evilfcm.googleapis.com.attacker.test")
-    assert config.push_host_allowed(config.load(settings.load("notify", {"SHOP_ENV": "dev"})), "127.0.0.1")
+    assert config.push_host_allowed(config.NotifyConfig.read(settings.Env({"SHOP_ENV": "dev"})), "127.0.0.1")
     with pytest.raises(ValueError, match="NOTIFY_VAPID_PRIVATE_KEY"):
-        config.load(settings.load("notify", {"SHOP_ENV": "production", "JWT_SECRET": "x" * 32}))
+        config.NotifyConfig.read(settings.Env({"SHOP_ENV": "production"}))

@@ -6,6 +6,8 @@ import pytest
 
 from svc_notify.segments import Segments, count
 
+pytestmark = pytest.mark.offline
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from kit.settings import Env
 from svc_notify import twilio
+
+pytestmark = pytest.mark.offline
 
 # Twilio's own published test vector for X-Twilio-Signature.
 TOKEN = "1c892n40nd03kdnc0112slzkl3091j20"
@@ -59,19 +62,21 @@ def test_any_change_breaks_the_signature(url: str, params: dict[str, str], token
 
 
 def test_dev_defaults_point_at_the_sink_and_production_needs_credentials() -> None:
-    dev = twilio.load({"SHOP_ENV": "dev", "SMSSINK_PORT": "18026"})
+    dev = twilio.TwilioConfig.read(Env({"SHOP_ENV": "dev", "SMSSINK_PORT": "18026"}))
     assert (
         dev.messages_url
         == f"http://127.0.0.1:18026/2010-04-01/Accounts/{twilio.DEV_ACCOUNT_SID}/Messages.json"
     )
     with pytest.raises(ValueError, match="TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM"):
-        twilio.load({"SHOP_ENV": "production"})
-    real = twilio.load(
-        {
-            "SHOP_ENV": "production",
-            "TWILIO_ACCOUNT_SID": "AC1",
-            "TWILIO_AUTH_TOKEN": "real-token-0123",
-            "TWILIO_FROM": "MG1",
-        }
+        twilio.TwilioConfig.read(Env({"SHOP_ENV": "production"}))
+    real = twilio.TwilioConfig.read(
+        Env(
+            {
+                "SHOP_ENV": "production",
+                "TWILIO_ACCOUNT_SID": "AC1",
+                "TWILIO_AUTH_TOKEN": "real-token-0123",
+                "TWILIO_FROM": "MG1",
+            }
+        )
     )
     assert real.api_url == "https://api.twilio.com" and "real-token" not in repr(real)

@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,9 +23,10 @@ import pytest
 from kit import bus, settings
 from kit.app import make_app
 from svc_order.app import service
+from svc_order.config import OrderConfig
+from tests.processes import free_port, started
 from tests.support import Publish, eventually, identity, publisher, serve
 
-ROOT = Path(__file__).resolve().parents[2]
 ADMIN = identity("Admin", email="admin@shop.test")
 ADDRESS = {
     "fullName": "Nguyen Van A",
@@ -40,12 +35,6 @@ ADDRESS = {
     "city": "HCMC",
     "country": "VN",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def closed_address() -> str:
@@ -72,39 +61,21 @@ class Dependencies:
     discount_grpc: str
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: float = 30.0) -> None:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready within {within} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="package")
 def dependencies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dependencies]:
     ports = {
         name: free_port() for name in ("PRODUCT", "INVENTORY", "INVENTORY_GRPC", "DISCOUNT", "DISCOUNT_GRPC")
     }
-    env = {**os.environ, **{f"{name}_PORT": str(port) for name, port in ports.items()}}
+    env = {f"{name}_PORT": str(port) for name, port in ports.items()}
     logs = tmp_path_factory.mktemp("order-dependencies")
-    started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
-    try:
-        for name in ("product", "inventory", "discount"):
-            log = logs / f"{name}.log"
-            process = subprocess.Popen(
-                [sys.executable, "-m", f"svc_{name}"],
-                cwd=ROOT,
-                env=env,
-                stdout=log.open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-            started.append((process, f"http://127.0.0.1:{ports[name.upper()]}/health/ready", log))
-        for process, url, log in started:
-            wait_ready(url, process, log)
+    names = ("product", "inventory", "discount")
+    with contextlib.ExitStack() as running:
+        processes = [
+            running.enter_context(started("-m", f"svc_{name}", env=env, log=logs / f"{name}.log"))
+            for name in names
+        ]
+        for name, process in zip(names, processes, strict=True):
+            process.wait_ready(f"http://127.0.0.1:{ports[name.upper()]}/health/ready")
         yield Dependencies(
             product_url=f"http://127.0.0.1:{ports['PRODUCT']}",
             inventory_url=f"http://127.0.0.1:{ports['INVENTORY']}",
@@ -112,14 +83,6 @@ def dependencies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dependenc
             discount_url=f"http://127.0.0.1:{ports['DISCOUNT']}",
             discount_grpc=f"127.0.0.1:{ports['DISCOUNT_GRPC']}",
         )
-    finally:
-        for process, _, _ in started:
-            process.send_signal(signal.SIGTERM)
-        for process, _, _ in started:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def order_settings(deps: Dependencies, **env: str) -> settings.Settings:
@@ -135,6 +98,7 @@ def order_settings(deps: Dependencies, **env: str) -> settings.Settings:
             "ORDER_SWEEP_SECONDS": "0.2",
             **env,
         },
+        own=OrderConfig,
     )
 
 

@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,16 +27,14 @@ from kit import db
 from svc_order import intents
 from svc_order.config import OrderConfig
 from svc_order.downstream import Downstream
+from tests.processes import Started, free_port, started
 from tests.support import eventually
 from tests.svc_order.conftest import (
-    ROOT,
     Dependencies,
     Shop,
     buyer,
     closed_address,
-    free_port,
     order_settings,
-    wait_ready,
 )
 
 # Blocks the INSERT of an order (a ROW EXCLUSIVE lock) and nothing a checkout does before it.
@@ -223,28 +218,12 @@ async def test_compensated_intents_are_pruned_after_a_day_and_open_ones_kept(sho
 # -- a real svc_order, SIGKILLed mid-checkout and started again -----------------------------------------
 
 
-@contextlib.contextmanager
-def order_process(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m svc_order` in a process group of its own (granian's workers die with it)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "svc_order"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/health/ready", process, log)
+@contextlib.asynccontextmanager
+async def order_process(env: dict[str, str], port: int, log: Path) -> AsyncIterator[Started]:
+    """`python -m svc_order`, once it is ready."""
+    with started("-m", "svc_order", env=env, log=log) as process:
+        await process.ready(f"http://127.0.0.1:{port}/health/ready")
         yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 async def test_a_checkout_killed_mid_way_gives_its_stock_back_within_30_s_of_the_restart(
@@ -256,7 +235,6 @@ async def test_a_checkout_killed_mid_way_gives_its_stock_back_within_30_s_of_the
     await db.drop_database(database)
     port = free_port()
     env = {
-        **os.environ,
         "ORDER_PORT": str(port),
         "ORDER_DATABASE_URL": database,
         "ORDER_PRODUCT_URL": shop.deps.product_url,
@@ -268,20 +246,19 @@ async def test_a_checkout_killed_mid_way_gives_its_stock_back_within_30_s_of_the
     coupon = await shop.coupon()
     log = tmp_path / "order.log"
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as order:
-        with order_process(env, port, log) as first:
+        async with order_process(env, port, log) as first:
             await shop.fill(who, (product, 3), client=order)
             checkout = shop.checkout(who, client=order, discountCode=coupon["code"])
             async with stalled(who, checkout, database) as doomed:
                 assert await shop.stock(product) == {"onHand": 4, "reserved": 3, "available": 1}
-                os.killpg(first.pid, signal.SIGKILL)
+                first.kill()
                 killed_at = time.monotonic()
-                first.wait()
             # Its transaction dies with its connection: no order, however the lock is let go.
             with pytest.raises(httpx.TransportError):
                 await doomed.answer
         assert await shop.stock(product) == {"onHand": 4, "reserved": 3, "available": 1}
 
-        with order_process(env, port, log):
+        async with order_process(env, port, log):
             await shop.stock_becomes(product, reserved=0, available=4, within=30)
             recovered_in = time.monotonic() - killed_at
             print(f"\nstock of a killed checkout available again {recovered_in:.1f} s after the SIGKILL")

@@ -7,7 +7,7 @@ Order events are published the way svc_order will: through an outbox and the rel
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,15 +24,14 @@ from kit.bus import Event, publish
 from svc_order.events import OrderCreated
 from svc_payment import providers
 from svc_payment.app import service
+from svc_payment.config import PaymentConfig
 from tests.orders import new_order
 from tests.support import eventually, identity, serve
 
-BASE = settings.load("payment")
 # No background reconciliation: tests run it themselves, at the moment they choose.
-CONFIG = dataclasses.replace(
-    BASE, extra={**BASE.extra, "PAYMENT_RECONCILE_SECONDS": "3600", "PAYMENT_PAY_WAIT_SECONDS": "0.5"}
-)
-PUBLIC = BASE.public_url
+QUIET = {"PAYMENT_RECONCILE_SECONDS": "3600", "PAYMENT_PAY_WAIT_SECONDS": "0.5"}
+CONFIG = settings.load("payment", {**os.environ, **QUIET}, own=PaymentConfig)
+PUBLIC = CONFIG.public_url
 
 
 class Stack(msgspec.Struct):
@@ -44,9 +43,9 @@ class Stack(msgspec.Struct):
 
 @pytest.fixture(scope="package")
 async def stack() -> AsyncIterator[Stack]:
-    await bus.declare_topology(BASE.amqp_url, {"payment": list(service.handlers)})
+    await bus.declare_topology(CONFIG.amqp_url, {"payment": list(service.handlers)})
     payment_app = make_app(service, CONFIG)
-    sandbox_app = sandbox.make_app(settings.load("sandbox"), transport=httpx.ASGITransport(app=payment_app))
+    sandbox_app = sandbox.make_app(transport=httpx.ASGITransport(app=payment_app))
     async with serve(payment_app) as http, serve(sandbox_app) as gateway:
         d: Deps = payment_app.state.deps
         gateways = providers.PROVIDERS.of(d)

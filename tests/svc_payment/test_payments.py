@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 
+from kit.settings import Env
 from payment_gateways import config, momo, vnpay, zalopay
 from tests.orders import cancelled, new_order
 from tests.support import drained, eventually, identity
@@ -24,7 +25,7 @@ from tests.svc_payment.conftest import (
     send,
 )
 
-GATEWAYS = config.load()
+GATEWAYS = config.read(Env())
 SECRET = GATEWAYS.vnpay.hash_secret.reveal()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,19 +22,15 @@ import pytest
 from kit import settings
 from kit.app import make_app
 from svc_product.app import service
+from svc_product.config import ProductConfig
+from tests.processes import free_port
 from tests.support import identity, serve
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-INVENTORY_PORT = _free_port()
+INVENTORY_PORT = free_port()
 CONFIG = settings.load(
     "product",
     {**os.environ, "PRODUCT_INVENTORY_URL": f"http://127.0.0.1:{INVENTORY_PORT}", "PRODUCT_STOCK_TTL": "1"},
+    own=ProductConfig,
 )
 
 

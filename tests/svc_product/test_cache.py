@@ -2,11 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from kit.cache import connect
+from tests.processes import free_port, started
 from tests.svc_product.conftest import admin, loads, new_category, new_product, seller, user
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -147,38 +141,16 @@ async def test_cache_administration_is_for_admins(
     assert (await client.delete("/api/admin/cache", headers=headers)).status_code == status
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def without_redis() -> Iterator[httpx.Client]:
+def without_redis(tmp_path: Path) -> Iterator[httpx.Client]:
     """svc_product as its own process (as in production), with Redis pointing at a closed port."""
-    port = _closed_port()
-    env = {**os.environ, "PRODUCT_PORT": str(port), "REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "svc_product"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-            for _ in range(100):
-                try:
-                    if http.get("/health/live").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                time.sleep(0.1)
+    port = free_port()
+    env = {"PRODUCT_PORT": str(port), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    with started("-m", "svc_product", env=env, log=tmp_path / "product.log") as process:
+        url = f"http://127.0.0.1:{port}"
+        process.wait_ready(f"{url}/health/live")
+        with httpx.Client(base_url=url, timeout=5) as http:
             yield http
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
 
 
 async def test_reads_and_writes_go_on_when_redis_is_down(

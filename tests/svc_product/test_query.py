@@ -11,6 +11,8 @@ from svc_product.listing import list_statement, tsquery
 from svc_product.query import parse, parse_reviews, search_words
 from svc_product.store import slugify
 
+pytestmark = pytest.mark.offline
+
 
 def key(query: str) -> str:
     return parse(pair.split("=", 1) for pair in query.split("&") if pair).cache_key()  # type: ignore[misc]

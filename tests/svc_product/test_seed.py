@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from kit import db as kit_db
-from kit.seed import demo_product_id, seed_user_id
+from shop.map import demo_product_id, seed_user_id
 from svc_product import seed
 from tests.svc_product.conftest import CONFIG
 

@@ -74,13 +74,18 @@ async def test_a_product_inventory_does_not_know_has_no_stock_figure(
 async def test_a_slow_inventory_does_not_hold_the_detail_up(
     client: httpx.AsyncClient, category: dict[str, Any], stand_in_inventory: StandInInventory
 ) -> None:
+    stand_in_inventory.delay = 0.6  # past svc_product's 0.15 s timeout: no figure ever comes back
     product = await new_product(client, category["id"])
     stand_in_inventory.levels[product["id"]] = level(product["id"], 5)
-    stand_in_inventory.delay = 0.6
-    await asyncio.sleep(1.1)  # past any pause left by an earlier test's unreachable inventory
-    started = time.perf_counter()
-    assert await stock_of(client, product["id"]) is None
-    assert time.perf_counter() - started < 0.3
+    asked = stand_in_inventory.calls
+
+    async def answered_while_inventory_was_asked() -> bool:
+        started = time.perf_counter()
+        assert await stock_of(client, product["id"]) is None
+        assert time.perf_counter() - started < 0.3
+        return stand_in_inventory.calls > asked
+
+    await eventually(answered_while_inventory_was_asked)
 
 
 async def test_the_detail_answers_without_stock_when_inventory_is_down(

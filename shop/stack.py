@@ -1,4 +1,4 @@
-"""`python -m kit.stack [Procfile]`, what `make run` runs: the stack laid out on one machine (how
+"""`python -m shop.stack [Procfile]`, what `make run` runs: the stack laid out on one machine (how
 many instances of each service, on which ports, through PgBouncer or not), kept running by
 `kit.supervise`.
 
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from kit import settings
 from kit.supervise import Program, Supervisor, read_procfile
+from shop.map import SERVICES
 
 PORT_STEP = 20
 MAX_INSTANCES = 4  # instance 5 of inventory would take svc_inventory's gRPC port band
@@ -34,7 +35,7 @@ def instances(env: Mapping[str, str]) -> dict[str, int]:
     """How many instances of each service `SCALE` and `SCALE_<SERVICE>` ask for."""
     default = int(env.get("SCALE") or 1)
     wanted = {}
-    for spec in settings.SERVICES.values():
+    for spec in SERVICES.values():
         if spec.database:
             count = int(env.get(f"SCALE_{spec.name.upper()}") or default)
             if not 1 <= count <= MAX_INSTANCES:

@@ -1,11 +1,12 @@
-"""`python -m kit.migrate`: prepare every `svc_*` service of the repository before anything starts.
+"""`python -m shop.migrate`: prepare every service of the map (`svc_<name>` for each with a database)
+before anything starts.
 
 Creates and migrates each database, and declares the exchanges and every consumer's queues, so that an
 event published by one service before another has started is kept for it. `make run` calls it first
 (the migration Job in Kubernetes, the `migrate` service in compose); each service also does both on
 start, so running it again is harmless.
 
-`python -m kit.migrate --wait <service>` is the other half, for a process that must not start before
+`python -m shop.migrate --wait <service>` is the other half, for a process that must not start before
 that has happened (an init container in deploy/k8s): it returns once the service's migrations are all
 applied and its queues exist, and says what it is still waiting for every few seconds meanwhile.
 """
@@ -16,31 +17,34 @@ import argparse
 import asyncio
 import importlib
 import logging
-from pathlib import Path
 
 import aiormq
 import asyncpg
 
 from kit import bus, db, logs, settings
 from kit.app import Service, open_database
+from shop.map import services_with_a_database
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parent.parent
 WAIT_INTERVAL = 2.0
 
 
+def service(name: str) -> Service:
+    """The `Service` that `svc_<name>/app.py` declares."""
+    found: Service = importlib.import_module(f"svc_{name}.app").service
+    return found
+
+
 def services() -> list[Service]:
-    return [
-        importlib.import_module(f"{p.parent.name}.app").service for p in sorted(ROOT.glob("svc_*/app.py"))
-    ]
+    """Every service of the map (each one with a database)."""
+    return [service(spec.name) for spec in services_with_a_database()]
 
 
 async def main() -> None:
     found = services()
-    for service in found:
-        if settings.SERVICES[service.name].database:
-            pool = await open_database(service, settings.load(service.name).direct())
-            await pool.close()
+    for each in found:
+        pool = await open_database(each, settings.load(each.name).direct())
+        await pool.close()
     consumers = {s.name: list(s.handlers) for s in found if s.uses_broker}
     await bus.declare_topology(settings.load("edge").amqp_url, consumers)
 
@@ -85,7 +89,7 @@ async def _missing_queues(service: Service, config: settings.Settings) -> list[s
 
 
 async def missing(service: Service, config: settings.Settings) -> list[str]:
-    """What `python -m kit.migrate` has not done yet for `service` (empty once it has)."""
+    """What `python -m shop.migrate` has not done yet for `service` (empty once it has)."""
     return [*await _missing_migrations(service, config), *await _missing_queues(service, config)]
 
 
@@ -104,12 +108,11 @@ async def wait(service: Service, config: settings.Settings, interval: float = WA
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m kit.migrate")
+    parser = argparse.ArgumentParser(prog="python -m shop.migrate")
     parser.add_argument("--wait", metavar="SERVICE", help="only wait until SERVICE is prepared")
     args = parser.parse_args()
     logs.setup("migrate")
     if args.wait:
-        waited: Service = importlib.import_module(f"svc_{args.wait}.app").service
-        asyncio.run(wait(waited, settings.load(args.wait)))
+        asyncio.run(wait(service(args.wait), settings.load(args.wait)))
     else:
         asyncio.run(main())

@@ -5,8 +5,9 @@ import dataclasses
 import uuid
 from pathlib import Path
 
-from kit import bus, db, migrate, settings
+from kit import bus, db, settings
 from kit.app import Service, open_database
+from shop import migrate
 from tests.conftest import NAMESPACE, POSTGRES_URL
 
 

@@ -10,10 +10,12 @@ import asyncpg
 import pytest
 
 from kit import db
-from kit.stack import PORT_STEP, plan, scaled
 from kit.supervise import Program, read_procfile
+from shop.stack import PORT_STEP, plan, scaled
 from tests.conftest import PORT_OFFSET
 from tests.servers import own_pgbouncer, own_postgres
+
+pytestmark = pytest.mark.offline
 
 PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 
