@@ -51,6 +51,8 @@ EXCHANGES: dict[str, str] = {
     "inventory.reserved": "inventory.exchange",
     "inventory.released": "inventory.exchange",
     "inventory.low-stock": "inventory.exchange",
+    # Ours, beside the contract's (README, "Events"): svc_product's in-stock facet.
+    "inventory.availability-changed": "inventory.exchange",
     "product.created": "product.exchange",
     "product.updated": "product.exchange",
     "product.deleted": "product.exchange",

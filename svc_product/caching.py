@@ -105,6 +105,11 @@ async def reviews_changed(cache: Cache, product_id: uuid.UUID) -> None:
     await invalidator.bump(cache, [LISTS, product_namespace(product_id), reviews_namespace(product_id)])
 
 
+async def stock_changed(cache: Cache) -> None:
+    """A product came into or went out of stock: the lists (their in-stock filter and facet)."""
+    await invalidator.bump(cache, [LISTS])
+
+
 async def authors_changed(cache: Cache, product_ids: Iterable[uuid.UUID]) -> None:
     """A reviewer's name changed: the review pages that show it."""
     await invalidator.bump(cache, map(reviews_namespace, product_ids))

@@ -104,6 +104,8 @@ def conditions(
         c.filters["price"] = " AND ".join(prices)
     if query.min_rating is not None:
         c.filters["rating"] = f"p.rating >= {c.arg(query.min_rating)}::numeric"
+    if query.in_stock is not None:
+        c.filters["stock"] = "p.in_stock" if query.in_stock else "NOT p.in_stock"
     for name, values in query.attributes:
         c.attributes[name] = VARIANT_HAS.format(name=c.arg(name), values=c.arg(list(values)))
     if c.attributes:
