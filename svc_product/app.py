@@ -367,6 +367,6 @@ service = Service(
     migrations=Path(__file__).parent / "migrations",
     handlers=events.handlers,
     resources=[STOCK],
-    jobs=[caching.upkeep],
+    jobs=[caching.upkeep, catalog.follow],
 )
 app = make_app(service)

@@ -6,6 +6,9 @@ review pages. A seller's drafts and an admin's view of every status are read fro
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,14 +19,15 @@ from prometheus_client import Counter
 
 from kit.app import Deps
 from kit.cache import Cache
-from kit.errors import Forbidden, NotFound
+from kit.errors import DEPENDENCY_ERRORS, Forbidden, NotFound
 from kit.http import encode
 from kit.identity import Identity
 from kit.representation import Representation, pack
-from svc_product import caching, documents, facets, listing, store, suggest
+from svc_product import caching, documents, facets, index, listing, search, store, suggest
 from svc_product.query import ListQuery, ReviewQuery
 from svc_product.stock import STOCK
 
+log = logging.getLogger(__name__)
 loads = Counter("shop_catalog_loads_total", "Catalog documents read from PostgreSQL", ["document"])
 FALLBACK_AUTHOR = "Customer"
 Reader = Callable[[asyncpg.Connection], Awaitable[bytes | None]]
@@ -97,20 +101,51 @@ async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> Repre
     if query.status != "active":
         async with d.db.acquire() as conn:
             return Representation(await read(conn))
-    found = await _one(d, caching.LISTS, query.cache_key(), caching.LIST_TTL, "list", read)
-    assert found is not None
-    return found
+
+    async def compute(version: int | None) -> bytes:
+        loads.labels("list").inc()
+        if version is None:
+            # Redis cannot say what other processes changed: PostgreSQL answers.
+            async with d.db.acquire() as conn:
+                return pack(await read(conn))
+        index.holder.saw(version)
+        return pack(await search.product_list(await index.holder.current(d.db), d.db, query))
+
+    key = query.cache_key() + PACKED
+    return Representation(await _cache(d).get_or_compute(key, caching.LIST_TTL, compute, caching.LISTS))
 
 
 async def suggestions(d: Deps, text: str) -> Representation:
-    """`GET /api/products/suggest`: cached per normalised text with the lists (a write changes both)."""
+    """`GET /api/products/suggest`: from the process's index, answers kept with it per normalised text;
+    from PostgreSQL while the index cannot be known to be current (Redis unreachable)."""
+    if time.monotonic() >= index.holder.followed_until:
+        async with d.db.acquire() as conn:
+            return Representation(await suggest.suggestions(conn, text))
+    current = await index.holder.current(d.db)
+    key = ("suggest", text)
+    if (entry := current.remembered.get(key)) is None:
+        loads.labels("suggest").inc()
+        entry = pack(await search.suggestions(current, d.db, text))
+        current.remember(key, entry)
+    assert isinstance(entry, bytes)
+    return Representation(entry)
 
-    async def read(conn: asyncpg.Connection) -> bytes:
-        return await suggest.suggestions(conn, text)
 
-    found = await _one(d, caching.LISTS, f"suggest:{text}", caching.LIST_TTL, "suggest", read)
-    assert found is not None
-    return found
+async def follow(d: Deps) -> None:
+    """Background job: keep the index at the lists' version in Redis (asked every 0.1 s), rebuilt ahead
+    of the requests that want it; the suggestions trust it for a second after each answer."""
+    cache = _cache(d)
+    while True:
+        version = await cache.version(caching.LISTS)
+        if version is not None:
+            index.holder.saw(version)
+            try:
+                await index.holder.current(d.db)
+            except DEPENDENCY_ERRORS as exc:
+                log.warning("could not read the catalog into the process", extra={"error": repr(exc)})
+            else:
+                index.holder.followed_until = time.monotonic() + 1.0
+        await asyncio.sleep(0.1)
 
 
 async def product_batch(d: Deps, ids: tuple[uuid.UUID, ...]) -> bytes:
