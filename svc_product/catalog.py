@@ -107,12 +107,21 @@ async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> Repre
         if version is None:
             # Redis cannot say what other processes changed: PostgreSQL answers.
             async with d.db.acquire() as conn:
-                return pack(await read(conn))
+                return await read(conn)
         index.holder.saw(version)
-        return pack(await search.product_list(await index.holder.current(d.db), d.db, query))
+        return await search.product_list(await index.holder.current(d.db), d.db, query)
+
+    cache = _cache(d)
+    if query.search is not None:
+        # Searches are mostly asked once: answered from the index (~1 ms), not written to Redis (a 10-60
+        # KiB entry per search that is seldom read again), nor compressed unless the client asks.
+        return Representation(await compute(await cache.version(caching.LISTS)))
+
+    async def packed(version: int | None) -> bytes:
+        return pack(await compute(version))
 
     key = query.cache_key() + PACKED
-    return Representation(await _cache(d).get_or_compute(key, caching.LIST_TTL, compute, caching.LISTS))
+    return Representation(await cache.get_or_compute(key, caching.LIST_TTL, packed, caching.LISTS))
 
 
 async def suggestions(d: Deps, text: str) -> Representation:

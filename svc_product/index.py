@@ -85,7 +85,7 @@ BRANDS = _NAMED.format(parent="NULL::uuid", table="brands")
 FOLD = "SELECT catalog_fold($1)"
 
 # Spelling answers kept per index, and packed suggestion answers (both cleared by a rebuild).
-_MAX_REMEMBERED = 50_000
+_MAX_REMEMBERED = 20_000
 
 
 @dataclass
@@ -223,6 +223,9 @@ class CatalogIndex:
         self.review_count = np.array([row["review_count"] for row in products], np.int64)
         self.words = words
         self.name_words = name_words
+        # Every folded name on a line of its own: a fragment is found by one scan of one string.
+        self.names_text = "\n".join(self.folded_names)
+        self.line_starts = np.cumsum([0, *(len(name) + 1 for name in self.folded_names[:-1])])
         # Folded names in byte order with their slots: the products whose name starts with a text.
         order = sorted(range(self.size), key=self.folded_names.__getitem__)
         self.names_sorted = [self.folded_names[i] for i in order]
@@ -250,6 +253,21 @@ class CatalogIndex:
         high = bisect.bisect_left(self.names_sorted, text + "\U0010ffff", low)
         found = self.none()
         found[self.names_slots[low:high]] = True
+        return found
+
+    def containing(self, fragment: str) -> Mask:
+        """The products whose folded name contains `fragment` (words of a search: no line break)."""
+        if not fragment:
+            return np.ones(self.size, np.bool_)
+        found = self.none()
+        at = self.names_text.find(fragment)
+        while at >= 0:
+            slot = int(np.searchsorted(self.line_starts, at, side="right")) - 1
+            found[slot] = True
+            # On to the next name: one match per name is enough.
+            at = self.names_text.find(
+                fragment, int(self.line_starts[slot]) + len(self.folded_names[slot]) + 1
+            )
         return found
 
     def summary(self, slot: int) -> ProductSummary:

@@ -74,7 +74,7 @@ async def select(
     selection = Selection(np.ones(n, np.bool_))
     if query.search is not None and (fragment or not query.words):
         text = await index.fold(pool, query.search)
-        selection.scope = np.fromiter((text in name for name in index.folded_names), np.bool_, n)
+        selection.scope = index.containing(text)
     elif query.search is not None:
         assert spelling is not None
         selection.scope = _all(words_matching(index.words, n, spelling.words, spelling.alternatives), n)
