@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -260,14 +261,8 @@ class CatalogIndex:
         if not fragment:
             return np.ones(self.size, np.bool_)
         found = self.none()
-        at = self.names_text.find(fragment)
-        while at >= 0:
-            slot = int(np.searchsorted(self.line_starts, at, side="right")) - 1
-            found[slot] = True
-            # On to the next name: one match per name is enough.
-            at = self.names_text.find(
-                fragment, int(self.line_starts[slot]) + len(self.folded_names[slot]) + 1
-            )
+        starts = [match.start() for match in re.finditer(re.escape(fragment), self.names_text)]
+        found[np.searchsorted(self.line_starts, starts, side="right") - 1] = True
         return found
 
     def summary(self, slot: int) -> ProductSummary:
