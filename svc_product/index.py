@@ -7,11 +7,12 @@ documents as postings (each word's products, words in byte order so a prefix is 
 variants' attributes, and the sort orders PostgreSQL gives them (its collation, its ties), all read in
 one repeatable-read transaction. svc_product.search answers from it.
 
-It is never served stale for a list: the index carries the generation of the catalog it was read at
-(`Holder`), moved on by every write of this process (caching.Invalidator) and by any newer version of
-the lists' cache namespace a request or the `follow` job sees in Redis; a request that knows of a newer
-generation waits for the one rebuild it starts. A rebuild reads the whole catalog again (~0.1-0.3 s):
-fine while writes come seconds apart, not for a catalog written many times a second.
+It is never served stale: the index carries the generation of the catalog it was read at (`Holder`),
+moved on by every write of this process (caching.Invalidator) and by any newer version of the lists'
+cache namespace a request or the `follow` job (every 0.1 s) sees in Redis; while the index is behind,
+requests are answered from PostgreSQL as before and one rebuild runs. A rebuild reads the whole catalog
+again (0.3-1 s on the shared 2-core machine): fine while writes come seconds apart, not for a catalog
+written many times a second (then: read only the rows changed since, by transaction id).
 """
 
 from __future__ import annotations
@@ -298,38 +299,44 @@ class CatalogIndex:
 
 
 async def read(pool: asyncpg.Pool, generation: int) -> CatalogIndex:
-    """The active catalog as it stands, in one snapshot."""
+    """The active catalog as it stands, in one snapshot; put together in a thread, so the requests of
+    the event loop go on meanwhile (numpy lets go of the GIL, the interpreter switches every 5 ms)."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         products = await conn.fetch(PRODUCTS)
-        words = Postings.of(await conn.fetch(WORDS))
-        name_words = Postings.of(await conn.fetch(NAME_WORDS))
+        words = await conn.fetch(WORDS)
+        name_words = await conn.fetch(NAME_WORDS)
         variants = await conn.fetch(VARIANTS)
-        categories = Named(await conn.fetch(CATEGORIES))
-        brands = Named(await conn.fetch(BRANDS))
-    return CatalogIndex(
-        generation,
-        products,
-        words,
-        name_words,
-        Attributes.of(variants, len(products)),
-        categories,
-        brands,
-    )
+        categories = await conn.fetch(CATEGORIES)
+        brands = await conn.fetch(BRANDS)
+
+    def build() -> CatalogIndex:
+        return CatalogIndex(
+            generation,
+            products,
+            Postings.of(words),
+            Postings.of(name_words),
+            Attributes.of(variants, len(products)),
+            Named(categories),
+            Named(brands),
+        )
+
+    return await asyncio.to_thread(build)
 
 
 class Holder:
     """The process's index and the newest generation of the catalog it knows of.
 
     `generation` moves on whenever the catalog may have changed: a write of this process (`changed`), or
-    a version of the lists' namespace newer than the last one seen (`saw`). `current()` answers an index
-    read after the latest of those; one rebuild at a time, which every waiting request shares.
+    a version of the lists' namespace newer than the last one seen (`saw`). `ready()` is the index when
+    it was read after the latest of those, else None (the caller asks PostgreSQL) while one rebuild runs
+    in the background: a write never makes requests wait for the whole catalog to be read again.
     """
 
     def __init__(self) -> None:
         self.index: CatalogIndex | None = None
         self.generation = 1
         self.version: int | None = None
-        # Until when the index may be trusted without asking Redis (the `follow` job asked it lately).
+        # Until when the index may be taken as current without asking Redis (`follow` asked it lately).
         self.followed_until = 0.0
         self._rebuild: asyncio.Task[CatalogIndex] | None = None
 
@@ -342,21 +349,24 @@ class Holder:
             self.version = version
             self.changed()
 
+    def ready(self, pool: asyncpg.Pool) -> CatalogIndex | None:
+        if self.index is not None and self.index.generation >= self.generation:
+            return self.index
+        self._start(pool)
+        return None
+
     async def current(self, pool: asyncpg.Pool) -> CatalogIndex:
-        # An index at least as new as what this request knows of: a stream of writes cannot keep it
-        # waiting on rebuild after rebuild.
-        wanted = self.generation
-        while self.index is None or self.index.generation < wanted:
-            if self._rebuild is None:
-                self._rebuild = asyncio.create_task(self._read(pool, self.generation))
-            task = self._rebuild
-            try:
-                # Shielded: a request that gives up must not cancel the rebuild others wait for.
-                await asyncio.shield(task)
-            finally:
-                if self._rebuild is task and task.done():
-                    self._rebuild = None
-        return self.index
+        """The index once it is current (the `follow` job waits for it)."""
+        while (index := self.ready(pool)) is None:
+            assert self._rebuild is not None
+            # Shielded: the caller's cancellation must not cancel the rebuild others count on.
+            await asyncio.shield(self._rebuild)
+        return index
+
+    def _start(self, pool: asyncpg.Pool) -> None:
+        if self._rebuild is None or self._rebuild.done():
+            self._rebuild = asyncio.create_task(self._read(pool, self.generation))
+            self._rebuild.add_done_callback(_failed)
 
     async def _read(self, pool: asyncpg.Pool, generation: int) -> CatalogIndex:
         loop = asyncio.get_running_loop()
@@ -366,6 +376,12 @@ class Holder:
         rebuilds.inc()
         rebuild_seconds.observe(loop.time() - began)
         return index
+
+
+def _failed(rebuild: asyncio.Task[CatalogIndex]) -> None:
+    """A failed rebuild is logged here (nobody may be waiting for it); the next request starts another."""
+    if not rebuild.cancelled() and (exc := rebuild.exception()) is not None:
+        log.warning("could not read the catalog into the process", extra={"error": repr(exc)})
 
 
 holder = Holder()
