@@ -90,7 +90,7 @@ def conditions(
         alternatives = spelling.alternatives if spelling is not None else ()
         ts = f"to_tsquery('simple', catalog_fold({c.arg(tsquery(query.words, alternatives))}))"
         c.scope.append(f"p.document @@ {ts}")
-        if ranked:
+        if ranked and query.ordering[0] == "relevance":
             # How many of the words the name has (weight A).
             in_name = [tsquery([word], alternatives[i : i + 1], "A") for i, word in enumerate(query.words)]
             c.rank = " + ".join(
