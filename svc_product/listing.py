@@ -98,6 +98,8 @@ def conditions(
             )
         if ranked and spelling is not None and spelling.corrected:
             c.literal = f"p.document @@ to_tsquery('simple', catalog_fold({c.arg(tsquery(query.words))}))"
+    if query.seller_id is not None:
+        c.filters["seller"] = f"p.seller_id = {c.arg(query.seller_id)}"
     if query.category_id is not None:
         c.filters["category"] = f"p.category_id IN (SELECT category_subtree({c.arg(query.category_id)}))"
     if query.brand_id is not None:

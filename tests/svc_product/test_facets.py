@@ -42,6 +42,7 @@ class Item:
     variants: tuple[dict[str, str], ...]
     active: bool
     in_stock: bool
+    seller: str
 
 
 @dataclass
@@ -89,7 +90,12 @@ async def shop(client: httpx.AsyncClient, db: asyncpg.Connection) -> Shop:
             in_stock,
         )
         above = frozenset(_up(tree, category))
-        items.append(Item(created["id"], above, brand, price, rating, variants, status == "active", in_stock))
+        items.append(
+            Item(
+                created["id"], above, brand, price, rating, variants, status == "active", in_stock,
+                created["sellerId"],
+            )
+        )  # fmt: skip
     # Changed behind the service's back: the lists (and the process's index) learn of it as of a write.
     redis = Redis.from_url(os.environ["REDIS_URL"])
     await redis.incr(LISTS)
@@ -126,6 +132,7 @@ def _passes(item: Item, params: Mapping[str, Any], leave_out: str | None = None)
         "attributes": "attributes" not in params
         or any(_variant_ok(v, _attributes(params["attributes"]), None) for v in item.variants),
         "stock": "inStock" not in params or item.in_stock == (params["inStock"] == "true"),
+        "seller": "sellerId" not in params or item.seller == params["sellerId"],
     }
     listed = item.active or params.get("status") == "all"
     return listed and all(ok for name, ok in checks.items() if name != leave_out)
@@ -186,6 +193,7 @@ def filters(shop: Shop) -> st.SearchStrategy[dict[str, Any]]:
         "minRating": st.sampled_from((1, 2.5, 4)),
         "attributes": st.lists(st.sampled_from(pairs), min_size=1, max_size=3, unique=True).map(",".join),
         "inStock": st.sampled_from(("true", "false")),
+        "sellerId": st.sampled_from([item.seller for item in shop.items[:3]]),
         # Beyond active products the list is read from PostgreSQL, not the process's index: both must hold.
         "status": st.just("all"),
     }
