@@ -6,7 +6,10 @@ write invalidates by bumping a version (one INCR) instead of finding keys with K
     product:{id}:v{n}:detail             a product's detail document             60 min
     product:{id}:reviews:v{n}:{query}    a page of its reviews                   15 min
     product:list:v{n}:{query}            a page of the public product list       15 min
-                                         (with its facets when asked for)
+                                         without a search (with its facets when
+                                         asked for); the version also tells each
+                                         process's catalog index (svc_product.index)
+                                         that the catalog changed
     category:tree:v{n}:all | :{id}       the category tree, one category         120 min
     brand:list:v{n}:all | :{id}          every brand, one brand                  120 min
 
