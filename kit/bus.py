@@ -51,8 +51,7 @@ EXCHANGES: dict[str, str] = {
     "inventory.reserved": "inventory.exchange",
     "inventory.released": "inventory.exchange",
     "inventory.low-stock": "inventory.exchange",
-    # Ours, beside the contract's (README, "Events"): svc_product's in-stock facet.
-    "inventory.availability-changed": "inventory.exchange",
+    "inventory.availability-changed": "inventory.exchange",  # ours (README, "Events"): the in-stock facet
     "product.created": "product.exchange",
     "product.updated": "product.exchange",
     "product.deleted": "product.exchange",

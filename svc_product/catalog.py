@@ -6,7 +6,6 @@ review pages. A seller's drafts and an admin's view of every status are read fro
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,9 +17,10 @@ from prometheus_client import Counter
 
 from kit.app import Deps
 from kit.cache import Cache
-from kit.errors import DEPENDENCY_ERRORS, Forbidden, NotFound
+from kit.errors import Forbidden, NotFound
 from kit.http import encode
 from kit.identity import Identity
+from kit.lifecycle import every
 from kit.representation import Representation, pack
 from svc_product import caching, documents, facets, index, listing, search, store, suggest
 from svc_product.query import ListQuery, ReviewQuery
@@ -141,19 +141,21 @@ async def suggestions(d: Deps, text: str) -> Representation:
 
 async def follow(d: Deps) -> None:
     """Background job: keep the index at the lists' version in Redis (asked every 0.1 s), read again as
-    soon as it is behind; the suggestions take it as current for a second after each look."""
+    soon as it is behind; the suggestions take it as current for a second after each look. It owns the
+    rebuilds: one still running at stop is cancelled with it."""
     cache = _cache(d)
-    while True:
+
+    async def look() -> None:
         version = await cache.version(caching.LISTS)
         if version is not None:
             index.holder.saw(version)
-            try:
-                await index.holder.current(d.db)
-            except DEPENDENCY_ERRORS:
-                pass  # logged by the rebuild itself; tried again next time round
-            else:
-                index.holder.followed_until = time.monotonic() + 1.0
-        await asyncio.sleep(0.1)
+            await index.holder.current(d.db)
+            index.holder.followed_until = time.monotonic() + 1.0
+
+    try:
+        await every(0.1, look, name="catalog-index")
+    finally:
+        await index.holder.stop()
 
 
 async def product_batch(d: Deps, ids: tuple[uuid.UUID, ...]) -> bytes:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -34,8 +33,6 @@ from prometheus_client import Counter, Histogram
 from svc_product import documents, typos
 from svc_product.schemas import ProductSummary
 from svc_product.typos import Spelling
-
-log = logging.getLogger(__name__)
 
 rebuilds = Counter("shop_catalog_index_rebuilds_total", "Reads of the whole catalog into the process")
 rebuild_seconds = Histogram("shop_catalog_index_rebuild_seconds", "Time to read the catalog into the process")
@@ -363,10 +360,16 @@ class Holder:
             await asyncio.shield(self._rebuild)
         return index
 
+    async def stop(self) -> None:
+        """Cancel a rebuild still running (the process stops)."""
+        if self._rebuild is not None and not self._rebuild.done():
+            self._rebuild.cancel()
+            await asyncio.gather(self._rebuild, return_exceptions=True)
+
     def _start(self, pool: asyncpg.Pool) -> None:
         if self._rebuild is None or self._rebuild.done():
             self._rebuild = asyncio.create_task(self._read(pool, self.generation))
-            self._rebuild.add_done_callback(_failed)
+            self._rebuild.add_done_callback(_retrieved)
 
     async def _read(self, pool: asyncpg.Pool, generation: int) -> CatalogIndex:
         loop = asyncio.get_running_loop()
@@ -378,10 +381,11 @@ class Holder:
         return index
 
 
-def _failed(rebuild: asyncio.Task[CatalogIndex]) -> None:
-    """A failed rebuild is logged here (nobody may be waiting for it); the next request starts another."""
-    if not rebuild.cancelled() and (exc := rebuild.exception()) is not None:
-        log.warning("could not read the catalog into the process", extra={"error": repr(exc)})
+def _retrieved(rebuild: asyncio.Task[CatalogIndex]) -> None:
+    """A failed rebuild's error is logged by the `follow` job (catalog.py), which waits for every rebuild
+    within 0.1 s; marked as seen here too, so asyncio does not report it again."""
+    if not rebuild.cancelled():
+        rebuild.exception()
 
 
 holder = Holder()
