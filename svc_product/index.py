@@ -11,8 +11,9 @@ It is never served stale: the index carries the generation of the catalog it was
 moved on by every write of this process (caching.Invalidator) and by any newer version of the lists'
 cache namespace a request or the `follow` job (every 0.1 s) sees in Redis; while the index is behind,
 requests are answered from PostgreSQL as before and one rebuild runs. A rebuild reads the whole catalog
-again (0.3-1 s on the shared 2-core machine): fine while writes come seconds apart, not for a catalog
-written many times a second (then: read only the rows changed since, by transaction id).
+again (0.9-2.6 s on the shared 2-core machine at a load average of 13): fine while writes come seconds
+apart, not for a catalog written many times a second (then: read only the rows changed since, by
+transaction id).
 """
 
 from __future__ import annotations
