@@ -30,15 +30,22 @@ _HEADER = struct.Struct(">2s16sII")
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
+def _deflated(body: bytes) -> bytes:
+    """The body's head deflated, ending on a byte boundary; nothing for a body too small to gzip."""
+    if len(body) < MIN_GZIP:
+        return b""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return compressor.compress(body[:-1]) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+def _validator(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=8).hexdigest().encode()
+
+
 def pack(body: bytes) -> bytes:
     """The cache entry of a JSON `body`: its validator, the body, and its head deflated."""
-    head = body[:-1]
-    deflated = b""
-    if len(body) >= MIN_GZIP:
-        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
-        deflated = compressor.compress(head) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    validator = hashlib.blake2b(body, digest_size=8).hexdigest().encode()
-    return _HEADER.pack(_MAGIC, validator, zlib.crc32(head), len(body)) + body + deflated
+    header = _HEADER.pack(_MAGIC, _validator(body), zlib.crc32(body[:-1]), len(body))
+    return header + body + _deflated(body)
 
 
 def accepts_gzip(header: str) -> bool:
@@ -66,16 +73,26 @@ def matches(if_none_match: str, etag: str) -> bool:
 class Representation:
     """A cache entry opened for answering."""
 
-    __slots__ = ("body", "crc", "deflated", "validator")
+    __slots__ = ("_deflated", "body", "crc", "validator")
 
     def __init__(self, entry: bytes) -> None:
-        if not entry.startswith(_MAGIC):
-            entry = pack(entry)  # a plain body (not from the cache): packed on the spot
-        _, validator, self.crc, length = _HEADER.unpack_from(entry)
-        start = _HEADER.size
+        self._deflated: bytes | None
+        if entry.startswith(_MAGIC):
+            _, validator, self.crc, length = _HEADER.unpack_from(entry)
+            start = _HEADER.size
+            self.body = entry[start : start + length]
+            self._deflated = entry[start + length :]
+        else:
+            # A plain body (answered once, not from the cache): deflated only if a client asks for gzip.
+            self.body, validator, self.crc = entry, _validator(entry), zlib.crc32(entry[:-1])
+            self._deflated = None
         self.validator = validator.decode()
-        self.body = entry[start : start + length]
-        self.deflated = entry[start + length :]
+
+    @property
+    def deflated(self) -> bytes:
+        if self._deflated is None:
+            self._deflated = _deflated(self.body)
+        return self._deflated
 
     def etag(self, tail: bytes | None = None) -> str:
         """The answer's weak ETag: the body's validator, and the tail's CRC when it has its own tail."""
@@ -132,7 +149,8 @@ def respond(
     headers = [(b"etag", etag.encode()), _VARY]
     if method in ("GET", "HEAD") and matches(if_none_match, etag):
         return Prepared(304, headers)
-    if found.deflated and accepts_gzip(accept_encoding):
+    # Asked first: a plain body is deflated only for a client that takes gzip.
+    if len(found.body) >= MIN_GZIP and accepts_gzip(accept_encoding):
         body = found.gzip(tail)
         headers.append(_GZIPPED)
     else:

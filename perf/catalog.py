@@ -54,7 +54,7 @@ SEARCH_WORDS = (
 )  # fmt: skip
 # One or two letters wrong: read through the catalog's vocabulary (svc_product.typos).
 TYPOS = ("smrtphone", "laptpo", "hedphones", "sneekers", "moisturiser", "bicycel", "notebok", "umbrela")
-FACETS = "category,brand,price,rating,attributes"
+FACETS = "category,brand,price,rating,attributes,stock"
 # Targets of the catalog issue on a 2-core machine (requests/s at the fixed rate; p99 in ms).
 TARGETS = {
     "detail": (12_000, 10.0),

@@ -63,6 +63,7 @@ EXCHANGES: dict[str, str] = {
     "inventory.reserved": "inventory.exchange",
     "inventory.released": "inventory.exchange",
     "inventory.low-stock": "inventory.exchange",
+    "inventory.availability-changed": "inventory.exchange",  # ours (README, "Events"): the in-stock facet
     "product.created": "product.exchange",
     "product.updated": "product.exchange",
     "product.deleted": "product.exchange",

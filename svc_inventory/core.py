@@ -18,7 +18,7 @@ from kit.bus import Event
 from kit.errors import ServiceUnavailable
 from svc_inventory import lua, store
 from svc_inventory.schemas import Line
-from svc_inventory.wire import LowStockAlert, wire_variant
+from svc_inventory.wire import AvailabilityChanged, LowStockAlert, wire_variant
 
 RESERVED, COMMITTED, RELEASED, EXPIRED = "RESERVED", "COMMITTED", "RELEASED", "EXPIRED"
 RETURNED = "RETURNED"
@@ -106,10 +106,12 @@ class Core:
         kind: str,
         note: str | None,
     ) -> list[Event]:
-        """Apply (order, line, on-hand delta, reserved delta) moves, log them, and alert on crossings."""
+        """Apply (order, line, on-hand delta, reserved delta) moves, log them, and announce crossings: of
+        a row's low-stock threshold, of a product's availability."""
         rows = await conn.fetch(
             store.APPLY_DELTAS, *_deltas((m[1].product_id, m[1].variant_id, m[2], m[3]) for m in moves)
         )
+        events = await self._announce(conn, {row["product_id"] for row in rows if row["flipped"]})
         await conn.execute(
             store.INSERT_LOG,
             [m[1].product_id for m in moves],
@@ -122,10 +124,10 @@ class Core:
         )
         crossed = [row for row in rows if row["crossed"]]
         if not crossed:
-            return []
+            return events
         # Rare (once per crossing), so the sellers are looked up here rather than on every move.
         sellers = dict(await conn.fetch(store.SELLERS, list({row["product_id"] for row in crossed})))
-        return [
+        return events + [
             LowStockAlert(
                 product_id=row["product_id"],
                 variant_id=wire_variant(row["variant_id"]),
@@ -134,4 +136,19 @@ class Core:
                 seller_id=sellers.get(row["product_id"]),
             )
             for row in crossed
+        ]
+
+    @staticmethod
+    async def _announce(conn: asyncpg.Connection, products: Iterable[uuid.UUID]) -> list[Event]:
+        """`inventory.availability-changed` for those of `products` (each with a row whose availability
+        just crossed zero) whose own availability crossed zero with it: rare, so never on the hot path."""
+        ids = sorted(products)
+        if not ids:
+            return []
+        await conn.execute(store.LOCK_AVAILABILITY, ids)
+        return [
+            AvailabilityChanged(
+                product_id=row["product_id"], available=row["available"], occurred_at=row["changed_at"]
+            )
+            for row in await conn.fetch(store.AVAILABILITY_FLIPS, ids)
         ]

@@ -54,6 +54,7 @@ class StockLevels(Core):
                         if result is None:
                             raise ServiceUnavailable("The stock row was created concurrently, please retry")
                         moved = quantity
+                        flipped = quantity > 0
                     else:
                         if quantity < row["reserved"]:
                             raise BusinessRuleViolation(
@@ -67,6 +68,7 @@ class StockLevels(Core):
                             store.SET_ROW, product_id, variant_id, quantity, threshold, row["low_alerted"]
                         )
                         moved = delta
+                        flipped = (result["available"] > 0) != (row["on_hand"] > row["reserved"])
                     await conn.execute(
                         store.INSERT_LOG,
                         [product_id],
@@ -77,17 +79,18 @@ class StockLevels(Core):
                         [0],
                         ["set"],
                     )
+                    events = await self._announce(conn, [product_id] if flipped else [])
                     if result["crossed"]:
-                        await publish(
-                            conn,
+                        events.append(
                             LowStockAlert(
                                 product_id=product_id,
                                 variant_id=wire_variant(variant_id),
                                 current_stock=result["available"],
                                 threshold=threshold,
                                 seller_id=None if product is None else product["seller_id"],
-                            ),
+                            )
                         )
+                    await publish(conn, *events)
             except BaseException:
                 if delta < 0:
                     await self._adjust(product_id, variant_id, -delta, best_effort=True)

@@ -123,13 +123,14 @@ ORDER BY expires_at LIMIT $2
 """
 
 # Applies per-row deltas (each row once), in key order so concurrent writers never deadlock; returns
-# whether each row just crossed its low-stock threshold downwards.
+# whether each row just crossed its low-stock threshold downwards, and whether its availability just
+# crossed zero (either way: the product's own may have too).
 APPLY_DELTAS = """
 WITH d AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[])
         AS d(product_id, variant_id, on_hand_delta, reserved_delta)
 ), locked AS MATERIALIZED (
-    SELECT s.product_id, s.variant_id, s.low_alerted AS was_low
+    SELECT s.product_id, s.variant_id, s.low_alerted AS was_low, s.on_hand > s.reserved AS had_some
     FROM stock s JOIN d USING (product_id, variant_id)
     ORDER BY s.product_id, s.variant_id
     FOR UPDATE OF s
@@ -142,7 +143,8 @@ SET on_hand = s.on_hand + d.on_hand_delta,
 FROM d JOIN locked USING (product_id, variant_id)
 WHERE s.product_id = d.product_id AND s.variant_id = d.variant_id
 RETURNING s.product_id, s.variant_id, s.on_hand - s.reserved AS available, s.low_stock_threshold,
-          s.low_alerted AND NOT locked.was_low AS crossed
+          s.low_alerted AND NOT locked.was_low AS crossed,
+          (s.on_hand > s.reserved) <> locked.had_some AS flipped
 """
 INSERT_LOG = """
 INSERT INTO stock_log (product_id, variant_id, order_id, kind, on_hand_delta, reserved_delta, note)
@@ -165,6 +167,27 @@ SET_ROW = """
 UPDATE stock SET on_hand = $3, low_stock_threshold = $4, low_alerted = $3 - reserved <= $4, updated_at = now()
 WHERE product_id = $1 AND variant_id = $2
 RETURNING on_hand - reserved AS available, low_alerted AND NOT $5 AS crossed
+"""
+
+# A product is available while any of its rows (its own, its variants') has a unit on hand that no
+# reservation holds. Its availability can only cross zero where one of its rows does, so only those
+# products are looked at, under a lock on their `availability` row: two writers of one product (two of
+# its variants) take turns, and the second one sums the rows as the first one left them.
+LOCK_AVAILABILITY = """
+INSERT INTO availability (product_id)
+SELECT id FROM unnest($1::uuid[]) AS u(id) ORDER BY id
+ON CONFLICT (product_id) DO UPDATE SET product_id = excluded.product_id
+"""
+# Run after LOCK_AVAILABILITY, in a statement of its own so that it sees what the lock waited for.
+AVAILABILITY_FLIPS = """
+WITH now AS (
+    SELECT product_id, sum(on_hand - reserved) > 0 AS available
+    FROM stock WHERE product_id = ANY($1::uuid[]) GROUP BY product_id
+)
+UPDATE availability a SET available = now.available, changed_at = clock_timestamp()
+FROM now
+WHERE a.product_id = now.product_id AND a.available IS DISTINCT FROM now.available
+RETURNING a.product_id, a.available, a.changed_at
 """
 
 UPSERT_PRODUCT = """

@@ -45,6 +45,16 @@ class LowStockAlert(Event):
     seller_id: uuid.UUID | None
 
 
+class AvailabilityChanged(Event):
+    """A product's availability crossed zero (our addition to the contract): `available` is whether a
+    unit of it (its own or any variant's) can be bought now. Once per crossing, in the transaction that
+    made it; `occurredAt` (the database's clock, in the order of the crossings) orders them."""
+
+    routing_key = "inventory.availability-changed"
+    product_id: uuid.UUID
+    available: bool
+
+
 class OrderConfirmed(Event):
     routing_key = "order.confirmed"
     order_id: uuid.UUID

@@ -65,6 +65,7 @@ PRODUCT_LIST = (
     choice("status", STATUSES, "Beyond active: a seller's own or (Admin) every draft or inactive product"),
     text("ids", f"Comma-separated ids (1 to {MAX_IDS}): their details at once; no other parameter with it"),
     number("minRating", f"Lowest average rating (0 to {MAX_RATING:g})"),
+    choice("inStock", ("true", "false"), "Only products that can (true) or cannot (false) be bought now"),
     text("attributes", "Variant attributes as name:value pairs (any value of a name): colour:Red,size:M"),
     text("facets", f"Counts to return beside the page (`facets`), any of: {', '.join(FACETS)}"),
 )
@@ -370,7 +371,7 @@ service = Service(
     migrations=Path(__file__).parent / "migrations",
     handlers=events.handlers,
     resources=[STOCK],
-    jobs=[caching.upkeep],
+    jobs=[caching.upkeep, catalog.follow],
     middleware=[Middleware(fastpath.CachedDetail, route=DETAIL)],
     settings=ProductConfig,
 )

@@ -6,8 +6,10 @@ write invalidates by bumping a version (one INCR) instead of finding keys with K
     product:{id}:v{n}:detail             a product's detail document             60 min
     product:{id}:reviews:v{n}:{query}    a page of its reviews                   15 min
     product:list:v{n}:{query}            a page of the public product list       15 min
-                                         (with its facets when asked for)
-    product:list:v{n}:suggest:{prefix}   the search box's suggestions            15 min
+                                         without a search (with its facets when
+                                         asked for); the version also tells each
+                                         process's catalog index (svc_product.index)
+                                         that the catalog changed
     category:tree:v{n}:all | :{id}       the category tree, one category         120 min
     brand:list:v{n}:all | :{id}          every brand, one brand                  120 min
 
@@ -31,6 +33,7 @@ from kit.app import Deps
 from kit.cache import Cache
 from kit.errors import invalid
 from kit.lifecycle import every
+from svc_product import index
 from svc_product.schemas import CacheStats
 
 log = logging.getLogger(__name__)
@@ -74,17 +77,24 @@ class Invalidator:
         names = set(namespaces)
         if not names:
             return
+        if LISTS in names:
+            index.holder.changed()
         if cache.redis is None or not cache.available:
             self.pending |= names
             return
+        ordered = sorted(names)
         try:
             async with cache.redis.pipeline(transaction=False) as pipe:
-                for name in names:
+                for name in ordered:
                     pipe.incr(name)
-                await pipe.execute()
+                versions = await pipe.execute()
         except (RedisError, OSError) as exc:
             self.pending |= names
             log.warning("invalidation deferred until Redis answers", extra={"error": repr(exc)})
+            return
+        if LISTS in names:
+            # This process's index follows its own writes at once (others see the version within 0.1 s).
+            index.holder.saw(int(versions[ordered.index(LISTS)]))
 
     async def retry(self, cache: Cache) -> None:
         if self.pending and cache.available:
@@ -103,6 +113,11 @@ async def product_changed(cache: Cache, product_id: uuid.UUID) -> None:
 async def reviews_changed(cache: Cache, product_id: uuid.UUID) -> None:
     """A review was added: the product's rating (detail and lists) and its review pages."""
     await invalidator.bump(cache, [LISTS, product_namespace(product_id), reviews_namespace(product_id)])
+
+
+async def stock_changed(cache: Cache) -> None:
+    """A product came into or went out of stock: the lists (their in-stock filter and facet)."""
+    await invalidator.bump(cache, [LISTS])
 
 
 async def authors_changed(cache: Cache, product_ids: Iterable[uuid.UUID]) -> None:

@@ -6,6 +6,7 @@ review pages. A seller's drafts and an admin's view of every status are read fro
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,8 +20,9 @@ from kit.cache import Cache
 from kit.errors import Forbidden, NotFound
 from kit.http import encode
 from kit.identity import Identity
+from kit.lifecycle import every
 from kit.representation import Representation, pack
-from svc_product import caching, documents, facets, listing, store, suggest
+from svc_product import caching, documents, facets, index, listing, search, store, suggest
 from svc_product.query import ListQuery, ReviewQuery
 from svc_product.stock import STOCK
 
@@ -107,20 +109,63 @@ async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> Repre
     if query.status != "active":
         async with d.db.acquire() as conn:
             return Representation(await read(conn))
-    found = await _one(d, caching.LISTS, query.cache_key(), caching.LIST_TTL, "list", read)
-    assert found is not None
-    return found
+
+    async def compute(version: int | None) -> bytes:
+        loads.labels("list").inc()
+        if version is not None:
+            index.holder.saw(version)
+            if (current := index.holder.ready(d.db)) is not None:
+                return await search.product_list(current, d.db, query)
+        # Redis cannot say what other processes changed, or the index is being read again.
+        async with d.db.acquire() as conn:
+            return await read(conn)
+
+    cache = _cache(d)
+    if query.search is not None:
+        # Searches are mostly asked once: answered from the index (~0.5 ms), not written to Redis (a 10-60
+        # KiB entry per search that is seldom read again), nor compressed unless the client asks.
+        return Representation(await compute(await cache.version(caching.LISTS)))
+
+    async def packed(version: int | None) -> bytes:
+        return pack(await compute(version))
+
+    key = query.cache_key() + PACKED
+    return Representation(await cache.get_or_compute(key, caching.LIST_TTL, packed, caching.LISTS))
 
 
 async def suggestions(d: Deps, text: str) -> Representation:
-    """`GET /api/products/suggest`: cached per normalised text with the lists (a write changes both)."""
+    """`GET /api/products/suggest`: from the process's index, answers kept with it per normalised text;
+    from PostgreSQL while the index is behind or cannot be known to be current (Redis unreachable)."""
+    current = index.holder.ready(d.db) if time.monotonic() < index.holder.followed_until else None
+    if current is None:
+        async with d.db.acquire() as conn:
+            return Representation(await suggest.suggestions(conn, text))
+    key = ("suggest", text)
+    if (entry := current.remembered.get(key)) is None:
+        loads.labels("suggest").inc()
+        entry = pack(await search.suggestions(current, d.db, text))
+        current.remember(key, entry)
+    assert isinstance(entry, bytes)
+    return Representation(entry)
 
-    async def read(conn: asyncpg.Connection) -> bytes:
-        return await suggest.suggestions(conn, text)
 
-    found = await _one(d, caching.LISTS, f"suggest:{text}", caching.LIST_TTL, "suggest", read)
-    assert found is not None
-    return found
+async def follow(d: Deps) -> None:
+    """Background job: keep the index at the lists' version in Redis (asked every 0.1 s), read again as
+    soon as it is behind; the suggestions take it as current for a second after each look. It owns the
+    rebuilds: one still running at stop is cancelled with it."""
+    cache = _cache(d)
+
+    async def look() -> None:
+        version = await cache.version(caching.LISTS)
+        if version is not None:
+            index.holder.saw(version)
+            await index.holder.current(d.db)
+            index.holder.followed_until = time.monotonic() + 1.0
+
+    try:
+        await every(0.1, look, name="catalog-index")
+    finally:
+        await index.holder.stop()
 
 
 async def product_batch(d: Deps, ids: tuple[uuid.UUID, ...]) -> bytes:

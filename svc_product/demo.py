@@ -169,7 +169,7 @@ COLUMNS = {
     "brands": ("id", "name", "slug", "description", "logo_url", "created_at", "updated_at"),
     "products": (
         "id", "seller_id", "category_id", "brand_id", "name", "slug", "description", "price", "status",
-        "rating", "rating_total", "review_count", "created_at", "updated_at",
+        "rating", "rating_total", "review_count", "created_at", "updated_at", "in_stock",
     ),
     "product_variants": ("id", "product_id", "position", "sku", "name", "price", "attributes"),
     "product_attributes": ("product_id", "position", "name", "value"),
@@ -319,6 +319,7 @@ def _product(
             count,
             created,
             created,
+            True,  # svc_inventory's seed puts 50-500 units of every demo product on hand
         )
     )
 

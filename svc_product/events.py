@@ -69,6 +69,30 @@ class UserProfileUpdated(Event):
     full_name: str | None = None
 
 
+class AvailabilityChanged(Event):
+    """From svc_inventory (our addition to the contract): the product came into or went out of stock."""
+
+    routing_key = "inventory.availability-changed"
+    product_id: uuid.UUID
+    available: bool
+
+
+async def on_availability_changed(
+    conn: asyncpg.Connection, event: AvailabilityChanged, deps: Deps
+) -> AfterCommit | None:
+    """Record it (a newer announcement only); the lists are dropped once that has committed."""
+    changed = await conn.fetchval(store.SET_IN_STOCK, event.product_id, event.available, event.occurred_at)
+    if not changed:
+        return None
+    cache = deps.cache
+    assert cache is not None
+
+    async def drop_lists() -> None:
+        await caching.stock_changed(cache)
+
+    return drop_lists
+
+
 async def on_user_verified(conn: asyncpg.Connection, event: UserVerified, deps: Deps) -> AfterCommit | None:
     return await _rename(conn, deps, event.user_id, event.full_name, event.occurred_at)
 
@@ -99,6 +123,7 @@ async def _rename(
 
 
 handlers: dict[str, Handler] = {
+    AvailabilityChanged.routing_key: on_availability_changed,
     UserVerified.routing_key: on_user_verified,
     UserProfileUpdated.routing_key: on_user_profile_updated,
 }

@@ -1,4 +1,4 @@
-"""Facet counts of a product list (`?facets=category,brand,price,rating,attributes`), in one statement.
+"""Facet counts of a product list (`?facets=category,brand,price,rating,attributes,stock`), in one statement.
 
 The products the list's search, status and seller select are read once (`base`), with one flag per
 filter the query has. Each facet then counts the rows that pass every filter but its own, as shoppers
@@ -39,6 +39,14 @@ def _rating_bands(where: str) -> str:
     bands = [
         f"jsonb_build_object('min', {low}, 'count', count(*) FILTER (WHERE b.rating >= {low}))"
         for low in RATING_BANDS
+    ]
+    return f"(SELECT jsonb_build_array({', '.join(bands)}) FROM base b WHERE {where})"
+
+
+def _stock(where: str) -> str:
+    bands = [
+        f"jsonb_build_object('inStock', {flag}, 'count', count(*) FILTER (WHERE {test}))"
+        for flag, test in (("true", "b.in_stock"), ("false", "NOT b.in_stock"))
     ]
     return f"(SELECT jsonb_build_array({', '.join(bands)}) FROM base b WHERE {where})"
 
@@ -90,8 +98,8 @@ def statement(
 
     columns = "".join(f", {condition} AS f_{name}" for name, condition in c.filters.items())
     ctes = [
-        f"base AS MATERIALIZED (SELECT p.id, p.category_id, p.brand_id, p.price, p.rating{columns}"
-        f" FROM products p WHERE {' AND '.join(c.scope)})"
+        "base AS MATERIALIZED (SELECT p.id, p.category_id, p.brand_id, p.price, p.rating, p.in_stock"
+        f"{columns} FROM products p WHERE {' AND '.join(c.scope)})"
     ]
     fields = []
     for facet in query.facets:
@@ -104,6 +112,8 @@ def statement(
             fields.append(f"'price', {_price_bands(others('price'))}")
         elif facet == "rating":
             fields.append(f"'rating', {_rating_bands(others('rating'))}")
+        elif facet == "stock":
+            fields.append(f"'stock', {_stock(others('stock'))}")
         elif facet == "attributes":
             # Each attribute filter holds on the variant, except for the facet values of its own name.
             own = [f"(kv.key = {c.arg(name)} OR {condition})" for name, condition in c.attributes.items()]

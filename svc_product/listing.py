@@ -6,8 +6,10 @@ with the filters it really has (no `$1 IS NULL OR ...` that a generic plan would
 
 A search matches words and word prefixes through the tsvector; a word the catalog does not know is
 widened to its spelling corrections (svc_product.typos), whose matches rank below those of the words
-as typed. A search that still finds nothing is tried as a fragment anywhere in the name, through
-trigrams ("aptop" finds laptops), and so is a search without any word.
+as typed. Then the products with more of the words in their names rank first, then the most reviewed
+(an order svc_product.search computes alike from its columns). A search that still finds nothing is
+tried as a fragment anywhere in the name, through trigrams ("aptop" finds laptops), and so is a search
+without any word.
 """
 
 from __future__ import annotations
@@ -88,9 +90,16 @@ def conditions(
         alternatives = spelling.alternatives if spelling is not None else ()
         ts = f"to_tsquery('simple', catalog_fold({c.arg(tsquery(query.words, alternatives))}))"
         c.scope.append(f"p.document @@ {ts}")
-        c.rank = f"ts_rank(p.document, {ts})"
+        if ranked and query.ordering[0] == "relevance":
+            # How many of the words the name has (weight A).
+            in_name = [tsquery([word], alternatives[i : i + 1], "A") for i, word in enumerate(query.words)]
+            c.rank = " + ".join(
+                f"(p.document @@ to_tsquery('simple', catalog_fold({c.arg(text)})))::int" for text in in_name
+            )
         if ranked and spelling is not None and spelling.corrected:
             c.literal = f"p.document @@ to_tsquery('simple', catalog_fold({c.arg(tsquery(query.words))}))"
+    if query.seller_id is not None:
+        c.filters["seller"] = f"p.seller_id = {c.arg(query.seller_id)}"
     if query.category_id is not None:
         c.filters["category"] = f"p.category_id IN (SELECT category_subtree({c.arg(query.category_id)}))"
     if query.brand_id is not None:
@@ -104,6 +113,8 @@ def conditions(
         c.filters["price"] = " AND ".join(prices)
     if query.min_rating is not None:
         c.filters["rating"] = f"p.rating >= {c.arg(query.min_rating)}::numeric"
+    if query.in_stock is not None:
+        c.filters["stock"] = "p.in_stock" if query.in_stock else "NOT p.in_stock"
     for name, values in query.attributes:
         c.attributes[name] = VARIANT_HAS.format(name=c.arg(name), values=c.arg(list(values)))
     if c.attributes:
@@ -122,7 +133,8 @@ def list_statement(
     sort, descending = query.ordering
     direction = " DESC" if descending else ""
     if sort == "relevance" and c.rank:
-        order = f"{c.literal} DESC, rank DESC, p.id" if c.literal else "rank DESC, p.id"
+        order = f"{c.literal} DESC, " if c.literal else ""
+        order += "rank DESC, p.review_count DESC, p.id"
     else:
         column = _ORDER_COLUMNS.get(sort, "p.created_at")
         order = f"{column}{direction}, p.id{direction}"

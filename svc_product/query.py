@@ -29,7 +29,7 @@ _WORD = re.compile(r"[^\W_]+")
 
 SORTS = ("price", "name", "createdAt", "rating")
 STATUSES = ("active", "draft", "inactive", "all")
-FACETS = ("category", "brand", "price", "rating", "attributes")
+FACETS = ("category", "brand", "price", "rating", "attributes", "stock")
 # `fields=` names, camelCase as on the wire, mapped to ProductSummary's attributes.
 FIELDS = {field.encode_name: field.name for field in msgspec.structs.fields(ProductSummary)}
 PARAMETERS = (
@@ -41,6 +41,7 @@ PARAMETERS = (
     "maxPrice",
     "minRating",
     "attributes",
+    "inStock",
     "facets",
     "status",
     "sortBy",
@@ -60,6 +61,7 @@ _KEY_PARTS = (
     ("min_price", "min"),
     ("max_price", "max"),
     ("min_rating", "r"),
+    ("in_stock", "i"),
 )
 
 
@@ -77,6 +79,8 @@ class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
     min_price: float | None = None
     max_price: float | None = None
     min_rating: float | None = None
+    # Only products svc_inventory says can (True) or cannot (False) be bought now.
+    in_stock: bool | None = None
     # Variant attributes by name, each with the values any of which will do; sorted, so canonical.
     attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     facets: tuple[str, ...] = ()
@@ -217,6 +221,10 @@ def parse(items: Iterable[tuple[str, str]]) -> ListQuery:
         raise invalid("minPrice", "minPrice must not be greater than maxPrice")
     if raw := given.get("minRating"):
         values["min_rating"] = _rating(raw)
+    if raw := given.get("inStock"):
+        if raw.lower() not in ("true", "false"):
+            raise invalid("inStock", "inStock must be true or false")
+        values["in_stock"] = raw.lower() == "true"
     if raw := given.get("attributes"):
         values["attributes"] = _attributes(raw)
     if raw := given.get("facets"):

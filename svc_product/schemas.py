@@ -226,7 +226,8 @@ class ProductPage(Model):
     page_size: int
     total_count: int
     total_pages: int
-    # Present when asked for (`?facets=`): counts per category, brand, price band, rating band, attribute.
+    # Present when asked for (`?facets=`): counts per category, brand, price band, rating band, attribute,
+    # and in stock or not.
     facets: dict[str, Any] | None = None
     # Present when the search as typed found nothing but its spelling correction did.
     did_you_mean: str | None = None

@@ -11,9 +11,10 @@ import time
 
 import asyncpg
 
+from kit import cache
 from kit.settings import Settings
 from shop.map import demo_product_id, seed_user_id
-from svc_product import demo
+from svc_product import caching, demo
 from svc_product.app import service
 
 __all__ = ["seed", "service"]
@@ -53,6 +54,12 @@ async def seed(pool: asyncpg.Pool, config: Settings) -> None:
             [(seed_user_id(email), name) for email, name in SEED_AUTHORS],
         )
         await conn.execute("ANALYZE products")
+    # Processes already running hold lists (and their catalog index) of the catalog before the seed.
+    redis = cache.connect(config.redis_url)
+    try:
+        await redis.incr(caching.LISTS)
+    finally:
+        await redis.aclose()
     log.info(
         "seeded the demo catalog",
         extra={"products": len(catalog.products), "seconds": round(time.perf_counter() - started, 2)},

@@ -190,6 +190,15 @@ WHERE authors.changed_at < excluded.changed_at AND authors.name <> excluded.name
 RETURNING user_id
 """
 REVIEWED_BY = "SELECT DISTINCT product_id FROM reviews WHERE user_id = $1"
+# A newer announcement of a product's availability; answers whether it changed (no row: an older one,
+# or a product we do not have).
+SET_IN_STOCK = """
+WITH before AS (
+    SELECT id, in_stock FROM products WHERE id = $1 AND stock_changed_at < $3 FOR UPDATE
+)
+UPDATE products p SET in_stock = $2, stock_changed_at = $3 FROM before WHERE p.id = before.id
+RETURNING before.in_stock <> $2 AS changed
+"""
 
 # -- categories and brands ----------------------------------------------------------------------------
 

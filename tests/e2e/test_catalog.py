@@ -156,3 +156,35 @@ async def test_a_shopper_searches_the_demo_catalog_with_typos_facets_and_suggest
     kinds = [(s["kind"], s["name"]) for s in suggested.json()["suggestions"]]
     assert kinds[0] == ("category", "Smartphones") and len(kinds) == 10
     assert all(kind == "product" and "Smartphone" in name for kind, name in kinds[1:])
+
+
+async def test_a_product_going_out_of_stock_and_back_moves_between_the_stock_facet_counts(
+    edge: httpx.AsyncClient,
+) -> None:
+    seller = await as_seller(edge)
+    name = f"Storm Lantern {uuid.uuid4().hex[:10]}"
+    category = demo_leaf((await edge.get("/api/categories")).json())
+    body = {"name": name, "price": 150000, "categoryId": category["id"]}
+    created = await edge.post("/api/products", json=body, headers=seller)
+    assert created.status_code == 201, created.text
+    stock_path = f"/api/inventory/{created.json()['id']}"
+
+    async def counted(in_stock: int, out_of_stock: int) -> bool:
+        params = {"search": name, "facets": "stock", "inStock": "true"}
+        found = (await edge.get("/api/products", params=params)).json()
+        counts = [band["count"] for band in found["facets"]["stock"]]
+        return counts == [in_stock, out_of_stock] and found["totalCount"] == in_stock
+
+    assert await counted(0, 1)  # nothing on hand until its seller stocks it
+
+    # svc_inventory learns the product from product.created; from then on its seller may stock it.
+    async def stocked(quantity: int) -> bool:
+        response = await edge.put(stock_path, json={"quantity": quantity}, headers=seller)
+        return response.status_code == 200
+
+    await eventually(lambda: stocked(5), within=15)
+    await eventually(lambda: counted(1, 0), within=15)
+    assert await stocked(0)
+    await eventually(lambda: counted(0, 1), within=15)
+    assert await stocked(3)
+    await eventually(lambda: counted(1, 0), within=15)

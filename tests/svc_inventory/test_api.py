@@ -141,6 +141,38 @@ async def test_low_stock_alerts_once_per_crossing_and_admins_list_low_rows(stack
     assert (await stack.http.get("/api/inventory/low-stock", headers=USER)).status_code == 403
 
 
+async def test_availability_is_announced_each_time_a_product_crosses_zero(stack: Stack) -> None:
+    product = await stocked(stack, 2)
+
+    async def announced() -> list[bool]:
+        rows = await stack.db.fetch(
+            "SELECT convert_from(payload, 'UTF8')::jsonb->>'available' AS available FROM outbox"
+            " WHERE routing_key = 'inventory.availability-changed'"
+            " AND convert_from(payload, 'UTF8')::jsonb->>'productId' = $1 ORDER BY id",
+            str(product),
+        )
+        return [row["available"] == "true" for row in rows]
+
+    assert await announced() == [True]  # stocked from nothing
+    orders = [uuid.uuid4() for _ in range(3)]
+    assert (await reserve(stack, orders[0], line(product, 1))).reserved
+    assert await announced() == [True]
+    assert (await reserve(stack, orders[1], line(product, 1))).reserved
+    assert await announced() == [True, False]  # the last unit is held
+    await stack.stub.ReleaseStock(pb.ReleaseStockRequest(order_id=str(orders[0])))
+    assert await announced() == [True, False, True]
+    # A variant in stock keeps the product available while its own row runs out; then the variant does.
+    variant = {"quantity": 3, "variantId": str(uuid.uuid4())}
+    assert (await stack.http.put(f"/api/inventory/{product}", json=variant, headers=ADMIN)).status_code == 200
+    assert (await reserve(stack, orders[2], line(product, 1))).reserved
+    assert await announced() == [True, False, True]
+    emptied = await stack.http.put(
+        f"/api/inventory/{product}", json={**variant, "quantity": 0}, headers=ADMIN
+    )
+    assert emptied.status_code == 200
+    assert await announced() == [True, False, True, False]
+
+
 async def test_order_events_commit_and_release_reservations_once(stack: Stack, publish: Publish) -> None:
     product = await stocked(stack, 10)
     confirmed, cancelled = uuid.uuid4(), uuid.uuid4()

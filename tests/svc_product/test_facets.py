@@ -1,13 +1,16 @@
-"""Facets: counts per category (tree-aware), brand, price band, rating band and variant attribute, each
-leaving its own filter out, equal to a brute-force count over the products for any filter combination."""
+"""Facets: counts per category (tree-aware), brand, price band, rating band, variant attribute and stock,
+each leaving its own filter out, equal to a brute-force count over the products for any filter combination."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -15,11 +18,14 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.asyncio import Redis
 
+from svc_product.caching import LISTS
 from svc_product.facets import PRICE_BANDS, RATING_BANDS
+from tests.support import drained, eventually, publisher
 from tests.svc_product.conftest import admin, new_brand, new_category, new_product, word
 
-FACETS = "category,brand,price,rating,attributes"
+FACETS = "category,brand,price,rating,attributes,stock"
 COLOURS, SIZES = ("Red", "Blue"), ("S", "M")
 PRICES = (50_000, 150_000, 700_000, 2_000_000, 7_000_000, 20_000_000)
 
@@ -35,6 +41,8 @@ class Item:
     rating: float
     variants: tuple[dict[str, str], ...]
     active: bool
+    in_stock: bool
+    seller: str
 
 
 @dataclass
@@ -73,9 +81,25 @@ async def shop(client: httpx.AsyncClient, db: asyncpg.Connection) -> Shop:
                 {"sku": f"{w}-{number}-{i}", "price": price, "attributes": v} for i, v in enumerate(variants)
             ],
         )
-        await db.execute("UPDATE products SET rating = $2 WHERE id = $1::uuid", created["id"], rating)
+        # As svc_inventory's announcements leave them (tests/e2e/test_catalog.py sends real ones).
+        in_stock = rng.random() < 0.6
+        await db.execute(
+            "UPDATE products SET rating = $2, in_stock = $3 WHERE id = $1::uuid",
+            created["id"],
+            rating,
+            in_stock,
+        )
         above = frozenset(_up(tree, category))
-        items.append(Item(created["id"], above, brand, price, rating, variants, status == "active"))
+        items.append(
+            Item(
+                created["id"], above, brand, price, rating, variants, status == "active", in_stock,
+                created["sellerId"],
+            )
+        )  # fmt: skip
+    # Changed behind the service's back: the lists (and the process's index) learn of it as of a write.
+    redis = Redis.from_url(os.environ["REDIS_URL"])
+    await redis.incr(LISTS)
+    await redis.aclose()
     return Shop(w, tree, brands, items)
 
 
@@ -107,8 +131,11 @@ def _passes(item: Item, params: Mapping[str, Any], leave_out: str | None = None)
         "rating": item.rating >= params.get("minRating", 0),
         "attributes": "attributes" not in params
         or any(_variant_ok(v, _attributes(params["attributes"]), None) for v in item.variants),
+        "stock": "inStock" not in params or item.in_stock == (params["inStock"] == "true"),
+        "seller": "sellerId" not in params or item.seller == params["sellerId"],
     }
-    return item.active and all(ok for name, ok in checks.items() if name != leave_out)
+    listed = item.active or params.get("status") == "all"
+    return listed and all(ok for name, ok in checks.items() if name != leave_out)
 
 
 def brute_force(shop: Shop, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,6 +164,7 @@ def brute_force(shop: Shop, params: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "rating": [sum(1 for i in kept("rating") if i.rating >= low) for low in RATING_BANDS],
         "attributes": dict(attributes),
+        "stock": [sum(1 for i in kept("stock") if i.in_stock == flag) for flag in (True, False)],
     }
 
 
@@ -147,6 +175,7 @@ def answered(facets: Mapping[str, Any]) -> dict[str, Any]:
         "price": [band["count"] for band in facets["price"]],
         "rating": [band["count"] for band in facets["rating"]],
         "attributes": {(a["name"], a["value"]): a["count"] for a in facets["attributes"]},
+        "stock": [band["count"] for band in facets["stock"]],
     }
 
 
@@ -163,6 +192,10 @@ def filters(shop: Shop) -> st.SearchStrategy[dict[str, Any]]:
         "maxPrice": st.sampled_from((120_000, 1_000_000, 30_000_000)),
         "minRating": st.sampled_from((1, 2.5, 4)),
         "attributes": st.lists(st.sampled_from(pairs), min_size=1, max_size=3, unique=True).map(",".join),
+        "inStock": st.sampled_from(("true", "false")),
+        "sellerId": st.sampled_from([item.seller for item in shop.items[:3]]),
+        # Beyond active products the list is read from PostgreSQL, not the process's index: both must hold.
+        "status": st.just("all"),
     }
     return st.fixed_dictionaries({}, optional=optional).filter(_consistent)
 
@@ -174,15 +207,18 @@ async def test_facet_counts_equal_a_brute_force_count_for_any_filters(
 
     async def check(params: dict[str, Any]) -> None:
         response = await client.get(
-            "/api/products", params={**params, "search": shop.word, "facets": FACETS, "pageSize": 100}
+            "/api/products",
+            params={**params, "search": shop.word, "facets": FACETS, "pageSize": 100},
+            headers=admin(),
         )
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["totalCount"] == sum(_passes(item, params) for item in shop.items), params
+        assert [band["inStock"] for band in body["facets"]["stock"]] == [True, False]
         assert answered(body["facets"]) == brute_force(shop, params), params
 
     # Hypothesis drives a plain function; the service answers on the test's event loop meanwhile.
-    @settings(max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=120, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(params=filters(shop))
     def property_holds(params: dict[str, Any]) -> None:
         asyncio.run_coroutine_threadsafe(check(params), loop).result()
@@ -197,7 +233,8 @@ async def test_facets_come_only_when_asked_and_are_cached_and_invalidated_with_t
     product = await new_product(client, category["id"], name=f"Kettle {w}", brandId=brand["id"])
     plain = (await client.get("/api/products", params={"search": w})).json()
     assert "facets" not in plain and "didYouMean" not in plain
-    params = {"search": w, "facets": "brand"}
+    # A list without a search is cached in Redis (a search is answered from the process's index).
+    params = {"categoryId": category["id"], "facets": "brand"}
     first = (await client.get("/api/products", params=params)).json()["facets"]
     assert first == {"brand": [{"id": brand["id"], "name": brand["name"], "count": 1}]}
     # Changed behind the service's back: the cached answer stays until the service itself changes something.
@@ -214,11 +251,13 @@ async def test_facets_count_what_a_corrected_search_found(client: httpx.AsyncCli
     body = (await client.get("/api/products", params=params)).json()
     assert body["didYouMean"] == f"gadget {shop.word}"
     assert body["totalCount"] == sum(item.active for item in shop.items)
-    assert answered({**body["facets"], "category": [], "price": [], "attributes": []}) == {
+    others: dict[str, list[Any]] = {"category": [], "price": [], "attributes": [], "stock": []}
+    assert answered({**body["facets"], **others}) == {
         **brute_force(shop, {}),
         "category": {},
         "price": [],
         "attributes": {},
+        "stock": [],
     }
 
 
@@ -231,6 +270,7 @@ async def test_facets_count_what_a_corrected_search_found(client: httpx.AsyncCli
         ({"minRating": "nan"}, "minRating"),
         ({"attributes": "colour"}, "attributes"),
         ({"attributes": ":Red"}, "attributes"),
+        ({"inStock": "yes"}, "inStock"),
     ],
 )
 async def test_bad_facet_parameters_are_a_400_naming_them(
@@ -241,3 +281,48 @@ async def test_bad_facet_parameters_are_a_400_naming_them(
         assert response.status_code == 200 and "facets" not in response.json()
     else:
         assert response.status_code == 400 and response.json()["details"][0]["field"] == field
+
+
+async def test_availability_announcements_move_a_product_between_the_stock_counts(
+    client: httpx.AsyncClient, category: dict[str, Any]
+) -> None:
+    w = word()
+    product = await new_product(client, category["id"], name=f"Lantern {w}")
+    params = {"search": w, "facets": "stock"}
+
+    async def counts(**filters: str) -> tuple[list[int], int]:
+        body = (await client.get("/api/products", params={**params, **filters})).json()
+        return [band["count"] for band in body["facets"]["stock"]], body["totalCount"]
+
+    # Nothing on hand yet: svc_inventory starts a new product at 0.
+    assert await counts() == ([0, 1], 1)
+    assert await counts(inStock="true") == ([0, 1], 0)
+    queue = "product.inventory.availability-changed"
+    now = datetime.now(UTC)
+
+    def announcement(available: bool, at: datetime) -> dict[str, object]:
+        return {"productId": product["id"], "available": available, "occurredAt": at.isoformat()}
+
+    async def counted_as(expected: list[int]) -> bool:
+        return (await counts())[0] == expected
+
+    async with publisher(queue) as publish:
+        stocked = {"eventId": str(uuid.uuid4()), **announcement(True, now)}
+        for _ in range(2):  # a redelivery changes nothing more
+            await publish("inventory.exchange", "inventory.availability-changed", stocked)
+        await eventually(lambda: counted_as([1, 0]))
+        assert await counts(inStock="true") == ([1, 0], 1)
+        await publish(
+            "inventory.exchange",
+            "inventory.availability-changed",
+            announcement(False, now + timedelta(seconds=1)),
+        )
+        await eventually(lambda: counted_as([0, 1]))
+        # An announcement older than the last one, arriving late, does not bring the stock back.
+        await publish(
+            "inventory.exchange",
+            "inventory.availability-changed",
+            announcement(True, now - timedelta(days=1)),
+        )
+        await eventually(lambda: drained(queue))
+    assert await counts(inStock="false") == ([0, 1], 1)

@@ -7,6 +7,8 @@ import asyncpg
 import httpx
 import pytest
 
+from svc_product import index
+from tests.support import eventually
 from tests.svc_product.conftest import admin, new_brand, new_category, new_product, seller, user, word
 
 
@@ -207,3 +209,36 @@ async def test_the_list_says_sellers_and_admins_may_filter_by_status_only(client
     ).status_code == 200
     assert (await client.get("/api/products", params={"status": "all"}, headers=admin())).status_code == 200
     assert (await client.get("/api/products", params={"status": "all"})).status_code == 403
+
+
+async def test_a_search_is_ranked_alike_from_the_index_and_from_postgresql(
+    client: httpx.AsyncClient, category: dict[str, Any], db: asyncpg.Connection
+) -> None:
+    w = word()
+    made = [
+        (f"{w} Desk", "A lamp for reading", 9),
+        (f"Lamp {w}", "", 0),
+        (f"Lampshade {w}", "", 4),
+        (f"{w} Chair", "Goes with a lamp", 2),
+        (f"Floor Lamp {w} Two", "", 5),
+    ]
+    for name, description, reviews in made:
+        product = await new_product(client, category["id"], name=name, description=description)
+        await db.execute("UPDATE products SET review_count = $2 WHERE id = $1::uuid", product["id"], reviews)
+    # Every name with both words first, then by reviews; then those with the lamp only in the description.
+    expected = [f"Floor Lamp {w} Two", f"Lampshade {w}", f"Lamp {w}", f"{w} Desk", f"{w} Chair"]
+    await new_product(client, category["id"])  # a write: the index is read again, with the review counts
+
+    async def index_current() -> bool:
+        return index.holder.index is not None and index.holder.index.generation >= index.holder.generation
+
+    await eventually(index_current)
+    for params in ({}, {"sortBy": "price"}, {"sortBy": "name", "sortOrder": "desc"}):
+        query = {"search": f"{w} lamp", "categoryId": category["id"], **params}
+        # The public list from the process's index, the same list for an admin (status=all) from PostgreSQL.
+        public = await client.get("/api/products", params=query)
+        everyone = await client.get("/api/products", params={**query, "status": "all"}, headers=admin())
+        ordered = [item["name"] for item in public.json()["items"]]
+        assert ordered == [item["name"] for item in everyone.json()["items"]], params
+        if not params:
+            assert ordered == expected
