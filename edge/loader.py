@@ -34,7 +34,10 @@ COMPILER = "mypy"
 # and `errors`, whose classes override class-level defaults per instance, which native classes do not.
 COMPILED = (
     "accesslog",
+    "call",
+    "connection",
     "cors",
+    "forwarding",
     "headers",
     "jwt",
     "metrics",
