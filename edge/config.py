@@ -32,6 +32,9 @@ EDGE_RETRIES                    extra attempts for an idempotent request that fa
 EDGE_ACCESS_LOG                 share of requests written to the JSON access log, 0..1 (0.01; 0 = off)
 EDGE_DOCS                       serve the API's document at /openapi.json and its docs page at /docs,
                                 read from the services' /openapi.json (true; edge.docs)
+OTEL_EXPORTER_OTLP_ENDPOINT     where the edge's spans go over OTLP/HTTP, as the services' (unset: no
+                                tracing; edge.spans, kit.telemetry)
+OTEL_TRACES_SAMPLER(_ARG)       which traces are kept, as in the services (read by OpenTelemetry's SDK)
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ COMPILED = (
     "proxy",
     "ratelimit",
     "routes",
+    "spans",
     "upstream",
 )
 NATIVE_MODES = ("auto", "off", "require")

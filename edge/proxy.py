@@ -27,6 +27,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from opentelemetry.trace import Tracer
+
 from edge.accesslog import AccessLog
 from edge.call import Call
 from edge.connection import Connection
@@ -64,6 +66,7 @@ from edge.peers import TrustedProxies
 from edge.protocol import Exchange
 from edge.ratelimit import Limiter, PolicyState
 from edge.routes import READS, Route, RouteTable
+from edge.spans import Spans
 from edge.upstream import Cluster
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,7 @@ class Proxy:
         retries: int = 1,
         access_log: AccessLog | None = None,
         pages: Mapping[str, Callable[[], tuple[int, bytes, bytes]]] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._routes = routes
         self._clusters = clusters
@@ -106,6 +110,7 @@ class Proxy:
         # What the edge answers itself, from memory: its health (edge.readiness), the API's document
         # and docs page (edge.docs).
         self._local = dict(pages or {})
+        self._spans = Spans(tracer) if tracer is not None else None
 
     def __call__(self, ex: Exchange) -> Awaitable[None] | None:
         """Answer `ex` (a `Handler`): synchronously when it can, from upstream callbacks for a request
@@ -198,6 +203,8 @@ class Proxy:
         route = call.route = self._routes.match(ex.method, path)
         if route is None:
             raise NotFound()
+        if self._spans is not None:
+            traceparent = self._spans.start(call, path, traceparent)
         rejected: EdgeError | None = None
         try:
             call.claims = self._authenticate(authorization, route)
@@ -265,6 +272,8 @@ class Proxy:
         self._metrics.observe(call.route, call.ex.status, elapsed)
         if self._access_log is not None:
             self._access_log.record(call.ex, call.route, elapsed, call.request_id, call.claims)
+        if call.span is not None:
+            Spans.finish(call)
 
     # -- the edge's own answers ------------------------------------------------------------------
 

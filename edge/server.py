@@ -31,6 +31,7 @@ from edge.proxy import Proxy
 from edge.ratelimit import Limiter, Policy
 from edge.readiness import Readiness
 from edge.upstream import Cluster, Pool
+from kit import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Edge:
             retries=config.retries,
             access_log=AccessLog(config.access_log) if config.access_log > 0 else None,
             pages={**self.readiness.pages(), **(self.docs.pages() if self.docs is not None else {})},
+            tracer=telemetry.tracer,
         )
         await self.limiter.start()
         self.health.start()
@@ -153,6 +155,8 @@ class Edge:
 
 async def serve(config: EdgeConfig, worker: int = 0) -> None:
     """Run one worker (number `worker` of several) until SIGTERM or SIGINT, then stop gracefully."""
+    # Per worker, after the fork: each process exports its spans from a thread of its own.
+    telemetry.setup("edge")
     edge = Edge(config, worker)
     await edge.start()
     stopping = asyncio.Event()
@@ -172,6 +176,7 @@ async def serve(config: EdgeConfig, worker: int = 0) -> None:
     await stopping.wait()
     log.info("edge worker %d stopping", os.getpid())
     await edge.stop()
+    telemetry.shutdown()
 
 
 def run(config: EdgeConfig) -> None:

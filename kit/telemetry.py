@@ -32,6 +32,7 @@ from kit import tracing
 
 tracer: Tracer | None = None
 """The process's tracer while tracing is on, else None."""
+_provider: TracerProvider | None = None
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -39,7 +40,7 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 def setup(service: str, env: Mapping[str, str] | None = None, exporter: SpanExporter | None = None) -> None:
     """Turn tracing on for this process if `OTEL_EXPORTER_OTLP_ENDPOINT` is set, or with `exporter`
     (each span exported as it ends: tests); else leave it off."""
-    global tracer
+    global tracer, _provider
     env = os.environ if env is None else env
     if exporter is not None:
         processor: SimpleSpanProcessor | BatchSpanProcessor = SimpleSpanProcessor(exporter)
@@ -48,11 +49,20 @@ def setup(service: str, env: Mapping[str, str] | None = None, exporter: SpanExpo
 
         processor = BatchSpanProcessor(OTLPSpanExporter())
     else:
-        tracer = None
+        tracer = _provider = None
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": f"shop-{service}"}))
-    provider.add_span_processor(processor)
-    tracer = provider.get_tracer("shop")
+    _provider = TracerProvider(resource=Resource.create({"service.name": f"shop-{service}"}))
+    _provider.add_span_processor(processor)
+    tracer = _provider.get_tracer("shop")
+
+
+def shutdown() -> None:
+    """Send the spans still batched and stop: for a process that leaves without running its exit
+    handlers (a forked edge worker ends with os._exit)."""
+    global tracer, _provider
+    if _provider is not None:
+        _provider.shutdown()
+    tracer = _provider = None
 
 
 def _context(traceparent: str) -> Context | None:
