@@ -216,7 +216,7 @@ def make_app(service: Service, config: settings.Settings | None = None) -> Starl
     """The Starlette app of `service`; `config` defaults to the environment's settings."""
     config = config or settings.load(service.name)
     logs.setup(service.name, config.log_level)
-    telemetry.setup(service.name)
+    telemetry.setup(service.name, statements=True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -7,7 +7,12 @@ the one it passes on, so the spans of one request link up across processes:
 - `server_span` for work received (an HTTP request in kit.metrics.Observe, a gRPC call in kit.grpc, an
   event in kit.bus): a child of the caller's traceparent, and the current context while it runs;
 - `client_span` for work sent (a gRPC call, a service-to-service HTTP request, an event published by
-  the outbox relay): a child of the current context, whose traceparent is what goes out (`outgoing`).
+  the outbox relay): a child of the current context, whose traceparent is what goes out (`outgoing`);
+- with `setup(..., statements=True)` (every service, through kit.app), each PostgreSQL statement and
+  Redis command made while a server span is current: OpenTelemetry's instrumentations of asyncpg and
+  redis-py, children of the span `server_span` also makes OpenTelemetry's current one. Never the root
+  of a trace of their own: the outbox relay's polls, the readiness checks and the jobs would each make
+  a trace of one span, by the thousand. Statements are recorded without their parameters.
 
 Sampling follows `OTEL_TRACES_SAMPLER` (default `parentbased_always_on`; `parentbased_traceidratio`
 with `OTEL_TRACES_SAMPLER_ARG=0.01` keeps 1%), read by the SDK; the decision travels in the
@@ -20,12 +25,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar, Token
 
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from kit import tracing
@@ -35,12 +45,24 @@ tracer: Tracer | None = None
 _provider: TracerProvider | None = None
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+# The server span made OpenTelemetry's current one in this context, and how to undo that when it ends.
+_current: ContextVar[tuple[Span, Token[Context]] | None] = ContextVar("shop_server_span", default=None)
+# The asyncpg instrumentation's constructor carries no annotations.
+_STATEMENTS = (AsyncPGInstrumentor(), RedisInstrumentor())  # type: ignore[no-untyped-call]
 
 
-def setup(service: str, env: Mapping[str, str] | None = None, exporter: SpanExporter | None = None) -> None:
+def setup(
+    service: str,
+    env: Mapping[str, str] | None = None,
+    exporter: SpanExporter | None = None,
+    *,
+    statements: bool = False,
+) -> None:
     """Turn tracing on for this process if `OTEL_EXPORTER_OTLP_ENDPOINT` is set, or with `exporter`
-    (each span exported as it ends: tests); else leave it off."""
+    (each span exported as it ends: tests); else leave it off. `statements`: a span for each database
+    statement and Redis command too."""
     global tracer, _provider
+    shutdown()
     env = os.environ if env is None else env
     if exporter is not None:
         processor: SimpleSpanProcessor | BatchSpanProcessor = SimpleSpanProcessor(exporter)
@@ -49,17 +71,30 @@ def setup(service: str, env: Mapping[str, str] | None = None, exporter: SpanExpo
 
         processor = BatchSpanProcessor(OTLPSpanExporter())
     else:
-        tracer = _provider = None
         return
     _provider = TracerProvider(resource=Resource.create({"service.name": f"shop-{service}"}))
     _provider.add_span_processor(processor)
     tracer = _provider.get_tracer("shop")
+    if statements:
+        _trace_statements(processor, _provider.resource)
+
+
+def _trace_statements(processor: SpanProcessor, resource: Resource) -> None:
+    # A provider of their own, exporting through the same processor, whose sampler records a statement
+    # only as the child of a sampled span and drops it where it would start a trace.
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF), resource=resource, shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    for instrumentor in _STATEMENTS:
+        instrumentor.instrument(tracer_provider=provider)
 
 
 def shutdown() -> None:
     """Send the spans still batched and stop: for a process that leaves without running its exit
     handlers (a forked edge worker ends with os._exit)."""
     global tracer, _provider
+    for instrumentor in _STATEMENTS:
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
     if _provider is not None:
         _provider.shutdown()
     tracer = _provider = None
@@ -81,6 +116,8 @@ def server_span(name: str, parent: str, kind: SpanKind = SpanKind.SERVER) -> Spa
         return None
     span = tracer.start_span(name, context=_context(parent), kind=kind)
     tracing.traceparent.set(traceparent_of(span))
+    # OpenTelemetry's current span as well: the statements' parent, until `finish`.
+    _current.set((span, otel_context.attach(set_span_in_context(span))))
     return span
 
 
@@ -127,3 +164,7 @@ def finish(
     if error is not None or failed:
         span.set_status(Status(StatusCode.ERROR))
     span.end()
+    current = _current.get()
+    if current is not None and current[0] is span:
+        otel_context.detach(current[1])
+        _current.set(None)
