@@ -12,10 +12,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from edge.server import Edge
-from kit import telemetry
 from tests.edge.conftest import StartEdge
 from tests.edge.support import Upstream
 from tests.edge.test_headers import upstream_headers
+from tests.support import recorded_spans
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
@@ -23,10 +23,8 @@ CLIENT_SPAN = "00f067aa0ba902b7"
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    telemetry.setup("edge", exporter=exporter)
-    yield exporter
-    telemetry.shutdown()
+    with recorded_spans("edge") as exporter:
+        yield exporter
 
 
 @pytest.fixture
@@ -131,13 +129,9 @@ async def test_the_services_sampler_settings_decide_at_the_edge(
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
-    exporter = InMemorySpanExporter()
-    telemetry.setup("edge", exporter=exporter)
-    try:
+    with recorded_spans("edge") as exporter:
         gateway = await start_edge(edge.config)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}") as client:
             answer = await client.get("/api/products")
-    finally:
-        telemetry.shutdown()
     assert exporter.get_finished_spans() == ()
     assert not sampled(told_upstream(answer).rsplit("-", 1)[1])

@@ -34,7 +34,7 @@ from tests.kit.conftest import KIT_DB
 from tests.kit.test_bus import AMQP_URL, Verified, _consumer, running
 from tests.kit.test_grpc import SERVICE, _register
 from tests.kit.test_httpclient import plain, server
-from tests.support import eventually
+from tests.support import eventually, recorded_spans
 
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
@@ -44,19 +44,15 @@ shared_broker = test_bus.broker
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    telemetry.setup("test", exporter=exporter)
-    yield exporter
-    telemetry.shutdown()
+    with recorded_spans() as exporter:
+        yield exporter
 
 
 @pytest.fixture
 def statements() -> Iterator[InMemorySpanExporter]:
     """Spans as a service records them (kit.app): with its statements and Redis commands."""
-    exporter = InMemorySpanExporter()
-    telemetry.setup("test", exporter=exporter, statements=True)
-    yield exporter
-    telemetry.shutdown()
+    with recorded_spans(statements=True) as exporter:
+        yield exporter
 
 
 def by_name(exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:
