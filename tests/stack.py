@@ -75,9 +75,9 @@ def running_stack(env: Mapping[str, str], logs: Path) -> Iterator[Stack]:
     """Migrate, seed, start every process and wait until each is ready; stop them all afterwards."""
     environment = {**os.environ, **env}
     for step in ("kit.migrate", "kit.seed"):  # as `make run` does
-        subprocess.run(
-            [sys.executable, "-m", step], cwd=ROOT, env=environment, check=True, capture_output=True
-        )
+        done = subprocess.run([sys.executable, "-m", step], cwd=ROOT, env=environment, capture_output=True)
+        if done.returncode:
+            raise RuntimeError(f"{step} failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}")
     log = logs / "stack.log"
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "kit.stack", str(PROCFILE)],
