@@ -6,8 +6,9 @@ The steps of one request, in order:
 2. the edge's own endpoints (the `pages` it is given: `/health/live` and `/health/ready` from
    edge.readiness, `/openapi.json` and `/docs` from edge.docs; `/metrics` is on the admin port,
    edge/admin.py) and CORS preflights are answered here;
-3. route; verify the bearer token (a bad one is refused, but only after step 4, so a flood of forged
-   tokens is limited like any anonymous traffic);
+3. route (with tracing on, the request's span starts here: edge.spans); verify the bearer token (a
+   bad one is refused, but only after step 4, so a flood of forged tokens is limited like any
+   anonymous traffic);
 4. rate limits: per user with a valid token, else per client IP, plus the route's own limit;
 5. forward to a destination of the route's cluster, retrying an idempotent request once elsewhere if
    it failed before any answer; stream the answer back (edge.forwarding).
