@@ -18,10 +18,10 @@ the one it passes on, so the spans of one request link up across processes:
   dropped costs tens of microseconds, more than many statements, and a checkout runs dozens.
 
 Sampling follows `OTEL_TRACES_SAMPLER` (default `parentbased_always_on`; `parentbased_traceidratio`
-with `OTEL_TRACES_SAMPLER_ARG=0.01` keeps 1%), read by the SDK; the decision travels in the
-traceparent's flags, so a trace is kept or dropped whole. Spans go out in batches over OTLP/HTTP
-(`OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. http://collector:4318). With tracing off each hop costs one
-attribute test.
+with `OTEL_TRACES_SAMPLER_ARG=0.01` keeps 1%, as `make run` does: kit.stack), read by the SDK; the
+decision travels in the traceparent's flags, so a trace is kept or dropped whole. Spans go out in
+batches over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. http://collector:4318). With tracing off
+each hop costs one attribute test.
 """
 
 from __future__ import annotations
