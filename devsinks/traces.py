@@ -3,7 +3,7 @@ and lists them by trace, so a developer (or an end-to-end test) can see what one
 
     python -m devsinks.traces   # HTTP on TRACESINK_PORT (4318, OTLP/HTTP's own port)
     curl -s localhost:4318/api/traces               # the newest traces: id, services, span count
-    curl -s localhost:4318/api/traces/<trace id>    # its spans, oldest first
+    curl -s localhost:4318/api/traces/<trace id>    # its spans, oldest first, with their attributes
 
 The newest `CAPACITY` traces are kept. Dev only: no auth; use a real collector (Jaeger, Tempo, the
 OpenTelemetry Collector) anywhere else, with the same OTEL_EXPORTER_OTLP_ENDPOINT.
@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,6 +29,7 @@ from kit.http import JSON, Model
 
 CAPACITY = 1_000
 _KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+Scalar = str | int | float | bool
 
 
 class Span(Model):
@@ -39,12 +41,22 @@ class Span(Model):
     start_unix_nano: int
     end_unix_nano: int
     failed: bool
+    attributes: dict[str, Scalar]
 
 
 class Trace(Model):
     trace_id: str
     services: list[str]
     spans: int
+
+
+def _scalar(value: AnyValue) -> Scalar:
+    kind = value.WhichOneof("value")
+    found = (
+        getattr(value, kind) if kind in ("string_value", "int_value", "double_value", "bool_value") else None
+    )
+    # Arrays, maps and bytes are rare in spans: shown as protobuf's text for a person to read.
+    return found if found is not None else str(value).strip()
 
 
 class Traces:
@@ -72,6 +84,7 @@ class Traces:
                             start_unix_nano=span.start_time_unix_nano,
                             end_unix_nano=span.end_time_unix_nano,
                             failed=span.status.code == 2,
+                            attributes={a.key: _scalar(a.value) for a in span.attributes},
                         )
                     )
                     self._traces.move_to_end(trace_id)

@@ -33,6 +33,9 @@ EDGE_RETRIES                    extra attempts for an idempotent request that fa
 EDGE_ACCESS_LOG                 share of requests written to the JSON access log, 0..1 (0.01; 0 = off)
 EDGE_DOCS                       serve the API's document at /openapi.json and its docs page at /docs,
                                 read from the services' /openapi.json (true; edge.docs)
+OTEL_EXPORTER_OTLP_ENDPOINT     where the edge's spans go over OTLP/HTTP, as the services' (unset: no
+                                tracing; edge.spans, kit.telemetry)
+OTEL_TRACES_SAMPLER(_ARG)       which traces are kept, as in the services (read by OpenTelemetry's SDK)
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ class EdgeConfig:
     pool_max_connections: int
     shutdown_grace: float
     log_level: str
+    # Where spans go over OTLP/HTTP ("": tracing off), as for the services (kit.settings).
+    otlp_endpoint: str = ""
     health_timeout: float = 1.0
     # Below uvicorn's 5 s keep-alive, so an idle connection is dropped by us before the service drops it.
     pool_idle_timeout: float = 4.0
@@ -162,4 +167,5 @@ def load_config(
             header_timeout=env.number("EDGE_HEADER_TIMEOUT", limits.header_timeout),
         ),
         log_level=common.log_level,
+        otlp_endpoint=common.otlp_endpoint,
     )

@@ -33,7 +33,10 @@ COMPILER = "mypy"
 # and `errors`, whose classes override class-level defaults per instance, which native classes do not.
 COMPILED = (
     "accesslog",
+    "call",
+    "connection",
     "cors",
+    "forwarding",
     "headers",
     "jwt",
     "metrics",
@@ -42,6 +45,7 @@ COMPILED = (
     "proxy",
     "ratelimit",
     "routes",
+    "spans",
     "upstream",
 )
 NATIVE_MODES = ("auto", "off", "require")

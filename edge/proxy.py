@@ -3,20 +3,21 @@
 The steps of one request, in order:
 
 1. one pass over the client's headers: keep what goes upstream, pick out what the edge acts on;
-2. the edge's own endpoints (`/health/live`, `/health/ready`, and the `pages` it is given:
-   `/openapi.json`, `/docs`; `/metrics` is on the admin port, edge/admin.py) and CORS preflights are
-   answered here;
-3. route; verify the bearer token (a bad one is refused, but only after step 4, so a flood of forged
-   tokens is limited like any anonymous traffic);
+2. the edge's own endpoints (the `pages` it is given: `/health/live` and `/health/ready` from
+   edge.readiness, `/openapi.json` and `/docs` from edge.docs; `/metrics` is on the admin port,
+   edge/admin.py) and CORS preflights are answered here;
+3. route (with tracing on, the request's span starts here: edge.spans); verify the bearer token (a
+   bad one is refused, but only after step 4, so a flood of forged tokens is limited like any
+   anonymous traffic);
 4. rate limits: per user with a valid token, else per client IP, plus the route's own limit;
 5. forward to a destination of the route's cluster, retrying an idempotent request once elsewhere if
-   it failed before any answer; stream the answer back.
+   it failed before any answer; stream the answer back (edge.forwarding).
 
 Most requests take a fast path with no task, coroutine or future: steps 1-4 decide from memory, a
 request without a body goes out on an idle pooled connection, and the answer is written from the
 upstream connection's callback once it is complete. Anything else (a body to stream, a caller only
 Redis can judge, a new connection, a retry, a big answer) continues in a coroutine from where the fast
-path stopped. One `_Call` carries the request's state across both.
+path stopped. One `Call` (edge.call) carries the request's state across both.
 
 The header policy it applies is `edge.headers`.
 """
@@ -27,20 +28,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-import orjson
+from opentelemetry.trace import Tracer
 
 from edge.accesslog import AccessLog
+from edge.call import Call
+from edge.connection import Connection
 from edge.cors import Cors
 from edge.errors import (
-    BadGateway,
     EdgeError,
     Forbidden,
-    GatewayTimeout,
     NotFound,
     RateLimited,
     TokenRejected,
     Unauthorized,
 )
+from edge.forwarding import Forwarder
 from edge.headers import (
     INTERESTING,
     KIND_AUTHORIZATION,
@@ -52,7 +54,6 @@ from edge.headers import (
     KIND_REQUEST_ID,
     KIND_SKIP,
     KIND_TRACEPARENT,
-    RESPONSE_OWNED,
     SANE_REQUEST_ID,
     RequestIds,
     connection_tokens,
@@ -66,12 +67,10 @@ from edge.peers import TrustedProxies
 from edge.protocol import Exchange
 from edge.ratelimit import Limiter, PolicyState
 from edge.routes import READS, Route, RouteTable
-from edge.upstream import Cluster, Connection, Pool
+from edge.spans import Spans
+from edge.upstream import Cluster
 
 log = logging.getLogger(__name__)
-
-# Safe to send twice: the same request again has the same effect (RFC 9110, 9.2.2).
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 JSON = b"content-type: application/json\r\n"
 
@@ -95,32 +94,30 @@ class Proxy:
         retries: int = 1,
         access_log: AccessLog | None = None,
         pages: Mapping[str, Callable[[], tuple[int, bytes, bytes]]] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._routes = routes
         self._clusters = clusters
+        self._forward = Forwarder(clusters, response_timeout, retries)
         self._verifier = verifier
         self._metrics = metrics
-        self._timeout = response_timeout
         self._limiter = limiter
         self._user_limit = limiter.state(user_limit)
         self._ip_limit = limiter.state(ip_limit)
         self._cors = cors
         self._peers = peers
-        self._retries = retries
         self._access_log = access_log
         self._request_id = RequestIds()
-        self._local: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
-            "/health/live": self.live,
-            "/health/ready": self.ready,
-            # Cold pages answered from memory (the API's document and docs page: edge.docs).
-            **(pages or {}),
-        }
+        # What the edge answers itself, from memory: its health (edge.readiness), the API's document
+        # and docs page (edge.docs).
+        self._local = dict(pages or {})
+        self._spans = Spans(tracer) if tracer is not None else None
 
     def __call__(self, ex: Exchange) -> Awaitable[None] | None:
         """Answer `ex` (a `Handler`): synchronously when it can, from upstream callbacks for a request
         without a body to a destination with an idle connection (the common case: no task, no
         future), else through the returned coroutine."""
-        call = _Call(ex)
+        call = Call(ex)
         try:
             pending = self._front(call)
             if call.answered:
@@ -143,12 +140,12 @@ class Proxy:
         self._end(call)
         return None
 
-    def _end(self, call: _Call) -> None:
+    def _end(self, call: Call) -> None:
         """Book-keeping once the answer is out, then let the connection move on."""
         self._record(call)
         call.ex.done()
 
-    def _front(self, call: _Call) -> list[PolicyState] | None:
+    def _front(self, call: Call) -> list[PolicyState] | None:
         """Steps 1 to 4, as far as they go without waiting. Returns the limits only Redis can decide."""
         ex = call.ex
         # Step 1: one pass over the client's headers; those kept go straight into the upstream head's
@@ -207,6 +204,8 @@ class Proxy:
         route = call.route = self._routes.match(ex.method, path)
         if route is None:
             raise NotFound()
+        if self._spans is not None:
+            traceparent = self._spans.start(call, path, traceparent)
         rejected: EdgeError | None = None
         try:
             call.claims = self._authenticate(authorization, route)
@@ -244,7 +243,7 @@ class Proxy:
         call.has_host = has_host
         return pending
 
-    async def _finish(self, call: _Call, pending: list[PolicyState] | None) -> None:
+    async def _finish(self, call: Call, pending: list[PolicyState] | None) -> None:
         """The rest of steps 4 and 5 for whatever could not be done without waiting."""
         ex = call.ex
         try:
@@ -256,9 +255,9 @@ class Proxy:
             if call.rejected is not None:
                 raise call.rejected
             assert call.route is not None
-            conn = await self._send(call)
+            conn = await self._forward.send(call)
             try:
-                await self._stream_back(ex, conn, self._response_headers(call, conn))
+                await Forwarder.stream_back(ex, conn, Forwarder.response_headers(call, conn))
             finally:
                 conn.release()
         except EdgeError as error:
@@ -269,35 +268,15 @@ class Proxy:
         finally:
             self._record(call)
 
-    def _record(self, call: _Call) -> None:
+    def _record(self, call: Call) -> None:
         elapsed = time.perf_counter() - call.started
         self._metrics.observe(call.route, call.ex.status, elapsed)
         if self._access_log is not None:
             self._access_log.record(call.ex, call.route, elapsed, call.request_id, call.claims)
+        if call.span is not None:
+            Spans.finish(call)
 
-    # -- the edge's own answers --------------------------------------------------------------------
-
-    def live(self) -> tuple[int, bytes, bytes]:
-        return 200, JSON, b'{"status":"ok"}'
-
-    def ready(self) -> tuple[int, bytes, bytes]:
-        """Per cluster whether it has a destination in rotation, and per destination; Redis reported.
-
-        A cluster with none answers its own routes 503 while the others serve, so the edge stays in
-        rotation (status "degraded"): only when it can route nothing at all is it 503 (README,
-        "Observability"). Redis down keeps it ready: it limits per process meanwhile.
-        """
-        now = time.monotonic()
-        clusters = {
-            name: {pool.url: "up" if pool.usable_at(now) else "down" for pool in cluster.pools}
-            for name, cluster in self._clusters.items()
-        }
-        routing = {name: "up" if "up" in pools.values() else "down" for name, pools in clusters.items()}
-        routable = sum(state == "up" for state in routing.values())
-        status = "ok" if routable == len(routing) else "degraded" if routable else "unavailable"
-        checks = {"rateLimitStore": "up" if self._limiter.redis_up else "down (per-process limits)"}
-        body = {"status": status, "checks": checks, "routing": routing, "clusters": clusters}
-        return 200 if routable or not routing else 503, JSON, orjson.dumps(body)
+    # -- the edge's own answers ------------------------------------------------------------------
 
     def _answer_preflight(self, ex: Exchange, origin: bytes, request_id: bytes) -> None:
         allowed = self._cors.preflight(origin)
@@ -337,7 +316,7 @@ class Proxy:
             policy = state.policy
             raise RateLimited(policy.header, policy.name.encode(), wait)
 
-    # -- forwarding --------------------------------------------------------------------------------
+    # -- the upstream request ----------------------------------------------------------------------
 
     def _request_head(
         self,
@@ -370,25 +349,23 @@ class Proxy:
             parts.append(b"content-length: %d\r\n" % ex.content_length)
         return b"".join(parts)
 
-    def _send_watching(self, call: _Call, conn: Connection) -> None:
+    def _send_watching(self, call: Call, conn: Connection) -> None:
         """The fast path of step 5: send on an idle connection, answer when the service's answer is in."""
-        ex, route = call.ex, call.route
-        assert route is not None
-        head = call.head if call.has_host else call.head + b"host: " + conn.pool.authority + b"\r\n\r\n"
+        forward = self._forward
         conn.send_head(
-            head,
-            head_only=ex.method == "HEAD",
+            forward.head(call, conn),
+            head_only=call.ex.method == "HEAD",
             body_follows=False,
-            timeout=route.response_timeout or self._timeout,
+            timeout=forward.timeout(call),
         )
         conn.watch(lambda: self._on_answer(call, conn))
 
-    def _on_answer(self, call: _Call, conn: Connection) -> None:
+    def _on_answer(self, call: Call, conn: Connection) -> None:
         ex = call.ex
         error = conn.error
         if error is None and conn.complete and ex.method != "HEAD" and conn.status not in (204, 304):
             conn.pool.succeeded()
-            headers = self._response_headers(call, conn)
+            headers = Forwarder.response_headers(call, conn)
             ex.respond(conn.status, headers, conn.take_body())
             conn.release()
             self._end(call)
@@ -398,144 +375,17 @@ class Proxy:
             conn.pool.succeeded()
             ex.continue_async(self._stream_rest(call, conn))
             return
-        if self._may_retry(call, conn, error, reused=True):
+        if self._forward.may_retry(call, conn, error, reused=True):
             ex.continue_async(self._finish(call, None))
             return
         self._answer_error(ex, error, call.request_id, call.cors)
         self._end(call)
 
-    async def _stream_rest(self, call: _Call, conn: Connection) -> None:
+    async def _stream_rest(self, call: Call, conn: Connection) -> None:
         try:
-            await self._stream_back(call.ex, conn, self._response_headers(call, conn))
+            await Forwarder.stream_back(call.ex, conn, Forwarder.response_headers(call, conn))
         except EdgeError as error:
             self._answer_error(call.ex, error, call.request_id, call.cors)
         finally:
             conn.release()
             self._record(call)
-
-    def _may_retry(self, call: _Call, conn: Connection, error: EdgeError, *, reused: bool) -> bool:
-        """After a failed attempt (released here): whether to try again, and where not to."""
-        conn.release()
-        pool = conn.pool
-        # A pooled connection the service closed as we picked it is nobody's failure.
-        stale = reused and not conn.received_any and isinstance(error, BadGateway)
-        if not stale:
-            pool.failed()
-        if call.retries is None:
-            ex = call.ex
-            has_body = ex.chunked or bool(ex.content_length)
-            call.retries = self._retries if not has_body and ex.method in IDEMPOTENT else 0
-        if call.retries and isinstance(error, BadGateway):
-            call.retries -= 1
-            call.avoid = None if stale else pool
-            call.order = None
-            return True
-        return False
-
-    async def _send(self, call: _Call) -> Connection:
-        """Send the request and wait for the response head; the connection is the caller's to release.
-
-        An idempotent request without a body that fails before any answer is sent again, to another
-        destination when there is one; a timeout is not retried (it would double the wait and the
-        load on a service that is already slow).
-        """
-        ex, route = call.ex, call.route
-        assert route is not None
-        cluster = self._clusters[route.cluster]
-        has_body = ex.chunked or bool(ex.content_length)
-        timeout = route.response_timeout or self._timeout
-        while True:
-            # The first attempt goes where the fast path looked (balancing moves on at every look).
-            order, call.order = call.order or cluster.order(call.avoid), None
-            conn, reused = await cluster.connect(route.connect_timeout, order)
-            try:
-                head = (
-                    call.head if call.has_host else call.head + b"host: " + conn.pool.authority + b"\r\n\r\n"
-                )
-                conn.send_head(head, head_only=ex.method == "HEAD", body_follows=has_body, timeout=timeout)
-                if has_body:
-                    await self._send_body(ex, conn)
-                await conn.read_head()
-                conn.pool.succeeded()
-                return conn
-            except (BadGateway, GatewayTimeout) as error:
-                if self._may_retry(call, conn, error, reused=reused):
-                    continue
-                raise
-            except BaseException:
-                conn.release()
-                raise
-
-    async def _send_body(self, ex: Exchange, conn: Connection) -> None:
-        while data := await ex.receive():
-            if conn.head_done:
-                # The service answered before reading everything (e.g. its own 413); stop sending.
-                return
-            conn.write(b"%x\r\n%b\r\n" % (len(data), data) if ex.chunked else data)
-            await conn.drain()
-        if ex.chunked:
-            conn.write(b"0\r\n\r\n")
-        conn.request_sent = True
-
-    def _response_headers(self, call: _Call, conn: Connection) -> bytes:
-        """The service's response headers less the edge's own, plus the request id and CORS lines."""
-        dropped = RESPONSE_OWNED
-        if conn.connection is not None:
-            dropped = dropped | connection_tokens(conn.connection)
-        parts: list[bytes] = []
-        for name, value in conn.headers:
-            if name not in dropped:
-                parts += (name, b": ", value, b"\r\n")
-        parts += (b"x-request-id: ", call.request_id, b"\r\n", call.cors)
-        return b"".join(parts)
-
-    async def _stream_back(self, ex: Exchange, conn: Connection, headers: bytes) -> None:
-        bodiless = ex.method == "HEAD" or conn.status in (204, 304)
-        if conn.complete and not bodiless:
-            # The whole answer is already here (the common case): one write, with an exact length.
-            ex.respond(conn.status, headers, conn.take_body())
-            return
-        # Bodiless answers keep the service's Content-Length: it describes what a GET would return.
-        ex.start(conn.status, headers, conn.content_length)
-        while data := await conn.read_body():
-            ex.write(data)
-            await ex.drain()
-        ex.finish()
-
-
-class _Call:
-    """One request's state between the steps of `Proxy`, on whichever path it takes."""
-
-    __slots__ = (
-        "answered",
-        "avoid",
-        "claims",
-        "cors",
-        "ex",
-        "has_host",
-        "head",
-        "key",
-        "order",
-        "rejected",
-        "request_id",
-        "retries",
-        "route",
-        "started",
-    )
-
-    def __init__(self, ex: Exchange) -> None:
-        self.ex = ex
-        self.started = time.perf_counter()
-        self.answered = False
-        self.route: Route | None = None
-        self.request_id = b""
-        self.cors = b""
-        self.claims: Claims | None = None
-        self.rejected: EdgeError | None = None
-        self.key = ""
-        self.head = b""
-        self.has_host = False
-        self.order: list[Pool] | None = None
-        # Attempts left after the first (decided at the first failure), and a destination to avoid.
-        self.retries: int | None = None
-        self.avoid: Pool | None = None

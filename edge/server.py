@@ -29,7 +29,9 @@ from edge.peers import TrustedProxies
 from edge.protocol import Deadlines, HttpProtocol
 from edge.proxy import Proxy
 from edge.ratelimit import Limiter, Policy
+from edge.readiness import Readiness
 from edge.upstream import Cluster, Pool
+from kit import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class Edge:
         policies = [config.user_limit, config.ip_limit]
         policies += [Policy(limit.name, limit.count, limit.seconds) for limit in config.routes.limits]
         self.limiter = Limiter(config.redis_url, policies, share=config.workers)
+        self.readiness = Readiness(self.clusters, self.limiter)
         self.health = HealthChecks(
             [pool for cluster in self.clusters.values() for pool in cluster.pools],
             config.health_interval,
@@ -92,7 +95,8 @@ class Edge:
             peers=TrustedProxies(config.trusted_proxies),
             retries=config.retries,
             access_log=AccessLog(config.access_log) if config.access_log > 0 else None,
-            pages=self.docs.pages() if self.docs is not None else None,
+            pages={**self.readiness.pages(), **(self.docs.pages() if self.docs is not None else {})},
+            tracer=telemetry.tracer,
         )
         await self.limiter.start()
         self.health.start()
@@ -115,8 +119,7 @@ class Edge:
                     Metrics.content_type,
                     self.metrics.render(self.clusters, self.limiter),
                 ),
-                "/health/live": proxy.live,
-                "/health/ready": proxy.ready,
+                **self.readiness.pages(),
             }
         )
         admin_port = config.admin_port + self.worker if config.admin_port else 0
@@ -152,6 +155,8 @@ class Edge:
 
 async def serve(config: EdgeConfig, worker: int = 0) -> None:
     """Run one worker (number `worker` of several) until SIGTERM or SIGINT, then stop gracefully."""
+    # Per worker, after the fork: each process exports its spans from a thread of its own.
+    telemetry.setup("edge", config.otlp_endpoint)
     edge = Edge(config, worker)
     await edge.start()
     stopping = asyncio.Event()
@@ -171,6 +176,7 @@ async def serve(config: EdgeConfig, worker: int = 0) -> None:
     await stopping.wait()
     log.info("edge worker %d stopping", os.getpid())
     await edge.stop()
+    telemetry.shutdown()
 
 
 def run(config: EdgeConfig) -> None:

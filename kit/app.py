@@ -251,7 +251,7 @@ def make_app(service: Service, config: settings.Settings | None = None) -> Starl
     """The Starlette app of `service`; `config` defaults to the environment's settings."""
     config = config or settings.load(service.name, own=service.settings)
     logs.setup(service.name, config.log_level)
-    telemetry.setup(service.name, config.otlp_endpoint)
+    telemetry.setup(service.name, config.otlp_endpoint, statements=True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

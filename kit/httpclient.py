@@ -7,7 +7,8 @@ what a call to one of our own services needs: one host, requests with a content-
 with content-length or chunked bodies, keep-alive; a request that failed on a reused connection (the
 server closed it meanwhile) is sent once more on a new one when it is idempotent (GET). Every request
 carries the caller's trace (`traceparent`, a child of the current one) and request id, as gRPC calls
-and events do.
+and events do; a client standing for someone outside (`propagate=False`: the load generators) sends
+neither, as a browser would, so the edge starts the trace and decides whether it is sampled.
 """
 
 from __future__ import annotations
@@ -58,8 +59,11 @@ class Client:
     """Keep-alive connections to one service (`base_url`); at most `size` at once, others wait; a
     request (waiting for a connection included) fails after `timeout` seconds."""
 
-    def __init__(self, base_url: str, size: int = 32, timeout: float = 2.0) -> None:
+    def __init__(
+        self, base_url: str, size: int = 32, timeout: float = 2.0, *, propagate: bool = True
+    ) -> None:
         self.timeout = timeout
+        self.propagate = propagate
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.host_header = (parts.netloc or self.host).encode()
@@ -74,10 +78,12 @@ class Client:
         Raises OSError (including ConnectionError) when the service cannot be reached or answers badly,
         TimeoutError past the client's timeout.
         """
-        span = telemetry.client_span(f"{method} {self.host}:{self.port}")
-        context = b"traceparent: %s\r\n" % telemetry.outgoing(span).encode()
-        if rid := tracing.request_id.get():
-            context += b"x-request-id: %s\r\n" % rid.encode()
+        span, context = None, b""
+        if self.propagate:
+            span = telemetry.client_span(f"{method} {self.host}:{self.port}")
+            context = b"traceparent: %s\r\n" % telemetry.outgoing(span).encode()
+            if rid := tracing.request_id.get():
+                context += b"x-request-id: %s\r\n" % rid.encode()
         request = b"%s %s HTTP/1.1\r\nhost: %s\r\n%s%scontent-length: %d\r\n\r\n%s" % (
             method.encode(),
             path.encode(),

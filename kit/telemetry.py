@@ -7,39 +7,61 @@ the one it passes on, so the spans of one request link up across processes:
 - `server_span` for work received (an HTTP request in kit.metrics.Observe, a gRPC call in kit.grpc, an
   event in kit.bus): a child of the caller's traceparent, and the current context while it runs;
 - `client_span` for work sent (a gRPC call, a service-to-service HTTP request, an event published by
-  the outbox relay): a child of the current context, whose traceparent is what goes out (`outgoing`).
+  the outbox relay): a child of the current context, whose traceparent is what goes out (`outgoing`);
+- with `setup(..., statements=True)` (every service, through kit.app), each PostgreSQL statement and
+  Redis command made while a server span is current: OpenTelemetry's instrumentations of asyncpg and
+  redis-py, children of the span `server_span` also makes OpenTelemetry's current one. Never the root
+  of a trace of their own: the outbox relay's polls, the readiness checks and the jobs would each make
+  a trace of one span, by the thousand. Statements are recorded without their parameters. Where
+  nothing would be recorded (outside a server span, or in a trace not sampled) the instrumentations
+  are told to stand aside (OpenTelemetry's "suppress instrumentation" flag): a span set up only to be
+  dropped costs tens of microseconds, more than many statements, and a checkout runs dozens.
 
 Sampling follows `OTEL_TRACES_SAMPLER` (default `parentbased_always_on`; `parentbased_traceidratio`
-with `OTEL_TRACES_SAMPLER_ARG=0.01` keeps 1%), read by the SDK; the decision travels in the
-traceparent's flags, so a trace is kept or dropped whole. Spans go out in batches over OTLP/HTTP
-(`OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. http://collector:4318). With tracing off each hop costs one
-attribute test.
+with `OTEL_TRACES_SAMPLER_ARG=0.01` keeps 1%, as `make run` does: shop.stack), read by the SDK; the
+decision travels in the traceparent's flags, so a trace is kept or dropped whole. Spans go out in
+batches over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. http://collector:4318). With tracing off
+each hop costs one attribute test.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar, Token
 
-from opentelemetry.context import Context
+from opentelemetry import context as otel_context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from kit import tracing
 
 tracer: Tracer | None = None
 """The process's tracer while tracing is on, else None."""
+_provider: TracerProvider | None = None
+_standing_aside: Token[Context] | None = None
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+# The server span made OpenTelemetry's current one in this context, and how to undo that when it ends.
+_current: ContextVar[tuple[Span, Token[Context]] | None] = ContextVar("shop_server_span", default=None)
+# The asyncpg instrumentation's constructor carries no annotations.
+_STATEMENTS = (AsyncPGInstrumentor(), RedisInstrumentor())  # type: ignore[no-untyped-call]
 
 
-def setup(service: str, endpoint: str = "", exporter: SpanExporter | None = None) -> None:
+def setup(
+    service: str, endpoint: str = "", exporter: SpanExporter | None = None, *, statements: bool = False
+) -> None:
     """Turn tracing on for this process when `endpoint` (`Settings.otlp_endpoint`, the OTLP/HTTP
     collector's base URL) is set, or with `exporter` (each span exported as it ends: tests); else leave
-    it off."""
-    global tracer
+    it off. `statements`: a span for each database statement and Redis command too."""
+    global tracer, _provider, _standing_aside
+    shutdown()
     if exporter is not None:
         processor: SimpleSpanProcessor | BatchSpanProcessor = SimpleSpanProcessor(exporter)
     elif endpoint:
@@ -48,11 +70,38 @@ def setup(service: str, endpoint: str = "", exporter: SpanExporter | None = None
         # The path the SDK itself appends to OTEL_EXPORTER_OTLP_ENDPOINT.
         processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces"))
     else:
-        tracer = None
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": f"shop-{service}"}))
+    _provider = TracerProvider(resource=Resource.create({"service.name": f"shop-{service}"}))
+    _provider.add_span_processor(processor)
+    tracer = _provider.get_tracer("shop")
+    if statements:
+        _trace_statements(processor, _provider.resource)
+        # Outside any server span: set where the process starts, so every task it starts inherits it.
+        _standing_aside = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+
+
+def _trace_statements(processor: SpanProcessor, resource: Resource) -> None:
+    # A provider of their own, exporting through the same processor, whose sampler records a statement
+    # only as the child of a sampled span and drops it where it would start a trace.
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF), resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(processor)
-    tracer = provider.get_tracer("shop")
+    for instrumentor in _STATEMENTS:
+        instrumentor.instrument(tracer_provider=provider)
+
+
+def shutdown() -> None:
+    """Send the spans still batched and stop: for a process that leaves without running its exit
+    handlers (a forked edge worker ends with os._exit)."""
+    global tracer, _provider, _standing_aside
+    for instrumentor in _STATEMENTS:
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+    if _standing_aside is not None:
+        otel_context.detach(_standing_aside)
+        _standing_aside = None
+    if _provider is not None:
+        _provider.shutdown()
+    tracer = _provider = None
 
 
 def _context(traceparent: str) -> Context | None:
@@ -71,6 +120,10 @@ def server_span(name: str, parent: str, kind: SpanKind = SpanKind.SERVER) -> Spa
         return None
     span = tracer.start_span(name, context=_context(parent), kind=kind)
     tracing.traceparent.set(traceparent_of(span))
+    # OpenTelemetry's current span as well, the statements' parent until `finish`; they stand aside
+    # where they would not be recorded.
+    current = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, not span.is_recording())
+    _current.set((span, otel_context.attach(set_span_in_context(span, current))))
     return span
 
 
@@ -117,3 +170,7 @@ def finish(
     if error is not None or failed:
         span.set_status(Status(StatusCode.ERROR))
     span.end()
+    current = _current.get()
+    if current is not None and current[0] is span:
+        otel_context.detach(current[1])
+        _current.set(None)

@@ -66,7 +66,8 @@ class Edge:
 
     def __init__(self, url: str) -> None:
         self.port = urlsplit(url).port or 80
-        self.client = Client(url, size=4096, timeout=60)
+        # A shopper's requests carry no trace context: the edge starts each trace (and samples it).
+        self.client = Client(url, size=4096, timeout=60, propagate=False)
 
     async def request(self, method: str, path: str, headers: bytes, body: bytes = b"") -> tuple[int, bytes]:
         try:

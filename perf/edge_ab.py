@@ -2,12 +2,14 @@
 
     .venv/bin/python perf/edge_ab.py /tmp/edge_before,. --rounds 5
     .venv/bin/python perf/edge_ab.py .,haproxy
+    .venv/bin/python perf/edge_ab.py .,.@OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
 
 Each tree is a folder holding an `edge` package (and `kit`), e.g. `git archive HEAD edge kit | tar -x
--C /tmp/edge_before`; `haproxy` stands for HAProxy with `perf/edge_haproxy.cfg`. All run one worker
-(one thread) in front of the same granian upstream, every duty on, and take turns at a fixed rate
-(3,000 req/s by default) so that load from elsewhere hits them alike. Prints the median CPU time per
-request of each. The 10 ms clock tick makes a figure good to about ±1 µs at the defaults.
+-C /tmp/edge_before`; `haproxy` stands for HAProxy with `perf/edge_haproxy.cfg`; `@VAR=value` after a
+tree sets a variable for that edge alone (the same tree may run twice, e.g. traced and not). All run
+one worker (one thread) in front of the same granian upstream, every duty on, and take turns at a
+fixed rate (3,000 req/s by default) so that load from elsewhere hits them alike. Prints the median
+CPU time per request of each. The 10 ms clock tick makes a figure good to about ±1 µs at the defaults.
 """
 
 from __future__ import annotations
@@ -55,22 +57,25 @@ def main() -> None:
     )
     proxies: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     for tree in args.trees.split(","):
+        folder, *assignments = tree.split("@")
         port = free_port()
-        if tree == "haproxy":
+        if folder == "haproxy":
             env = haproxy_env(1, port, upstream_port)
             command = ["haproxy", "-db", "-f", str(ROOT / "perf/edge_haproxy.cfg")]
             cwd = ROOT
         else:
-            cwd = Path(tree).resolve()
+            cwd = Path(folder).resolve()
             env = {
                 **os.environ,
                 "PYTHONPATH": str(cwd),
                 "EDGE_PORT": str(port),
                 "EDGE_WORKERS": "1",
+                "EDGE_ADMIN_PORT": "0",
                 "EDGE_HEALTH_INTERVAL": "0",
                 "LOG_LEVEL": "WARNING",
                 "RATE_LIMIT_USER_PER_MINUTE": str(BENCH_USER_LIMIT),
                 **{f"EDGE_CLUSTER_{name}": f"http://127.0.0.1:{upstream_port}" for name in CLUSTERS},
+                **dict(assignment.split("=", 1) for assignment in assignments),
             }
             command = [sys.executable, "-m", "edge"]
         proxies[tree] = (subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL), port)

@@ -246,6 +246,8 @@ def main() -> None:
         **base,
         "EDGE_PORT": str(edge_port),
         "EDGE_WORKERS": str(args.workers),
+        # Not 9010: a `make run` on the same machine has it.
+        "EDGE_ADMIN_PORT": "0",
         # Compiled, as `make run` runs it (refusing a missing or stale build); EDGE_NATIVE=off to
         # measure the interpreted source instead.
         "EDGE_NATIVE": os.environ.get("EDGE_NATIVE", "require"),

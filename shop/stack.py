@@ -11,6 +11,9 @@ many instances of each service, on which ports, through PgBouncer or not), kept 
   PostgreSQL and points every pool at it; LISTEN and migrations go straight to the server
   (`POSTGRES_DIRECT_URL`). Debian's PgBouncer (1.18) keeps no prepared statements across
   transactions, so statements are not cached then (`DB_STATEMENT_CACHE_SIZE=0`).
+- Tracing is on (kit.telemetry, edge.spans), to the dev trace sink (Procfile `tracesink`), keeping 1%
+  of the traces the edge starts and every one a client asks for with a sampled `traceparent`: the
+  `OTEL_*` variables the environment does not set itself (`tracing_defaults`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from kit.supervise import Program, Supervisor, read_procfile
 from shop.map import SERVICES
 
 PORT_STEP = 20
+# Little enough to cost little (perf/README.md, "Tracing"), yet a trace of whatever is going on.
+DEV_SAMPLE = "0.01"
 MAX_INSTANCES = 4  # instance 5 of inventory would take svc_inventory's gRPC port band
 
 
@@ -108,9 +113,21 @@ def pgbouncer(folder: Path, env: Mapping[str, str]) -> tuple[Program, dict[str, 
     return Program("pgbouncer", tuple(command)), pooled
 
 
+def tracing_defaults(env: Mapping[str, str]) -> dict[str, str]:
+    """Tracing to the dev trace sink at a 1% sample, less what `env` sets: `OTEL_EXPORTER_OTLP_ENDPOINT=`
+    turns it off, `OTEL_TRACES_SAMPLER_ARG=1` keeps every trace."""
+    defaults = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": settings.service_url("tracesink", env),
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": DEV_SAMPLE,
+    }
+    return {name: value for name, value in defaults.items() if name not in env}
+
+
 def plan(procfile: Path, env: Mapping[str, str], workspace: Path) -> list[Program]:
     """Every program `make run` starts, with the environment each gets beyond the inherited one."""
-    programs = read_procfile(procfile)
+    traced = tracing_defaults(env)
+    programs = [dataclasses.replace(p, env={**traced, **p.env}) for p in read_procfile(procfile)]
     if env.get("PGBOUNCER") == "1":
         bouncer, pooled = pgbouncer(workspace / f"pgbouncer-{env.get('PGBOUNCER_PORT', '6432')}", env)
         programs = [bouncer, *(dataclasses.replace(p, env={**p.env, **pooled}) for p in programs)]

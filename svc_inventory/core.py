@@ -9,11 +9,12 @@ import asyncio
 import contextlib
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 import asyncpg
 from redis.asyncio import Redis
 
+from kit import telemetry
 from kit.bus import Event
 from kit.errors import ServiceUnavailable
 from svc_inventory import lua, store
@@ -105,9 +106,15 @@ class Core:
         moves: Sequence[Move],
         kind: str,
         note: str | None,
+        traceparents: Mapping[uuid.UUID, str] | None = None,
     ) -> list[Event]:
         """Apply (order, line, on-hand delta, reserved delta) moves, log them, and announce crossings: of
-        a row's low-stock threshold, of a product's availability."""
+        a row's low-stock threshold, of a product's availability.
+
+        A low-stock alert carries the trace of the order whose move crossed the threshold (the last one
+        of the batch on that row) when `traceparents` knows it, so the seller's notice joins that
+        checkout's trace; else the current context's, as every event's.
+        """
         rows = await conn.fetch(
             store.APPLY_DELTAS, *_deltas((m[1].product_id, m[1].variant_id, m[2], m[3]) for m in moves)
         )
@@ -127,16 +134,21 @@ class Core:
             return events
         # Rare (once per crossing), so the sellers are looked up here rather than on every move.
         sellers = dict(await conn.fetch(store.SELLERS, list({row["product_id"] for row in crossed})))
-        return events + [
-            LowStockAlert(
+        alerts: list[Event] = []
+        last_order = {(m[1].product_id, m[1].variant_id): m[0] for m in moves}
+        for row in crossed:
+            alert = LowStockAlert(
                 product_id=row["product_id"],
                 variant_id=wire_variant(row["variant_id"]),
                 current_stock=row["available"],
                 threshold=row["low_stock_threshold"],
                 seller_id=sellers.get(row["product_id"]),
             )
-            for row in crossed
-        ]
+            order = last_order.get((row["product_id"], row["variant_id"]))
+            if order is not None and traceparents and order in traceparents:
+                alert.traceparent = telemetry.handed_on(traceparents[order])
+            alerts.append(alert)
+        return events + alerts
 
     @staticmethod
     async def _announce(conn: asyncpg.Connection, products: Iterable[uuid.UUID]) -> list[Event]:

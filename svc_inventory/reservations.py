@@ -264,7 +264,8 @@ class Reservations(Core):
             for r, line in lines
         ]
         moves = [(r.order_id, line, 0, line.quantity) for r, line in lines]
-        return events + await self._move_stock(conn, moves, "RESERVE", None)
+        traceparents = {r.order_id: r.traceparent for r in fresh}
+        return events + await self._move_stock(conn, moves, "RESERVE", None, traceparents)
 
     async def _undo(self, requests: Sequence[_Request]) -> None:
         """Give back what these calls took in Redis (their PostgreSQL record failed or was refused)."""

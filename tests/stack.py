@@ -62,9 +62,9 @@ def running_stack(env: Mapping[str, str], logs: Path, procfile: Path = PROCFILE)
     afterwards."""
     environment = {**os.environ, **env}
     for step in ("shop.migrate", "shop.seed"):  # as `make run` does
-        subprocess.run(
-            [sys.executable, "-m", step], cwd=ROOT, env=environment, check=True, capture_output=True
-        )
+        done = subprocess.run([sys.executable, "-m", step], cwd=ROOT, env=environment, capture_output=True)
+        if done.returncode:
+            raise RuntimeError(f"{step} failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}")
     # The supervisor stops the processes it runs within their grace (kit.supervise) before it exits.
     with started("-m", "shop.stack", str(procfile), env=env, log=logs / "stack.log", grace=20) as supervisor:
         stack = Stack(supervisor, environment)

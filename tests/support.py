@@ -1,5 +1,5 @@
 """Helpers shared by the tests: identity headers, waiting for a condition, serving an app in-process,
-publishing events."""
+publishing events, recording spans."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import shutil
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -17,9 +17,11 @@ import aiormq
 import grpc
 import httpx
 import msgspec
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pamqp import commands as spec
 from starlette.applications import Starlette
 
+from kit import telemetry
 from kit.bus import Event
 from kit.grpc import GrpcServer, channel
 
@@ -35,6 +37,18 @@ def identity(*roles: str, user_id: uuid.UUID | str | None = None, email: str | N
         "X-User-Roles": ",".join(roles or ("User",)),
         "X-User-Email": email or f"{user_id}@shop.test",
     }
+
+
+@contextlib.contextmanager
+def recorded_spans(service: str = "test", *, statements: bool = False) -> Iterator[InMemorySpanExporter]:
+    """Tracing on in this process (kit.telemetry, as `service`) while it lasts, each span kept in memory
+    as it ends; `statements` as a service has them (kit.app)."""
+    exporter = InMemorySpanExporter()
+    telemetry.setup(service, exporter=exporter, statements=statements)
+    try:
+        yield exporter
+    finally:
+        telemetry.shutdown()
 
 
 async def eventually(check: Callable[[], Awaitable[T]], within: float = 10.0, interval: float = 0.05) -> T:

@@ -10,7 +10,8 @@ import pytest
 from kit import settings
 from tests.stack import OPEN_LIMITS, running_stack
 
-# Every process traces into the dev trace sink (tests/e2e/test_traces.py), spans sent within 0.2 s.
+# Every process traces into the dev trace sink, spans sent within 0.2 s, keeping `make run`'s 1% of the
+# traces (shop.stack) and every one a client asks for (tests/e2e/test_traces.py).
 TRACED = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": settings.service_url("tracesink"),
     "OTEL_BSP_SCHEDULE_DELAY": "200",

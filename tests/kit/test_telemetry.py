@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -32,7 +34,7 @@ from tests.kit.conftest import KIT_DB
 from tests.kit.test_bus import AMQP_URL, Verified, _consumer, running
 from tests.kit.test_grpc import SERVICE, _register
 from tests.kit.test_httpclient import plain, server
-from tests.support import eventually
+from tests.support import eventually, recorded_spans
 
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
@@ -42,10 +44,15 @@ shared_broker = test_bus.broker
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    telemetry.setup("test", exporter=exporter)
-    yield exporter
-    telemetry.tracer = None
+    with recorded_spans() as exporter:
+        yield exporter
+
+
+@pytest.fixture
+def statements() -> Iterator[InMemorySpanExporter]:
+    """Spans as a service records them (kit.app): with its statements and Redis commands."""
+    with recorded_spans(statements=True) as exporter:
+        yield exporter
 
 
 def by_name(exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:
@@ -137,3 +144,33 @@ async def test_an_event_is_published_and_consumed_in_the_trace_of_the_request_th
     assert received.parent.span_id == sent.context.span_id
     assert {f"{s.context.trace_id:032x}" for s in (sent, received)} == {CALLER_TRACE}
     assert handled == [f"00-{CALLER_TRACE}-{received.context.span_id:016x}-01"]
+
+
+async def test_statements_and_redis_commands_of_traced_work_are_its_spans_and_never_traces_alone(
+    statements: InMemorySpanExporter, pool: asyncpg.Pool
+) -> None:
+    redis = Redis.from_url(os.environ["REDIS_URL"])
+
+    async def handler(request: Request) -> Response:
+        await pool.fetchval("SELECT $1::int + 1", 41)
+        await redis.get("kit:telemetry:nothing")
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/work", handler)], middleware=[Middleware(Observe)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        await client.get("/work", headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"})
+        # Work no request started (a job, the outbox relay's poll): no span, not even a trace of one.
+        await pool.fetchval("SELECT 2")
+        await redis.get("kit:telemetry:nothing")
+        # Work in a trace the caller did not sample: nothing either.
+        await client.get("/work", headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"})
+    await redis.aclose()
+    assert len(statements.get_finished_spans()) == 3
+    found = by_name(statements)
+    served, select, get = found["GET /work"], found["SELECT"], found["GET"]
+    for span in (select, get):
+        assert span.kind is SpanKind.CLIENT and span.parent is not None
+        assert span.parent.span_id == served.context.span_id
+        assert f"{span.context.trace_id:032x}" == CALLER_TRACE
+    assert select.attributes is not None and select.attributes["db.statement"] == "SELECT $1::int + 1"
+    assert "db.statement.parameters" not in select.attributes

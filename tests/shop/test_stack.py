@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from kit import db
+from kit import db, settings
 from kit.supervise import Program, read_procfile
 from shop.stack import PORT_STEP, plan, scaled
 from tests.conftest import PORT_OFFSET
@@ -41,6 +41,19 @@ def test_scale_runs_more_instances_on_their_own_ports_and_the_others_find_them()
     assert programs["order"].env["ORDER_INVENTORY_GRPC_URL"] == (
         "ipv4:127.0.0.1:5106,127.0.0.1:5126,127.0.0.1:5146"
     )
+
+
+def test_every_process_traces_to_the_dev_sink_at_one_percent_unless_told_otherwise(tmp_path: Path) -> None:
+    sink = settings.service_url("tracesink", {})
+    for program in plan(PROCFILE, {}, tmp_path):
+        assert program.env["OTEL_EXPORTER_OTLP_ENDPOINT"] == sink, program.name
+        assert program.env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+        assert program.env["OTEL_TRACES_SAMPLER_ARG"] == "0.01"
+    # What the environment says wins (inherited as it is): here tracing off, and every trace kept.
+    told = {"OTEL_EXPORTER_OTLP_ENDPOINT": "", "OTEL_TRACES_SAMPLER_ARG": "1"}
+    for program in plan(PROCFILE, told, tmp_path):
+        assert not told.keys() & program.env.keys(), program.name
+        assert program.env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
 
 
 def test_scale_is_bounded() -> None:

@@ -1,0 +1,83 @@
+"""The edge's span of each routed request (OpenTelemetry), while tracing is on (kit.telemetry).
+
+One server span per request that matched a route, from the moment it was routed until its answer was
+out, refused ones (401, 429) included: a child of the client's `traceparent` when it sent a valid one,
+else the root of a new trace. Its own context is the traceparent the service receives, so the
+service's span is its child and a request is one trace from the edge on. Sampling is the SDK's, set by
+the same `OTEL_TRACES_SAMPLER` variables as the services': the decision travels in the traceparent's
+flags, so a trace the edge drops is dropped by every service after it, and one it keeps is kept whole.
+
+Attributes: the method, route pattern, path, client address and cluster; once answered the status and
+the destination of the last attempt (a retry is an event). A 5xx marks the span failed.
+
+While tracing is off the proxy holds no `Spans`, and a request pays one test of None.
+"""
+
+from __future__ import annotations
+
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+    set_span_in_context,
+)
+
+from edge.call import Call
+from edge.headers import sane_traceparent
+
+_FAILED = Status(StatusCode.ERROR)
+
+
+class Spans:
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+
+    def start(self, call: Call, path: str, parent: bytes | None) -> bytes:
+        """Start `call`'s span (a child of `parent`, the client's traceparent, when it is valid) and
+        return the traceparent to send upstream: the span's own."""
+        route, ex = call.route, call.ex
+        assert route is not None
+        context = None
+        if parent is not None and sane_traceparent(parent):
+            # Read straight from the checked bytes: the SDK's propagator parses with a regex of its own.
+            remote = SpanContext(
+                int(parent[3:35], 16),
+                int(parent[36:52], 16),
+                is_remote=True,
+                trace_flags=TraceFlags(int(parent[53:55], 16)),
+            )
+            context = set_span_in_context(NonRecordingSpan(remote))
+        span = call.span = self._tracer.start_span(
+            ex.method + " " + route.pattern,
+            context,
+            SpanKind.SERVER,
+            {
+                "http.request.method": ex.method,
+                "http.route": route.pattern,
+                "url.path": path,
+                "client.address": ex.peer,
+                "edge.cluster": route.cluster,
+            },
+        )
+        sent = span.get_span_context()
+        return b"00-%032x-%016x-%02x" % (sent.trace_id, sent.span_id, sent.trace_flags)
+
+    @staticmethod
+    def finish(call: Call) -> None:
+        """End `call`'s span with what its answer was and where it came from."""
+        span = call.span
+        assert span is not None
+        if span.is_recording():
+            status = call.ex.status
+            span.set_attribute("http.response.status_code", status)
+            pool = call.upstream
+            if pool is not None:
+                span.set_attribute("server.address", pool.host)
+                span.set_attribute("server.port", pool.port)
+            if status >= 500:
+                span.set_status(_FAILED)
+        span.end()

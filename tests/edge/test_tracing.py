@@ -1,0 +1,137 @@
+"""The edge's spans (edge.spans): with tracing on, a routed request is a server span in the client's
+trace, or the root of a new one, and the service is told that span as its parent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from edge.server import Edge
+from tests.edge.conftest import StartEdge
+from tests.edge.support import Upstream
+from tests.edge.test_headers import upstream_headers
+from tests.support import recorded_spans
+
+CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLIENT_SPAN = "00f067aa0ba902b7"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    with recorded_spans("edge") as exporter:
+        yield exporter
+
+
+@pytest.fixture
+async def traced(
+    spans: InMemorySpanExporter, edge: Edge, start_edge: StartEdge
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an edge started while tracing is on (the session's edge runs without)."""
+    gateway = await start_edge(edge.config)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=5) as client:
+        yield client
+
+
+def only(exporter: InMemorySpanExporter) -> ReadableSpan:
+    [span] = exporter.get_finished_spans()
+    return span
+
+
+def traceparent_of(span: ReadableSpan) -> str:
+    found = span.context
+    return f"00-{found.trace_id:032x}-{found.span_id:016x}-{int(found.trace_flags):02x}"
+
+
+def sampled(flags: str) -> bool:
+    return bool(int(flags, 16) & 1)
+
+
+def told_upstream(answer: httpx.Response) -> str:
+    [traceparent] = upstream_headers(answer)["traceparent"]
+    return traceparent
+
+
+async def test_a_request_is_a_span_of_the_clients_trace_and_the_parent_of_the_services(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter, upstream: Upstream
+) -> None:
+    answer = await traced.get(
+        "/api/products/42", headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"}
+    )
+    assert answer.status_code == 200
+    span = only(spans)
+    assert span.name == "GET /api/products/**" and span.kind is SpanKind.SERVER
+    assert f"{span.context.trace_id:032x}" == CLIENT_TRACE
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == CLIENT_SPAN
+    assert told_upstream(answer) == f"00-{CLIENT_TRACE}-{span.context.span_id:016x}-01"
+    assert span.attributes == {
+        "http.request.method": "GET",
+        "http.route": "/api/products/**",
+        "url.path": "/api/products/42",
+        "client.address": "127.0.0.1",
+        "edge.cluster": "product",
+        "http.response.status_code": 200,
+        "server.address": "127.0.0.1",
+        "server.port": upstream.port,
+    }
+    assert span.status.is_ok
+    assert span.resource.attributes["service.name"] == "shop-edge"
+
+
+async def test_without_a_valid_traceparent_the_edge_starts_the_trace(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    for sent in ({}, {"traceparent": f"00-{'0' * 32}-{CLIENT_SPAN}-01"}):
+        answer = await traced.get("/api/products", headers=sent)
+        span = spans.get_finished_spans()[-1]
+        assert span.parent is None
+        assert told_upstream(answer) == traceparent_of(span)
+        assert span.context.trace_flags.sampled
+
+
+async def test_a_5xx_fails_the_span_and_a_refused_request_is_recorded_too(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    assert (await traced.get("/api/products", params={"status": "503"})).status_code == 503
+    assert (await traced.get("/api/orders")).status_code == 401
+    failed, refused = spans.get_finished_spans()
+    assert not failed.status.is_ok and failed.attributes is not None
+    assert failed.attributes["http.response.status_code"] == 503
+    # Refused at the edge: never sent anywhere, and the edge working as meant.
+    assert refused.status.is_ok and refused.attributes is not None
+    assert refused.attributes["http.response.status_code"] == 401
+    assert "server.address" not in refused.attributes
+
+
+async def test_the_edges_own_answers_are_no_spans(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    assert (await traced.get("/health/ready")).status_code == 200
+    assert (await traced.get("/nowhere")).status_code == 404
+    assert spans.get_finished_spans() == ()
+
+
+async def test_a_trace_the_client_did_not_sample_stays_unsampled_downstream(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    answer = await traced.get("/api/products", headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"})
+    assert spans.get_finished_spans() == ()
+    trace_id, span_id, flags = told_upstream(answer).split("-")[1:]
+    assert trace_id == CLIENT_TRACE and span_id != CLIENT_SPAN and not sampled(flags)
+
+
+async def test_the_services_sampler_settings_decide_at_the_edge(
+    monkeypatch: pytest.MonkeyPatch, edge: Edge, start_edge: StartEdge
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    with recorded_spans("edge") as exporter:
+        gateway = await start_edge(edge.config)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}") as client:
+            answer = await client.get("/api/products")
+    assert exporter.get_finished_spans() == ()
+    assert not sampled(told_upstream(answer).rsplit("-", 1)[1])
