@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 class Call:
     __slots__ = (
         "answered",
+        "attempt",
         "avoid",
         "claims",
         "cors",
@@ -32,6 +33,7 @@ class Call:
         "route",
         "span",
         "started",
+        "traceparent_at",
         "upstream",
     )
 
@@ -52,6 +54,9 @@ class Call:
         # Attempts left after the first (decided at the first failure), and a destination to avoid.
         self.retries: int | None = None
         self.avoid: Pool | None = None
-        # The destination of the last attempt, and the edge's span while tracing is on (edge.spans).
+        # The destination of the last attempt, and the edge's span while tracing is on (edge.spans):
+        # the request's, the current attempt's, and where the upstream head's traceparent value starts.
         self.upstream: Pool | None = None
         self.span: Span | None = None
+        self.attempt: Span | None = None
+        self.traceparent_at = -1

@@ -15,6 +15,7 @@ from edge.connection import Connection
 from edge.errors import BadGateway, EdgeError, GatewayTimeout
 from edge.headers import RESPONSE_OWNED, connection_tokens
 from edge.protocol import Exchange
+from edge.spans import Spans
 from edge.upstream import Cluster
 
 # Safe to send twice: the same request again has the same effect (RFC 9110, 9.2.2).
@@ -22,10 +23,13 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 class Forwarder:
-    def __init__(self, clusters: Mapping[str, Cluster], response_timeout: float, retries: int) -> None:
+    def __init__(
+        self, clusters: Mapping[str, Cluster], response_timeout: float, retries: int, spans: Spans | None
+    ) -> None:
         self.clusters = clusters
         self._timeout = response_timeout
         self._retries = retries
+        self._spans = spans
 
     def timeout(self, call: Call) -> float:
         """How long the service may stay silent in this call's exchange."""
@@ -33,14 +37,18 @@ class Forwarder:
         assert route is not None
         return route.response_timeout or self._timeout
 
-    @staticmethod
-    def head(call: Call, conn: Connection) -> bytes:
-        """The request head for `conn`'s destination, naming it as the Host when the client named none."""
+    def head(self, call: Call, conn: Connection) -> bytes:
+        """The request head for `conn`'s destination, naming it as the Host when the client named none;
+        with tracing on, it starts the attempt's span (edge.spans)."""
         call.upstream = conn.pool
-        return call.head if call.has_host else call.head + b"host: " + conn.pool.authority + b"\r\n\r\n"
+        head = call.head if call.has_host else call.head + b"host: " + conn.pool.authority + b"\r\n\r\n"
+        if self._spans is not None and call.span is not None:
+            return self._spans.attempt(call, head)
+        return head
 
     def may_retry(self, call: Call, conn: Connection, error: EdgeError, *, reused: bool) -> bool:
         """After a failed attempt (released here): whether to try again, and where not to."""
+        Spans.attempted(call, error.message)
         conn.release()
         pool = conn.pool
         # A pooled connection the service closed as we picked it is nobody's failure.

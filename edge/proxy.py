@@ -98,7 +98,8 @@ class Proxy:
     ) -> None:
         self._routes = routes
         self._clusters = clusters
-        self._forward = Forwarder(clusters, response_timeout, retries)
+        self._spans = Spans(tracer) if tracer is not None else None
+        self._forward = Forwarder(clusters, response_timeout, retries, self._spans)
         self._verifier = verifier
         self._metrics = metrics
         self._limiter = limiter
@@ -111,7 +112,6 @@ class Proxy:
         # What the edge answers itself, from memory: its health (edge.readiness), the API's document
         # and docs page (edge.docs).
         self._local = dict(pages or {})
-        self._spans = Spans(tracer) if tracer is not None else None
 
     def __call__(self, ex: Exchange) -> Awaitable[None] | None:
         """Answer `ex` (a `Handler`): synchronously when it can, from upstream callbacks for a request
@@ -239,6 +239,9 @@ class Proxy:
                 for piece in kept[at : at + 4]
             ]
         head = self._request_head(ex, kept, call.claims, call.request_id, traceparent, forwarded_for)
+        if call.span is not None:
+            # Each attempt patches its own span's context in there (edge.spans).
+            call.traceparent_at = head.rindex(b"\r\ntraceparent: ") + 15
         call.head = head + b"\r\n" if has_host else head
         call.has_host = has_host
         return pending

@@ -10,6 +10,12 @@ flags, so a trace the edge drops is dropped by every service after it, and one i
 Attributes: the method, route pattern, path, client address and cluster; once answered the status and
 the destination of the last attempt (a retry is an event). A 5xx marks the span failed.
 
+Each attempt to send a sampled request upstream is a client span of its own, the request's child: its
+destination, and its outcome (a failed attempt that is retried ends failed, with why). Its context is
+the traceparent that attempt's head carries (patched in place: the head is built once, before the
+first attempt), so the service's span is the attempt's child. An unsampled request makes none: the
+service is told the request's own (unsampled) context, and pays nothing more.
+
 While tracing is off the proxy holds no `Spans`, and a request pays one test of None.
 """
 
@@ -66,11 +72,44 @@ class Spans:
         sent = span.get_span_context()
         return b"00-%032x-%016x-%02x" % (sent.trace_id, sent.span_id, sent.trace_flags)
 
+    def attempt(self, call: Call, head: bytes) -> bytes:
+        """Start the span of an attempt to send `call` to `call.upstream` and return `head` (the attempt's
+        request head) telling the service that span as its parent; `head` as it is for an unsampled
+        request. The previous attempt's span, if any, was ended by `attempted`."""
+        span, pool = call.span, call.upstream
+        assert span is not None and pool is not None and call.route is not None
+        if not span.is_recording():
+            return head
+        attempt = call.attempt = self._tracer.start_span(
+            "upstream " + call.route.cluster,
+            set_span_in_context(span),
+            SpanKind.CLIENT,
+            {"server.address": pool.host, "server.port": pool.port},
+        )
+        sent = attempt.get_span_context()
+        at = call.traceparent_at
+        traceparent = b"00-%032x-%016x-%02x" % (sent.trace_id, sent.span_id, sent.trace_flags)
+        return head[:at] + traceparent + head[at + len(traceparent) :]
+
+    @staticmethod
+    def attempted(call: Call, error: str | None = None, status: int = 0) -> None:
+        """End the current attempt's span, if any: failed with `error`, or answered with `status`."""
+        attempt = call.attempt
+        if attempt is None:
+            return
+        call.attempt = None
+        if status:
+            attempt.set_attribute("http.response.status_code", status)
+        if error is not None or status >= 500:
+            attempt.set_status(Status(StatusCode.ERROR, error))
+        attempt.end()
+
     @staticmethod
     def finish(call: Call) -> None:
-        """End `call`'s span with what its answer was and where it came from."""
+        """End `call`'s span (and its last attempt's) with what its answer was and where it came from."""
         span = call.span
         assert span is not None
+        Spans.attempted(call, status=call.ex.status if call.upstream is not None else 0)
         if span.is_recording():
             status = call.ex.status
             span.set_attribute("http.response.status_code", status)

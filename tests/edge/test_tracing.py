@@ -1,5 +1,6 @@
 """The edge's spans (edge.spans): with tracing on, a routed request is a server span in the client's
-trace, or the root of a new one, and the service is told that span as its parent."""
+trace, or the root of a new one; each attempt to send it upstream is a client span, its child, and the
+service is told that attempt's span as its parent."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from opentelemetry.trace import SpanKind
 
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
-from tests.edge.support import Upstream
+from tests.edge.support import Upstream, edge_config
 from tests.edge.test_headers import upstream_headers
 from tests.support import recorded_spans
 
@@ -37,9 +38,14 @@ async def traced(
         yield client
 
 
-def only(exporter: InMemorySpanExporter) -> ReadableSpan:
-    [span] = exporter.get_finished_spans()
-    return span
+def request_and_attempt(exporter: InMemorySpanExporter) -> tuple[ReadableSpan, ReadableSpan]:
+    """The spans of one forwarded request: its own (a server span) and its one attempt's (a client span,
+    ended first)."""
+    attempt, request = exporter.get_finished_spans()
+    assert request.kind is SpanKind.SERVER and attempt.kind is SpanKind.CLIENT
+    assert attempt.parent is not None and attempt.parent.span_id == request.context.span_id
+    assert attempt.context.trace_id == request.context.trace_id
+    return request, attempt
 
 
 def traceparent_of(span: ReadableSpan) -> str:
@@ -63,11 +69,17 @@ async def test_a_request_is_a_span_of_the_clients_trace_and_the_parent_of_the_se
         "/api/products/42", headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"}
     )
     assert answer.status_code == 200
-    span = only(spans)
-    assert span.name == "GET /api/products/**" and span.kind is SpanKind.SERVER
+    span, attempt = request_and_attempt(spans)
+    assert span.name == "GET /api/products/**"
     assert f"{span.context.trace_id:032x}" == CLIENT_TRACE
     assert span.parent is not None and f"{span.parent.span_id:016x}" == CLIENT_SPAN
-    assert told_upstream(answer) == f"00-{CLIENT_TRACE}-{span.context.span_id:016x}-01"
+    assert told_upstream(answer) == f"00-{CLIENT_TRACE}-{attempt.context.span_id:016x}-01"
+    assert attempt.name == "upstream product" and attempt.status.is_ok
+    assert attempt.attributes == {
+        "server.address": "127.0.0.1",
+        "server.port": upstream.port,
+        "http.response.status_code": 200,
+    }
     assert span.attributes == {
         "http.request.method": "GET",
         "http.route": "/api/products/**",
@@ -87,10 +99,11 @@ async def test_without_a_valid_traceparent_the_edge_starts_the_trace(
 ) -> None:
     for sent in ({}, {"traceparent": f"00-{'0' * 32}-{CLIENT_SPAN}-01"}):
         answer = await traced.get("/api/products", headers=sent)
-        span = spans.get_finished_spans()[-1]
+        span, attempt = request_and_attempt(spans)
         assert span.parent is None
-        assert told_upstream(answer) == traceparent_of(span)
+        assert told_upstream(answer) == traceparent_of(attempt)
         assert span.context.trace_flags.sampled
+        spans.clear()
 
 
 async def test_a_5xx_fails_the_span_and_a_refused_request_is_recorded_too(
@@ -98,7 +111,9 @@ async def test_a_5xx_fails_the_span_and_a_refused_request_is_recorded_too(
 ) -> None:
     assert (await traced.get("/api/products", params={"status": "503"})).status_code == 503
     assert (await traced.get("/api/orders")).status_code == 401
-    failed, refused = spans.get_finished_spans()
+    attempt, failed, refused = spans.get_finished_spans()
+    assert not attempt.status.is_ok and attempt.parent is not None
+    assert attempt.parent.span_id == failed.context.span_id
     assert not failed.status.is_ok and failed.attributes is not None
     assert failed.attributes["http.response.status_code"] == 503
     # Refused at the edge: never sent anywhere, and the edge working as meant.
@@ -135,3 +150,26 @@ async def test_the_services_sampler_settings_decide_at_the_edge(
             answer = await client.get("/api/products")
     assert exporter.get_finished_spans() == ()
     assert not sampled(told_upstream(answer).rsplit("-", 1)[1])
+
+
+async def test_each_attempt_is_a_span_and_the_service_hears_of_the_last(
+    spans: InMemorySpanExporter, start_edge: StartEdge
+) -> None:
+    first, second = Upstream("first"), Upstream("second")
+    await first.start()
+    await second.start()
+    first.hang_up = second.hang_up = True
+    try:
+        gateway = await start_edge(edge_config({"*": f"{first.url},{second.url}"}))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=5) as client:
+            # Both hang up: one retry elsewhere, then 502; each attempt failed, with why.
+            assert (await client.get("/api/products")).status_code == 502
+    finally:
+        await first.stop()
+        await second.stop()
+    *attempts, request = spans.get_finished_spans()
+    assert [a.kind for a in attempts] == [SpanKind.CLIENT, SpanKind.CLIENT]
+    assert {a.attributes["server.port"] for a in attempts if a.attributes} == {first.port, second.port}
+    assert all(not a.status.is_ok and a.status.description for a in attempts)
+    assert all(a.parent is not None and a.parent.span_id == request.context.span_id for a in attempts)
+    assert [e.name for e in request.events] == ["retry"]
