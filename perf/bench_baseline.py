@@ -7,7 +7,8 @@ Raw times differ between machines and, on two shared cores, between minutes. So 
 best time (its minimum: noise only ever adds) is divided by the best time of `test_calibration`, a
 fixed piece of plain Python measured in the same run; the baseline (tests/bench/baseline.json) holds
 those ratios. A benchmark regresses when its ratio exceeds the baseline's by more than its tolerance
-(a factor, 2.0 unless the baseline gives one: benchmarks that wait on Redis get more), which a real
+(a factor, 2.0 unless the baseline gives one: benchmarks that wait on Redis, and the sub-microsecond
+ones, get more), which a real
 regression (an accidental O(n^2), a cache that stopped hitting, a debug path left on) clears easily and
 scheduling noise does not.
 """
@@ -26,10 +27,14 @@ BASELINE = ROOT / "tests" / "bench" / "baseline.json"
 CALIBRATION = "test_calibration"
 TOLERANCE = 2.0
 # Round trips to Redis: a scheduler hiccup on a busy machine weighs more against ~100 µs of waiting.
-IO_TOLERANCE = 3.0
-IO_BOUND = (
+LOOSE_TOLERANCE = 3.0
+# And cases of a few hundred nanoseconds: the same code's ratio swung 1.1-2.2x between runs here (an A/B of
+# `test_adding_the_stock_to_a_cached_detail`'s code before and after a change: 250 vs 253 ns).
+LOOSE = (
     "test_reserving_two_lines_with_the_lua_script",
     "test_cached_product_detail_through_the_fast_path",
+    "test_adding_the_stock_to_a_cached_detail",
+    "test_edge_rate_limit_check_from_a_held_lease",
 )
 
 
@@ -84,7 +89,7 @@ def refreshed(measured: dict[str, float], machine: dict[str, Any]) -> dict[str, 
         "machine": machine,
         "tolerance": TOLERANCE,
         "cases": {
-            name: {"ratio": round(ratio, 6), **({"tolerance": IO_TOLERANCE} if name in IO_BOUND else {})}
+            name: {"ratio": round(ratio, 6), **({"tolerance": LOOSE_TOLERANCE} if name in LOOSE else {})}
             for name, ratio in measured.items()
         },
     }

@@ -38,6 +38,7 @@ from svc_order.schemas import CheckoutRequest
 from svc_product import caching, catalog, documents, fastpath
 from svc_product.app import DETAIL
 from svc_product.schemas import ProductPage, ProductSummary
+from svc_product.stock import STOCK
 from tests.bench.test_catalog_bench import detail_row
 from tests.edge.support import make_token
 from tests.edge.test_parser_fuzz import Wire
@@ -151,7 +152,15 @@ def test_cached_product_detail_through_the_fast_path(
     redis = connect(os.environ["REDIS_URL"])
     product_id = uuid.uuid4()
     key = f"{caching.product_namespace(product_id)}:v0:{caching.DETAIL}{catalog.PACKED}"
-    app = SimpleNamespace(state=SimpleNamespace(deps=SimpleNamespace(cache=Cache(redis, "bench"))))
+
+    class WarmStock:
+        """svc_product's stock figures as they stand between refreshes: already known."""
+
+        async def of(self, product_id: str) -> bytes:
+            return b'{"available":12,"reserved":2,"onHand":14,"updatedAt":"2026-12-01T00:00:00Z"}'
+
+    deps = SimpleNamespace(cache=Cache(redis, "bench"), resources={STOCK: WarmStock()})
+    app = SimpleNamespace(state=SimpleNamespace(deps=deps))
     sent: list[Message] = []
 
     async def router(scope: Scope, receive: Receive, send: Send) -> None:
