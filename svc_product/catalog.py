@@ -23,6 +23,7 @@ from kit.identity import Identity
 from kit.lifecycle import every
 from kit.representation import Representation, pack
 from svc_product import caching, documents, facets, index, listing, search, store, suggest
+from svc_product.config import ProductConfig
 from svc_product.query import ListQuery, ReviewQuery
 from svc_product.stock import STOCK
 
@@ -112,7 +113,7 @@ async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> Repre
 
     async def compute(version: int | None) -> bytes:
         loads.labels("list").inc()
-        if version is not None:
+        if version is not None and ProductConfig.of(d.settings).search_index:
             index.holder.saw(version)
             if (current := index.holder.ready(d.db)) is not None:
                 return await search.product_list(current, d.db, query)
@@ -136,7 +137,8 @@ async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> Repre
 async def suggestions(d: Deps, text: str) -> Representation:
     """`GET /api/products/suggest`: from the process's index, answers kept with it per normalised text;
     from PostgreSQL while the index is behind or cannot be known to be current (Redis unreachable)."""
-    current = index.holder.ready(d.db) if time.monotonic() < index.holder.followed_until else None
+    followed = time.monotonic() < index.holder.followed_until and ProductConfig.of(d.settings).search_index
+    current = index.holder.ready(d.db) if followed else None
     if current is None:
         async with d.db.acquire() as conn:
             return Representation(await suggest.suggestions(conn, text))
@@ -154,8 +156,11 @@ async def follow(d: Deps) -> None:
     soon as it is behind; the suggestions take it as current for a second after each look. It owns the
     rebuilds: one still running at stop is cancelled with it."""
     cache = _cache(d)
+    config = ProductConfig.of(d.settings)
 
     async def look() -> None:
+        if not config.search_index:
+            return
         version = await cache.version(caching.LISTS)
         if version is not None:
             index.holder.saw(version)
@@ -163,7 +168,7 @@ async def follow(d: Deps) -> None:
             index.holder.followed_until = time.monotonic() + 1.0
 
     try:
-        await every(0.1, look, name="catalog-index")
+        await every(config.follow_every, look, name="catalog-index")
     finally:
         await index.holder.stop()
 

@@ -9,12 +9,22 @@ from kit.settings import Env, OwnSettings
 
 @dataclass(frozen=True, slots=True)
 class ProductConfig(OwnSettings):
-    """Where svc_inventory answers the detail's stock, and how long it may take (svc_product.stock)."""
+    """Where svc_inventory answers the detail's stock, and how long it may take (svc_product.stock);
+    whether searches, facets and suggestions come from the in-process index (svc_product.index)."""
 
     inventory_url: str
     stock_ttl: float  # seconds a stock figure is served before it is refreshed
     stock_wait: float  # seconds a detail waits for a first look
     inventory_timeout: float  # seconds a call to svc_inventory may take
+    # Off by default: every catalog write reads the whole catalog again in every process (0.9-2.6 s of
+    # work), which under a steady trickle of writes (the load smoke's) costs the detail's p99 its target.
+    # On for a read-mostly catalog, until the index is refreshed incrementally (perf/README.md, issue 19).
+    search_index: bool
+
+    @property
+    def follow_every(self) -> float:
+        """How often the `follow` job looks (rarely while there is no index to keep current)."""
+        return 0.1 if self.search_index else 3600.0
 
     @classmethod
     def read(cls, env: Env) -> ProductConfig:
@@ -23,4 +33,5 @@ class ProductConfig(OwnSettings):
             stock_ttl=env.number("PRODUCT_STOCK_TTL", 5, positive=True),
             stock_wait=env.number("PRODUCT_STOCK_WAIT", 0.05, positive=True),
             inventory_timeout=env.number("PRODUCT_INVENTORY_TIMEOUT", 0.15, positive=True),
+            search_index=env.flag("PRODUCT_SEARCH_INDEX", False),
         )

@@ -27,9 +27,16 @@ from tests.processes import free_port
 from tests.support import identity, serve
 
 INVENTORY_PORT = free_port()
+# With the search index on (off by default), so searches and suggestions go through it and, where a test
+# asks for the index to be behind or compares, through PostgreSQL too.
 CONFIG = settings.load(
     "product",
-    {**os.environ, "PRODUCT_INVENTORY_URL": f"http://127.0.0.1:{INVENTORY_PORT}", "PRODUCT_STOCK_TTL": "1"},
+    {
+        **os.environ,
+        "PRODUCT_INVENTORY_URL": f"http://127.0.0.1:{INVENTORY_PORT}",
+        "PRODUCT_STOCK_TTL": "1",
+        "PRODUCT_SEARCH_INDEX": "1",
+    },
     own=ProductConfig,
 )
 
