@@ -103,7 +103,7 @@ load: install
 # fails; the report stays in perf/reports/smoke-ci/.
 load-smoke-ci: install native
 	SHOP_TEST_NS=$${SHOP_TEST_NS:-loadci} SHOP_TEST_REDIS_DB=$${SHOP_TEST_REDIS_DB:-10} \
-		SHOP_TEST_PORT_OFFSET=$${SHOP_TEST_PORT_OFFSET:-25000} $(BIN)/pytest -q -m load tests/e2e/test_load_smoke.py
+		SHOP_TEST_PORT_OFFSET=$${SHOP_TEST_PORT_OFFSET:-15500} $(BIN)/pytest -q -m load tests/e2e/test_load_smoke.py
 
 # Hot-path benchmarks against tests/bench/baseline.json, as ratios to an in-run calibration loop;
 # `make bench-baseline` re-measures and rewrites the baseline (commit it with the change that moved it).
