@@ -99,7 +99,7 @@ load: install
 	$(BIN)/python -m perf.load
 
 # The SLO smoke of CI: a stack of its own (databases *_loadci, Redis db 10, vhost shop_loadci, ports
-# +25000, unless SHOP_TEST_* say otherwise), the smoke profile, any error or missed design target
+# +15500, unless SHOP_TEST_* say otherwise), the smoke profile, any error or missed design target
 # fails; the report stays in perf/reports/smoke-ci/.
 load-smoke-ci: install native
 	SHOP_TEST_NS=$${SHOP_TEST_NS:-loadci} SHOP_TEST_REDIS_DB=$${SHOP_TEST_REDIS_DB:-10} \
