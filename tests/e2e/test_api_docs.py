@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-from typing import Any
 
 import httpx
 import pytest
@@ -11,17 +10,9 @@ from openapi_spec_validator import validate
 
 from kit.representation import MIN_GZIP
 from shop.map import demo_product_id
-from tests.support import eventually
+from tests.e2e.support import whole_document
 
 pytestmark = pytest.mark.e2e
-
-
-async def whole_document(edge: httpx.AsyncClient) -> dict[str, Any]:
-    async def complete() -> dict[str, Any] | None:
-        document: dict[str, Any] = (await edge.get("/openapi.json")).json()
-        return document if document["x-missing"] == [] else None
-
-    return await eventually(complete)
 
 
 async def test_the_edge_serves_the_whole_api_as_one_valid_document(edge: httpx.AsyncClient) -> None:

@@ -13,65 +13,15 @@ from typing import Any
 import httpx
 import pytest
 
-from kit import settings
-from tests.e2e.support import demo_leaf
-from tests.e2e.test_inventory import token
+from tests.e2e.support import ADDRESS, POLL, order_when, pay, stocked_product, token
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
-POLL = 0.25
-
-ADDRESS = {
-    "fullName": "Tran Thi B",
-    "phone": "+84987654321",
-    "line1": "2 Hai Ba Trung",
-    "city": "Hanoi",
-    "country": "VN",
-}
-
-
-async def _stocked_product(edge: httpx.AsyncClient, seller: dict[str, str], units: int, price: float) -> str:
-    category = demo_leaf((await edge.get("/api/categories")).json())
-    body = {"name": f"E2E Kettle {uuid.uuid4().hex[:8]}", "price": price, "categoryId": category["id"]}
-    created = await edge.post("/api/products", json=body, headers=seller)
-    assert created.status_code == 201, created.text
-    product_id: str = created.json()["id"]
-
-    # svc_inventory learns the product's seller from product.created; then the seller may stock it.
-    async def stocked() -> bool:
-        answer = await edge.put(
-            f"/api/inventory/{product_id}", json={"quantity": units, "lowStockThreshold": 0}, headers=seller
-        )
-        return answer.status_code == 200
-
-    await eventually(stocked, within=15, interval=POLL)
-    return product_id
 
 
 async def _stock(edge: httpx.AsyncClient, product_id: str) -> dict[str, int]:
     level = (await edge.get(f"/api/inventory/{product_id}")).json()
     return {k: level[k] for k in ("onHand", "reserved", "available")}
-
-
-async def _pay(order: dict[str, Any], outcome: str) -> None:
-    pay_url = order["paymentUrl"]
-    assert pay_url == f"{settings.service_url('edge')}/api/payments/pay/{order['orderId']}"
-    async with httpx.AsyncClient(base_url=settings.service_url("sandbox"), timeout=10) as sandbox:
-        paid = await sandbox.post("/sandbox/pay", json={"paymentUrl": pay_url, "outcome": outcome})
-    assert paid.status_code == 200, paid.text
-
-
-async def _order_when(
-    edge: httpx.AsyncClient, who: dict[str, str], order_id: str, status: str
-) -> dict[str, Any]:
-    async def reached() -> dict[str, Any] | None:
-        answer = await edge.get(f"/api/orders/{order_id}", headers=who)
-        assert answer.status_code == 200, answer.text
-        order: dict[str, Any] = answer.json()
-        return order if order["status"] == status else None
-
-    # Polled gently: the buyer's requests count against the edge's per-user rate limit.
-    return await eventually(reached, within=20, interval=POLL)
 
 
 async def _mail_about(mail: httpx.AsyncClient, to: str, subject: str) -> dict[str, Any]:
@@ -88,7 +38,7 @@ async def test_a_buyer_checks_out_pays_and_the_stock_is_committed(
 ) -> None:
     buyer = await token(edge, "user@shop.local", "User123!")
     seller = await token(edge, "seller@shop.local", "Seller123!")
-    product = await _stocked_product(edge, seller, units=3, price=260_000)
+    product = await stocked_product(edge, seller, units=3, price=260_000)
     assert (await edge.get("/api/cart")).status_code == 401
     await edge.delete("/api/cart", headers=buyer)
     added = await edge.post("/api/cart/items", json={"productId": product, "quantity": 2}, headers=buyer)
@@ -109,9 +59,9 @@ async def test_a_buyer_checks_out_pays_and_the_stock_is_committed(
     assert await _stock(edge, product) == {"onHand": 3, "reserved": 2, "available": 1}
     assert (await edge.get(f"/api/orders/{order['orderId']}", headers=seller)).status_code == 404
 
-    await _pay(order, "success")
+    await pay(order, "success")
 
-    confirmed = await _order_when(edge, buyer, order["orderId"], "CONFIRMED")
+    confirmed = await order_when(edge, buyer, order["orderId"], "CONFIRMED")
     assert confirmed["paymentStatus"] == "PAID" and confirmed["transactionId"]
 
     async def committed() -> bool:
@@ -138,7 +88,7 @@ async def test_a_failed_payment_cancels_the_order_and_only_one_of_two_buyers_get
 ) -> None:
     buyer = await token(edge, "user@shop.local", "User123!")
     seller = await token(edge, "seller@shop.local", "Seller123!")
-    product = await _stocked_product(edge, seller, units=1, price=80_000)
+    product = await stocked_product(edge, seller, units=1, price=80_000)
     # MoMo notifies a failure (ZaloPay, like the real one, calls back only for a paid order).
     body = {"shippingAddress": ADDRESS, "paymentMethod": "momo"}
     for who in (buyer, seller):  # a seller shops too
@@ -153,9 +103,9 @@ async def test_a_failed_payment_cancels_the_order_and_only_one_of_two_buyers_get
     alert = await _mail_about(mail, "seller@shop.local", f"Low stock: {name}")
     assert "0 left to sell" in alert["body"]
 
-    await _pay(first.json(), "failed")
+    await pay(first.json(), "failed")
 
-    failed = await _order_when(edge, buyer, first.json()["orderId"], "FAILED")
+    failed = await order_when(edge, buyer, first.json()["orderId"], "FAILED")
     cancelled = await _mail_about(
         mail, "user@shop.local", f"Your order {failed['orderNumber']} was cancelled"
     )

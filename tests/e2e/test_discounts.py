@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.e2e.test_inventory import token
+from tests.e2e.support import token
 
 pytestmark = pytest.mark.e2e
 

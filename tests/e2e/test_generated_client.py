@@ -14,8 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.e2e.test_api_docs import whole_document
-from tests.e2e.test_signup_to_login import mailed_token, new_email
+from tests.e2e.support import mailed_token, new_email, whole_document
 
 pytestmark = pytest.mark.e2e
 

@@ -7,15 +7,9 @@ import pytest
 
 from shop.map import demo_product_id
 from svc_inventory.seed import demo_quantity
-from tests.e2e.test_signup_to_login import bearer
+from tests.e2e.support import token
 
 pytestmark = pytest.mark.e2e
-
-
-async def token(edge: httpx.AsyncClient, email: str, password: str) -> dict[str, str]:
-    response = await edge.post("/api/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    return bearer(response.json()["accessToken"])
 
 
 async def test_anyone_sees_stock_and_only_its_seller_or_an_admin_sets_it(edge: httpx.AsyncClient) -> None:

@@ -13,9 +13,7 @@ import httpx
 import pytest
 
 from kit import settings
-from tests.e2e.test_checkout import ADDRESS, _order_when, _pay, _stocked_product
-from tests.e2e.test_inventory import token
-from tests.e2e.test_signup_to_login import mailed_token, new_email
+from tests.e2e.support import ADDRESS, mailed_token, new_email, order_when, pay, stocked_product, token
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
@@ -78,15 +76,15 @@ async def confirmed_order(edge: httpx.AsyncClient, buyer: dict[str, str]) -> str
     preferences and phone have long reached svc_notify, through the same broker.
     """
     seller = await token(edge, "seller@shop.local", "Seller123!")
-    product = await _stocked_product(edge, seller, units=2, price=120_000)
+    product = await stocked_product(edge, seller, units=2, price=120_000)
     await edge.delete("/api/cart", headers=buyer)
     added = await edge.post("/api/cart/items", json={"productId": product, "quantity": 1}, headers=buyer)
     assert added.status_code == 200, added.text
     body = {"shippingAddress": ADDRESS, "paymentMethod": "vnpay"}
     placed = await edge.post("/api/orders/checkout", json=body, headers=buyer)
     assert placed.status_code == 201, placed.text
-    await _pay(placed.json(), "success")
-    order = await _order_when(edge, buyer, placed.json()["orderId"], "CONFIRMED")
+    await pay(placed.json(), "success")
+    order = await order_when(edge, buyer, placed.json()["orderId"], "CONFIRMED")
     number: str = order["orderNumber"]
     return number
 

@@ -7,8 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.e2e.test_inventory import token
-from tests.e2e.test_signup_to_login import mailed_token
+from tests.e2e.support import mailed_token, token
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ import pytest
 from kit import settings
 from kit.bus import publish
 from shop.map import seed_user_id
-from tests.e2e.test_inventory import token
+from tests.e2e.support import token
 from tests.orders import new_order
 from tests.support import eventually
 

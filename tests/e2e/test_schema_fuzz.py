@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_signup_to_login import bearer, mailed_token, new_email
+from tests.e2e.support import bearer, mailed_token, new_email
 from tests.stack import ROOT
 from tests.support import eventually
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 
@@ -11,29 +10,11 @@ import jwt
 import pytest
 
 from kit import settings
-from tests.support import eventually
+from tests.e2e.support import bearer, mailed_token, new_email
 
 pytestmark = pytest.mark.e2e
 
 CONFIG = settings.load("edge")
-
-
-def new_email() -> str:
-    return f"e2e{uuid.uuid4().hex[:12]}@shop.test"
-
-
-async def mailed_token(mail: httpx.AsyncClient, email: str) -> str:
-    async def verification_mail() -> list[dict[str, str]]:
-        return (await mail.get("/api/messages", params={"to": email})).json()
-
-    (message,) = await eventually(verification_mail)
-    match = re.search(r"[?&]token=([A-Za-z0-9_\-]+)", message["body"])
-    assert match, message["body"]
-    return match.group(1)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def forged(**overrides: object) -> str:

@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_checkout import ADDRESS, POLL, _stocked_product
-from tests.e2e.test_inventory import token
+from tests.e2e.support import ADDRESS, POLL, stocked_product, token
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +38,7 @@ async def test_one_checkout_is_one_trace_across_every_service_it_reaches(
     buyer = await token(edge, "user@shop.local", "User123!")
     seller = await token(edge, "seller@shop.local", "Seller123!")
     admin = await token(edge, "admin@shop.local", "Admin123!")
-    product = await _stocked_product(edge, seller, units=2, price=120_000)
+    product = await stocked_product(edge, seller, units=2, price=120_000)
     # A code, so svc_discount is asked (without one it is asked only while an automatic discount exists).
     code = f"TRACE{secrets.token_hex(4).upper()}"
     coupon = {"code": code, "name": "Trace", "kind": "PERCENTAGE", "value": 5}

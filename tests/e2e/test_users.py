@@ -11,7 +11,7 @@ import aiormq
 import httpx
 import pytest
 
-from tests.e2e.test_signup_to_login import bearer, mailed_token, new_email
+from tests.e2e.support import bearer, mailed_token, new_email
 from tests.support import eventually
 from tests.svc_user.support import ProfileUpdates, png
 
