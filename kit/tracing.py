@@ -33,11 +33,17 @@ def sane_request_id(value: str | None) -> str:
 
 
 def child_traceparent(parent: str | None) -> str:
-    """A traceparent for our own span: same trace id as `parent` when it is valid, else a new trace."""
+    """A traceparent for our own span while this process does not trace: same trace id and flags as
+    `parent` when it is valid, else a new trace marked not sampled.
+
+    Not sampled, because nothing here records it: marked sampled, every traced service behind this one
+    (parent-based samplers follow the flag) would keep every trace, at the full cost of tracing.
+    """
     match = _TRACEPARENT.match(parent) if parent else None
     # getrandbits, not os.urandom (a system call): this runs on every request, and W3C ids must be
     # random, not secret. `or 1`: an all-zero id is invalid.
-    valid = match is not None and match.group(1) != _NO_TRACE
-    trace_id = match.group(1) if valid and match else f"{getrandbits(128) or 1:032x}"
-    flags = match.group(3) if match else "01"
+    if match is not None and match.group(1) != _NO_TRACE:
+        trace_id, flags = match.group(1), match.group(3)
+    else:
+        trace_id, flags = f"{getrandbits(128) or 1:032x}", "00"
     return f"00-{trace_id}-{getrandbits(64) or 1:016x}-{flags}"

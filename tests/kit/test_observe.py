@@ -80,8 +80,11 @@ async def test_without_a_valid_traceparent_a_new_trace_starts(
 ) -> None:
     headers = {} if given is None else {"traceparent": given}
     seen = {(await client.get("/observe-test/1", headers=headers)).json()["traceparent"] for _ in range(10)}
-    traces = {_TRACEPARENT.match(t).group(1) for t in seen}  # type: ignore[union-attr]
+    matches = [_TRACEPARENT.match(t) for t in seen]
+    traces = {m.group(1) for m in matches if m}
     assert len(traces) == 10 and "0" * 32 not in traces
+    # This process does not trace: its new traces must not tell traced services behind it to keep them.
+    assert {m.group(3) for m in matches if m} == {"00"}
 
 
 async def test_requests_are_counted_and_timed_per_route_template_and_status(
