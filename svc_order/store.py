@@ -57,13 +57,42 @@ WITH changed AS (
 """
 CLEAR_CART = "DELETE FROM cart_items WHERE user_id = $1"
 
+# -- the catalog's projection (svc_order/projection.py) ------------------------------------------------------
+
+# A projected product's columns, as every statement that reads them names them (`p`: catalog_products).
+PRODUCT_COLUMNS = """p.version, p.for_sale, p.name, p.price, p.seller_id, p.category_id, p.image,
+       p.variants::text AS variants"""
+PRODUCTS = (
+    f"SELECT p.product_id, {PRODUCT_COLUMNS} FROM catalog_products p WHERE p.product_id = ANY($1::uuid[])"
+)
+# A row replaces only an older version of its product. Written in the order of the ids, so two writers of
+# the same products lock them in the same order.
+KEEP_PRODUCTS = """
+INSERT INTO catalog_products AS c (product_id, version, for_sale, name, price, seller_id, category_id,
+                                   image, variants)
+SELECT u.id, u.version, u.for_sale, u.name, u.price, u.seller, u.category, u.image, u.variants::jsonb
+FROM unnest($1::uuid[], $2::bigint[], $3::bool[], $4::text[], $5::numeric[], $6::uuid[], $7::uuid[],
+            $8::text[], $9::text[])
+     AS u(id, version, for_sale, name, price, seller, category, image, variants)
+ORDER BY u.id
+ON CONFLICT (product_id) DO UPDATE
+    SET version = EXCLUDED.version, for_sale = EXCLUDED.for_sale, name = EXCLUDED.name,
+        price = EXCLUDED.price, seller_id = EXCLUDED.seller_id, category_id = EXCLUDED.category_id,
+        image = EXCLUDED.image, variants = EXCLUDED.variants, updated_at = now()
+    WHERE c.version < EXCLUDED.version
+"""
+FORGET_PRODUCT = "DELETE FROM catalog_products WHERE product_id = $1"
+
 # -- checkout ----------------------------------------------------------------------------------------------
 
 # Locked for the checkout's transaction: a second checkout of the same cart waits, then finds it emptied.
-CART_FOR_CHECKOUT = """
-SELECT product_id, variant_id, quantity FROM cart_items WHERE user_id = $1
-ORDER BY added_at, product_id, variant_id
-FOR UPDATE
+# Each line comes with its projected product (NULLs: not projected yet).
+CART_FOR_CHECKOUT = f"""
+SELECT c.product_id, c.variant_id, c.quantity, {PRODUCT_COLUMNS}
+FROM cart_items c LEFT JOIN catalog_products p ON p.product_id = c.product_id
+WHERE c.user_id = $1
+ORDER BY c.added_at, c.product_id, c.variant_id
+FOR UPDATE OF c
 """
 # The order, its items, its first history entry, the cart lines it took (only those still as they were: a
 # line changed meanwhile stays in the cart) and its checkout intent closed, in one statement.
