@@ -3,8 +3,8 @@ checkout.
 
 PostgreSQL (not Redis) holds the lines, so a cart survives a Redis flush or restart like any order
 data; every cart request is one statement (a change answers the new cart in the same round trip) plus
-one reading the projected products (svc_order.projection), and a catalog call only for a product the
-projection does not know yet.
+one reading the projected products (svc_order.projection; a cart view joins them to its lines), and a
+catalog call only for a product the projection does not know yet.
 """
 
 from __future__ import annotations
@@ -88,13 +88,15 @@ def priced(product: Product | None, variant_id: uuid.UUID, quantity: int) -> Pri
 
 
 async def show(d: Deps, user_id: uuid.UUID) -> Cart:
-    rows, _ = merged(await d.db.fetch(store.CART, user_id))
-    return await view(d, rows)
+    records = await d.db.fetch(store.CART, user_id)
+    rows, _ = merged(records)
+    return await view(d, rows, projection.known_in(records))
 
 
 async def add(d: Deps, user_id: uuid.UUID, item: AddItem) -> Cart:
     """Add a product the catalog sells now; the same product and variant add up to at most 99."""
-    known = await projection.products(d, [item.product_id])
+    known = projection.known_in(await d.db.fetch(store.PRODUCTS_FOR_ADDING, user_id, item.product_id))
+    known |= await projection.products(d, [item.product_id], known)
     product = known[item.product_id]
     if product is None:
         raise BusinessRuleViolation("This product does not exist or is not for sale")
