@@ -54,8 +54,8 @@ NOT_THE_STACK = ("other", MACHINE, "bench client")
 LIMITS = {**OPEN_LIMITS, "RATE_LIMIT_USER_PER_MINUTE": "100000000", "RATE_LIMIT_IP_PER_HOUR": "1000000000"}
 
 
-def start_swapped(stack: Stack, tree: Path, names: list[str]) -> list[subprocess.Popen[bytes]]:
-    started = [start(f"svc_{name}", tree, stack.env, stack.log) for name in names]
+def start_swapped(stack: Stack, tree: Path, names: list[str], log: Path) -> list[subprocess.Popen[bytes]]:
+    started = [start(f"svc_{name}", tree, stack.env, log) for name in names]
     for name in names:
         stack.wait_ready(name, within=60)
     return started
@@ -109,14 +109,14 @@ async def one_run(
         await shop.edge.client.close()
 
 
-async def run(args: argparse.Namespace, stack: Stack, trees: list[Path], swap: list[str]) -> None:
+async def run(args: argparse.Namespace, stack: Stack, trees: list[Path], swap: list[str], logs: Path) -> None:
     tokens = None
     projected = not args.projected  # nothing to fill unless asked
     edge_url = stack.url("edge")
     figures: dict[Path, dict[str, list[float]]] = {tree: defaultdict(list) for tree in trees}
     for number in range(args.discard + args.rounds):
         for tree in trees:
-            processes = start_swapped(stack, tree, swap)
+            processes = start_swapped(stack, tree, swap, logs / "swapped.log")
             try:
                 if tokens is None:
                     tokens = await pool_tokens(args.users, stack.url("auth"))
@@ -192,7 +192,7 @@ def main() -> None:
         logs = args.logs or Path(folder)
         logs.mkdir(parents=True, exist_ok=True)
         with running_stack({**os.environ, **LIMITS}, logs, procfile) as stack:
-            asyncio.run(run(args, stack, trees, swap))
+            asyncio.run(run(args, stack, trees, swap, logs))
 
 
 if __name__ == "__main__":
