@@ -49,10 +49,11 @@ SELECT c.product_id, c.variant_id, c.quantity, c.added_at, false AS changed, {PR
 FROM cart_items c LEFT JOIN catalog_products p ON p.product_id = c.product_id
 WHERE c.user_id = $1
 """
-# $2 the product being added: it and the cart's products, projected, read by a cart add in one go.
+# $2 the product being added: it and the cart's products, projected, read by a cart add in one go (as one
+# array: an OR of the two would read the whole projection).
 PRODUCTS_FOR_ADDING = f"""
 SELECT p.product_id, {PRODUCT_COLUMNS} FROM catalog_products p
-WHERE p.product_id = $2 OR p.product_id IN (SELECT product_id FROM cart_items WHERE user_id = $1)
+WHERE p.product_id = ANY(ARRAY(SELECT product_id FROM cart_items WHERE user_id = $1) || $2::uuid)
 """
 # $2 product, $3 variant (NO_VARIANT for none), $4 quantity to add, $5 most lines, $6 most per line.
 # A new line only while the cart has fewer than $5; an existing one only while it stays within $6.
