@@ -36,12 +36,12 @@ _variants = msgspec.json.Decoder(list[Variant])
 _encode = msgspec.json.Encoder().encode
 
 
-def product_of(row: asyncpg.Record, product_id: uuid.UUID) -> Product | None:
-    """The product in a row carrying `store.PRODUCT_COLUMNS`: None when it is not for sale."""
+def _product_of(row: asyncpg.Record) -> Product | None:
+    """The product in a row carrying `product_id` and `store.PRODUCT_COLUMNS`: None when not for sale."""
     if not row["for_sale"]:
         return None
     return Product(
-        product_id,
+        row["product_id"],
         row["name"],
         row["price"],
         row["seller_id"],
@@ -55,9 +55,7 @@ def product_of(row: asyncpg.Record, product_id: uuid.UUID) -> Product | None:
 def known_in(rows: Iterable[asyncpg.Record]) -> dict[uuid.UUID, Product | None]:
     """The projected products of rows that joined `store.PRODUCT_COLUMNS` to their `product_id` (products
     the projection does not know are left out)."""
-    return {
-        row["product_id"]: product_of(row, row["product_id"]) for row in rows if row["version"] is not None
-    }
+    return {row["product_id"]: _product_of(row) for row in rows if row["version"] is not None}
 
 
 async def keep(db: asyncpg.Pool | asyncpg.Connection, rows: Sequence[tuple[Product, bool]]) -> None:
@@ -93,7 +91,7 @@ async def products(
     wanted = [product_id for product_id in asked if product_id not in found]
     if wanted:
         for row in await (conn or d.db).fetch(store.PRODUCTS, wanted):
-            found[row["product_id"]] = product_of(row, row["product_id"])
+            found[row["product_id"]] = _product_of(row)
         unknown = [product_id for product_id in wanted if product_id not in found]
         if unknown:
             sold = await downstream.CLIENTS.of(d).catalog.for_sale(unknown)
