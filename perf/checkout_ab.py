@@ -13,6 +13,11 @@ are not counted) while the CPU every part of the stack spends is read from
 /proc (perf/load/cpu.py); then they stop and the next tree's start. Printed per tree: the medians of
 checkouts/s, p99 and ms of CPU per created order by part. Throughput on a shared machine measures the
 machine; the CPU per order is the figure to compare.
+
+`--projected`: once a tree's svc_order has created its projection of the catalog (svc_order.projection),
+every demo product is written there before the rounds, as in a shop running for a while (each product
+projected from its events or its first sale); without it, a tree that projects lazily spends the first
+rounds reading the catalog once per product.
 """
 
 from __future__ import annotations
@@ -27,16 +32,20 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kit import settings  # noqa: E402
 from kit.supervise import read_procfile  # noqa: E402
 from perf.checkout_bench import Edge, Shop, Tally, measured, saturation  # noqa: E402
 from perf.load import buyers, pool  # noqa: E402
 from perf.load.cpu import MACHINE  # noqa: E402
 from perf.trees import start, stop  # noqa: E402
+from shop.map import demo_product_id  # noqa: E402
+from svc_order import downstream, projection  # noqa: E402
 from tests import conftest  # noqa: E402  (sets the environment of the namespace)
 from tests.stack import OPEN_LIMITS, PROCFILE, Stack, running_stack  # noqa: E402
 
@@ -45,8 +54,8 @@ NOT_THE_STACK = ("other", MACHINE, "bench client")
 LIMITS = {**OPEN_LIMITS, "RATE_LIMIT_USER_PER_MINUTE": "100000000", "RATE_LIMIT_IP_PER_HOUR": "1000000000"}
 
 
-def start_swapped(stack: Stack, tree: Path, names: list[str]) -> list[subprocess.Popen[bytes]]:
-    started = [start(f"svc_{name}", tree, stack.env, stack.log) for name in names]
+def start_swapped(stack: Stack, tree: Path, names: list[str], log: Path) -> list[subprocess.Popen[bytes]]:
+    started = [start(f"svc_{name}", tree, stack.env, log) for name in names]
     for name in names:
         stack.wait_ready(name, within=60)
     return started
@@ -67,6 +76,26 @@ async def pool_tokens(count: int, auth_url: str) -> list[str]:
         return tokens
 
 
+async def fill_projection(stack: Stack, products: int) -> bool:
+    """Write demo products 1..`products` to svc_order's projection; False while it has none (a tree
+    without it)."""
+    conn = await asyncpg.connect(settings.database_url("order_db", stack.env, direct=True))
+    try:
+        if not await conn.fetchval("SELECT to_regclass('catalog_products') IS NOT NULL"):
+            return False
+        catalog = downstream.Catalog(stack.url("product"), timeout=30)
+        try:
+            ids = [demo_product_id(number) for number in range(1, products + 1)]
+            for start_at in range(0, len(ids), downstream.BATCH):
+                sold = await catalog.for_sale(ids[start_at : start_at + downstream.BATCH])
+                await projection.keep(conn, [(product, True) for product in sold])
+        finally:
+            await catalog.close()
+        return True
+    finally:
+        await conn.close()
+
+
 async def one_run(
     args: argparse.Namespace, edge_url: str, tokens: list[str]
 ) -> tuple[Tally, float, dict[str, float]]:
@@ -80,16 +109,19 @@ async def one_run(
         await shop.edge.client.close()
 
 
-async def run(args: argparse.Namespace, stack: Stack, trees: list[Path], swap: list[str]) -> None:
+async def run(args: argparse.Namespace, stack: Stack, trees: list[Path], swap: list[str], logs: Path) -> None:
     tokens = None
+    projected = not args.projected  # nothing to fill unless asked
     edge_url = stack.url("edge")
     figures: dict[Path, dict[str, list[float]]] = {tree: defaultdict(list) for tree in trees}
     for number in range(args.discard + args.rounds):
         for tree in trees:
-            processes = start_swapped(stack, tree, swap)
+            processes = start_swapped(stack, tree, swap, logs / "swapped.log")
             try:
                 if tokens is None:
                     tokens = await pool_tokens(args.users, stack.url("auth"))
+                if not projected:
+                    projected = await fill_projection(stack, args.products)
                 tally, elapsed, cpu = await one_run(args, edge_url, tokens)
             finally:
                 stop(processes)
@@ -146,6 +178,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=2)
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--logs", type=Path, help="keep the stack's log in this folder")
+    parser.add_argument(
+        "--projected", action="store_true", help="every demo product in svc_order's projection first"
+    )
     args = parser.parse_args()
     swap = args.swap.split(",")
     trees = [Path(tree).resolve() for tree in args.trees.split(",")]
@@ -157,7 +192,7 @@ def main() -> None:
         logs = args.logs or Path(folder)
         logs.mkdir(parents=True, exist_ok=True)
         with running_stack({**os.environ, **LIMITS}, logs, procfile) as stack:
-            asyncio.run(run(args, stack, trees, swap))
+            asyncio.run(run(args, stack, trees, swap, logs))
 
 
 if __name__ == "__main__":

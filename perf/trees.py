@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.stack import die_with_parent
+from tests.processes import die_with_parent
 
 
 def start(

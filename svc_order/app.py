@@ -14,7 +14,7 @@ from kit.errors import NotFound, invalid
 from kit.http import JSON, body_of, paging, path_uuid, search_pattern
 from kit.identity import Identity, require_role, require_user
 from kit.openapi import choice, doc, header, listing, page, uuid_param
-from svc_order import cart, downstream, flows, idempotency, intents, jobs, store, views, workflow
+from svc_order import cart, downstream, flows, idempotency, intents, jobs, projection, store, views, workflow
 from svc_order.config import OrderConfig
 from svc_order.schemas import (
     AddItem,
@@ -258,7 +258,7 @@ service = Service(
     "order",
     routes,
     migrations=Path(__file__).parent / "migrations",
-    handlers=workflow.handlers,
+    handlers={**workflow.handlers, **projection.handlers},
     resources=[downstream.CLIENTS, intents.JOURNAL],
     jobs=[jobs.sweeper, jobs.intent_recovery, jobs.cleanup],
     uses_redis=False,

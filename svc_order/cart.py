@@ -1,14 +1,16 @@
-"""The cart: lines in PostgreSQL, priced from the catalog when shown and at checkout.
+"""The cart: lines in PostgreSQL, priced from svc_order's projection of the catalog when shown and at
+checkout.
 
 PostgreSQL (not Redis) holds the lines, so a cart survives a Redis flush or restart like any order
 data; every cart request is one statement (a change answers the new cart in the same round trip) plus
-the catalog's prices, which come from svc_order's in-process cache almost always (`downstream.Catalog`).
+one reading the projected products (svc_order.projection; a cart view joins them to its lines), and a
+catalog call only for a product the projection does not know yet.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,7 +19,7 @@ import asyncpg
 
 from kit.app import Deps
 from kit.errors import BusinessRuleViolation, NotFound, ValidationError, invalid
-from svc_order import downstream, store
+from svc_order import downstream, projection, store
 from svc_order.downstream import Product, Variant
 from svc_order.schemas import MAX_CART_LINES, MAX_LINE_QUANTITY, AddItem, Cart, CartLine
 from svc_order.store import NO_VARIANT
@@ -41,7 +43,7 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class PricedLine:
-    """A cart line with its product as the catalog sells it now."""
+    """A cart line with its product as the catalog sells it now (as far as svc_order's projection knows)."""
 
     product: Product
     variant: Variant | None
@@ -86,13 +88,16 @@ def priced(product: Product | None, variant_id: uuid.UUID, quantity: int) -> Pri
 
 
 async def show(d: Deps, user_id: uuid.UUID) -> Cart:
-    rows, _ = merged(await d.db.fetch(store.CART, user_id))
-    return await view(d, rows)
+    records = await d.db.fetch(store.CART, user_id)
+    rows, _ = merged(records)
+    return await view(d, rows, projection.known_in(records))
 
 
 async def add(d: Deps, user_id: uuid.UUID, item: AddItem) -> Cart:
     """Add a product the catalog sells now; the same product and variant add up to at most 99."""
-    product = (await downstream.CLIENTS.of(d).catalog.products([item.product_id]))[item.product_id]
+    known = projection.known_in(await d.db.fetch(store.PRODUCTS_FOR_ADDING, user_id, item.product_id))
+    known |= await projection.products(d, [item.product_id], known)
+    product = known[item.product_id]
     if product is None:
         raise BusinessRuleViolation("This product does not exist or is not for sale")
     if item.variant_id is not None and product.variant(item.variant_id) is None:
@@ -106,7 +111,7 @@ async def add(d: Deps, user_id: uuid.UUID, item: AddItem) -> Cart:
         if any(row.key == key for row in rows):
             raise BusinessRuleViolation(f"At most {MAX_LINE_QUANTITY} of a product per order")
         raise BusinessRuleViolation(f"A cart holds at most {MAX_CART_LINES} different products")
-    return await view(d, rows)
+    return await view(d, rows, known)
 
 
 async def set_quantity(
@@ -130,10 +135,10 @@ async def remove(d: Deps, user_id: uuid.UUID, product_id: uuid.UUID, variant_id:
     return await view(d, rows)
 
 
-async def view(d: Deps, rows: Sequence[Row]) -> Cart:
-    """The cart as the API shows it: current prices, line totals, lines no longer sold flagged."""
-    down = downstream.CLIENTS.of(d)
-    products = await down.catalog.products(row.product_id for row in rows)
+async def view(d: Deps, rows: Sequence[Row], known: Mapping[uuid.UUID, Product | None] | None = None) -> Cart:
+    """The cart as the API shows it: current prices, line totals, lines no longer sold flagged.
+    `known`: products already read (`projection.products`)."""
+    products = await projection.products(d, (row.product_id for row in rows), known)
     lines: list[CartLine] = []
     subtotal = Decimal(0)
     for row in rows:
@@ -154,7 +159,7 @@ async def view(d: Deps, rows: Sequence[Row]) -> Cart:
                 added_at=row.added_at,
             )
         )
-    shipping = down.config.shipping_for(subtotal) if subtotal else Decimal(0)
+    shipping = downstream.CLIENTS.of(d).config.shipping_for(subtotal) if subtotal else Decimal(0)
     return Cart(
         items=lines,
         total_quantity=sum(row.quantity for row in rows),

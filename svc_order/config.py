@@ -18,8 +18,6 @@ class OrderConfig(settings.OwnSettings):
     discount_target: str
     # Seconds a downstream call may take (each call and each compensation has its own deadline).
     deadline: float
-    # Seconds a product's price and name are reused for carts and checkouts (a price change shows within it).
-    price_ttl: float
     # Seconds a PENDING order waits for its payment; inventory holds the stock `hold_grace` longer, so the
     # sweeper always cancels (and releases) before the hold could expire on its own.
     payment_window: int
@@ -41,7 +39,6 @@ class OrderConfig(settings.OwnSettings):
             inventory_target=env.text("ORDER_INVENTORY_GRPC_URL", env.grpc_target("inventory")),
             discount_target=env.text("ORDER_DISCOUNT_GRPC_URL", env.grpc_target("discount")),
             deadline=env.number("ORDER_DEADLINE_SECONDS", 2),
-            price_ttl=env.number("ORDER_PRICE_TTL", 5),
             payment_window=env.integer("ORDER_PAYMENT_WINDOW_SECONDS", 900),
             hold_grace=env.integer("ORDER_HOLD_GRACE_SECONDS", 300),
             sweep_every=env.number("ORDER_SWEEP_SECONDS", 10),

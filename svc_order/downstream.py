@@ -2,19 +2,15 @@
 svc_discount publishes in Redis (whether any automatic discount exists).
 
 One `Downstream` per process (`CLIENTS`, a kit.app.Resource: opened at start, closed at stop). The
-catalog answers through a short in-process cache: a cart view or a checkout costs at most one batch
-call (`GET /api/products?ids=`, up to 100 ids) for the products not seen in the last `ORDER_PRICE_TTL`
-seconds, and concurrent requests for the same product share that call.
+catalog is asked only about products svc_order's projection does not know yet (svc_order.projection):
+one batch call (`GET /api/products?ids=`, up to 100 ids) per 100 of them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
 import msgspec
@@ -29,103 +25,91 @@ from svc_order.config import OrderConfig
 BATCH = 100  # the catalog's limit of ids per call
 # svc_discount keeps it (svc_discount/automatic.py): b"0" only while no automatic discount exists.
 AUTOMATIC_DISCOUNTS = "discount:automatic"
-_MAX_KNOWN = 200_000
 
 
-class Variant(msgspec.Struct, rename="camel"):
+class Variant(msgspec.Struct, rename="camel", frozen=True):
     id: uuid.UUID
     name: str
-    price: Decimal
+    price: Decimal  # the variant's own price (not a difference to the product's)
 
 
-class Image(msgspec.Struct):
-    url: str
-
-
-class Category(msgspec.Struct):
-    id: uuid.UUID
-
-
-class Product(msgspec.Struct, rename="camel"):
-    """What svc_order reads of a catalog product detail (it may carry more)."""
+class Product(msgspec.Struct, frozen=True):
+    """What svc_order knows of a product for sale: what a cart line and an order item show."""
 
     id: uuid.UUID
     name: str
     price: Decimal
-    seller_id: uuid.UUID | None = None
-    category: Category | None = None
-    variants: list[Variant] = []
-    images: list[Image] = []
+    seller_id: uuid.UUID
+    category_id: uuid.UUID
+    image: str | None
+    variants: list[Variant]
+    version: int  # the catalog's revision of the product (0: unknown, any event is newer)
 
     def variant(self, variant_id: uuid.UUID) -> Variant | None:
         return next((v for v in self.variants if v.id == variant_id), None)
 
-    @property
-    def image(self) -> str | None:
-        return self.images[0].url if self.images else None
+
+class _Image(msgspec.Struct):
+    url: str
+
+
+class _Category(msgspec.Struct):
+    id: uuid.UUID
+
+
+class _Detail(msgspec.Struct, rename="camel"):
+    """What svc_order reads of a catalog product detail (it carries more)."""
+
+    id: uuid.UUID
+    name: str
+    price: Decimal
+    seller_id: uuid.UUID
+    category: _Category
+    variants: list[Variant] = []
+    images: list[_Image] = []
+    version: int = 0  # absent from a catalog older than the field
+
+    def product(self) -> Product:
+        image = self.images[0].url if self.images else None
+        return Product(
+            self.id,
+            self.name,
+            self.price,
+            self.seller_id,
+            self.category.id,
+            image,
+            self.variants,
+            self.version,
+        )
 
 
 class _Page(msgspec.Struct):
-    items: list[Product]
+    items: list[_Detail]
 
 
 _decode_page = msgspec.json.Decoder(_Page).decode
 
 
 class Catalog:
-    """Active products by id, each remembered `ttl` seconds (None: not sold, or no such product)."""
+    """svc_product's batch read of active products."""
 
-    def __init__(self, base_url: str, ttl: float, timeout: float) -> None:
-        self.ttl = ttl
+    def __init__(self, base_url: str, timeout: float) -> None:
         self.client = httpclient.Client(base_url, timeout=timeout)
-        self._known: dict[uuid.UUID, tuple[float, Product | None]] = {}
-        self._loading: dict[uuid.UUID, asyncio.Task[dict[uuid.UUID, Product | None]]] = {}
 
-    async def products(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Product | None]:
-        """Every id of `ids` with its product (None when not for sale); 503 if the catalog is down."""
-        now = time.monotonic()
-        found: dict[uuid.UUID, Product | None] = {}
-        loads: dict[uuid.UUID, asyncio.Task[dict[uuid.UUID, Product | None]]] = {}
-        missing: list[uuid.UUID] = []
-        for product_id in dict.fromkeys(ids):
-            known = self._known.get(product_id)
-            if known is not None and known[0] > now:
-                found[product_id] = known[1]
-            elif (task := self._loading.get(product_id)) is not None:
-                loads[product_id] = task
-            else:
-                missing.append(product_id)
-        for start in range(0, len(missing), BATCH):
-            chunk = missing[start : start + BATCH]
-            task = asyncio.create_task(self._fetch(chunk))
-            for product_id in chunk:
-                self._loading[product_id] = loads[product_id] = task
-            task.add_done_callback(functools.partial(self._forget_loading, chunk))
-        for product_id, task in loads.items():
-            # Shielded: a caller that goes away does not cancel a load others wait for.
-            found[product_id] = (await asyncio.shield(task))[product_id]
+    async def for_sale(self, ids: Sequence[uuid.UUID]) -> list[Product]:
+        """The products among `ids` that are for sale now (absent: not for sale, or no such product);
+        503 if the catalog is down."""
+        found: list[Product] = []
+        for start in range(0, len(ids), BATCH):
+            path = f"/api/products?ids={','.join(map(str, ids[start : start + BATCH]))}"
+            try:
+                status, body = await self.client.request("GET", path)
+                if status != 200:
+                    raise ServiceUnavailable(f"The catalog answered {status}, please retry")
+                found += [detail.product() for detail in _decode_page(body).items]
+            except (OSError, TimeoutError, msgspec.DecodeError, msgspec.ValidationError):
+                raise ServiceUnavailable("The catalog is unavailable, please retry") from None
         return found
-
-    def _forget_loading(self, chunk: list[uuid.UUID], _: object) -> None:
-        for product_id in chunk:
-            self._loading.pop(product_id, None)
-
-    async def _fetch(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Product | None]:
-        path = f"/api/products?ids={','.join(map(str, ids))}"
-        try:
-            status, body = await self.client.request("GET", path)
-            if status != 200:
-                raise ServiceUnavailable(f"The catalog answered {status}, please retry")
-            page = _decode_page(body)
-        except (OSError, TimeoutError, msgspec.DecodeError, msgspec.ValidationError):
-            raise ServiceUnavailable("The catalog is unavailable, please retry") from None
-        by_id: dict[uuid.UUID, Product | None] = {p.id: p for p in page.items}
-        if len(self._known) > _MAX_KNOWN:
-            self._known.clear()
-        until = time.monotonic() + self.ttl
-        for product_id in ids:
-            self._known[product_id] = (until, by_id.get(product_id))
-        return {product_id: by_id.get(product_id) for product_id in ids}
 
     async def close(self) -> None:
         await self.client.close()
@@ -136,7 +120,7 @@ class Downstream:
 
     def __init__(self, config: OrderConfig, redis_url: str) -> None:
         self.config = config
-        self.catalog = Catalog(config.product_url, config.price_ttl, config.deadline)
+        self.catalog = Catalog(config.product_url, config.deadline)
         # A client of its own, not the process's: svc_order only reads a hint there, and must stay ready
         # (kit.readiness) while Redis is down.
         self.published = cache.Cache(cache.connect(redis_url), "order")

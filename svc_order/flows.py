@@ -3,7 +3,8 @@
 The recipe, every step essential (a failure ends the checkout and undoes what came before):
 
     1. lock and load the cart                              undo: -  (a read)
-    2. price it from the catalog (name, price, image)      undo: -  (a read)
+    2. price it (name, price, image): the projection       undo: -  (a read)
+       of the catalog, read with the cart (projection.py)
     3. record the checkout's intent, committed on its own  undo: mark it compensated once undone
        (svc_order/intents.py): from here on, a crash is undone by the recovery job
     4. at the same time, each with a deadline:
@@ -35,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -48,9 +50,9 @@ from kit.errors import BusinessRuleViolation, FieldError, ServiceUnavailable
 from kit.http import encode
 from kit.identity import Identity
 from protos import discount_pb2, inventory_pb2
-from svc_order import cart, downstream, idempotency, intents, store
+from svc_order import cart, downstream, idempotency, intents, projection, store
 from svc_order.cart import PricedLine
-from svc_order.downstream import Downstream
+from svc_order.downstream import Downstream, Product
 from svc_order.events import OrderCreated, SoldLine, StockLine
 from svc_order.idempotency import Answer
 from svc_order.intents import Intent, Journal
@@ -85,8 +87,7 @@ class Saga:
 
     # -- 2. price ---------------------------------------------------------------------------------------
 
-    async def price(self, rows: list[asyncpg.Record]) -> None:
-        products = await self.downstream.catalog.products(row["product_id"] for row in rows)
+    def price(self, rows: list[asyncpg.Record], products: Mapping[uuid.UUID, Product | None]) -> None:
         gone: list[FieldError] = []
         for row in rows:
             line = cart.priced(products[row["product_id"]], row["variant_id"], row["quantity"])
@@ -136,7 +137,7 @@ class Saga:
             lines=[
                 discount_pb2.OrderLine(
                     product_id=str(line.product.id),
-                    category_id=str(line.product.category.id) if line.product.category else "",
+                    category_id=str(line.product.category_id),
                     quantity=line.quantity,
                     unit_price=f"{line.unit_price:f}",
                 )
@@ -256,8 +257,9 @@ async def _place_order(conn: asyncpg.Connection, saga: Saga, d: Deps, body: Chec
         raise BusinessRuleViolation("The cart is empty")
     if len(rows) > MAX_CART_LINES:
         raise BusinessRuleViolation(f"A cart of more than {MAX_CART_LINES} lines cannot be checked out")
-    # 2. current prices
-    await saga.price(rows)
+    # 2. current prices: the projection's, joined to the cart (the catalog's for a product it lacks)
+    ids = (row["product_id"] for row in rows)
+    saga.price(rows, await projection.products(d, ids, projection.known_in(rows), conn))
     subtotal = sum((line.total for line in saga.lines), Decimal(0))
     # 3. the intent, durable before anything is held
     await saga.record_intent(body.discount_code)

@@ -7,6 +7,32 @@ import uuid
 # The cart's "no variant" (cart_items.variant_id is part of the primary key, so it cannot be NULL).
 NO_VARIANT = uuid.UUID(int=0)
 
+# -- the catalog's projection (svc_order/projection.py) ------------------------------------------------------
+
+# A projected product's columns, as every statement that reads them names them (`p`: catalog_products).
+PRODUCT_COLUMNS = """p.version, p.for_sale, p.name, p.price, p.seller_id, p.category_id, p.image,
+       p.variants::text AS variants"""
+PRODUCTS = (
+    f"SELECT p.product_id, {PRODUCT_COLUMNS} FROM catalog_products p WHERE p.product_id = ANY($1::uuid[])"
+)
+# A row replaces only an older version of its product. Written in the order of the ids, so two writers of
+# the same products lock them in the same order.
+KEEP_PRODUCTS = """
+INSERT INTO catalog_products AS c (product_id, version, for_sale, name, price, seller_id, category_id,
+                                   image, variants)
+SELECT u.id, u.version, u.for_sale, u.name, u.price, u.seller, u.category, u.image, u.variants::jsonb
+FROM unnest($1::uuid[], $2::bigint[], $3::bool[], $4::text[], $5::numeric[], $6::uuid[], $7::uuid[],
+            $8::text[], $9::text[])
+     AS u(id, version, for_sale, name, price, seller, category, image, variants)
+ORDER BY u.id
+ON CONFLICT (product_id) DO UPDATE
+    SET version = EXCLUDED.version, for_sale = EXCLUDED.for_sale, name = EXCLUDED.name,
+        price = EXCLUDED.price, seller_id = EXCLUDED.seller_id, category_id = EXCLUDED.category_id,
+        image = EXCLUDED.image, variants = EXCLUDED.variants, updated_at = now()
+    WHERE c.version < EXCLUDED.version
+"""
+FORGET_PRODUCT = "DELETE FROM catalog_products WHERE product_id = $1"
+
 # -- cart ------------------------------------------------------------------------------------------------
 # Every cart change answers the whole cart in the same round trip: the statement's main query reads the
 # lines as they were before it (a data-modifying CTE is invisible to it), followed by the changed lines
@@ -17,7 +43,18 @@ _LINES = (
 )
 _AND_CHANGED = " UNION ALL SELECT product_id, variant_id, quantity, added_at, true FROM changed"
 
-CART = _LINES
+# The lines with their projected products (NULLs: not projected yet), for a cart view.
+CART = f"""
+SELECT c.product_id, c.variant_id, c.quantity, c.added_at, false AS changed, {PRODUCT_COLUMNS}
+FROM cart_items c LEFT JOIN catalog_products p ON p.product_id = c.product_id
+WHERE c.user_id = $1
+"""
+# $2 the product being added: it and the cart's products, projected, read by a cart add in one go (as one
+# array: an OR of the two would read the whole projection).
+PRODUCTS_FOR_ADDING = f"""
+SELECT p.product_id, {PRODUCT_COLUMNS} FROM catalog_products p
+WHERE p.product_id = ANY(ARRAY(SELECT product_id FROM cart_items WHERE user_id = $1) || $2::uuid)
+"""
 # $2 product, $3 variant (NO_VARIANT for none), $4 quantity to add, $5 most lines, $6 most per line.
 # A new line only while the cart has fewer than $5; an existing one only while it stays within $6.
 ADD_ITEM = f"""
@@ -60,10 +97,13 @@ CLEAR_CART = "DELETE FROM cart_items WHERE user_id = $1"
 # -- checkout ----------------------------------------------------------------------------------------------
 
 # Locked for the checkout's transaction: a second checkout of the same cart waits, then finds it emptied.
-CART_FOR_CHECKOUT = """
-SELECT product_id, variant_id, quantity FROM cart_items WHERE user_id = $1
-ORDER BY added_at, product_id, variant_id
-FOR UPDATE
+# Each line comes with its projected product (NULLs: not projected yet).
+CART_FOR_CHECKOUT = f"""
+SELECT c.product_id, c.variant_id, c.quantity, {PRODUCT_COLUMNS}
+FROM cart_items c LEFT JOIN catalog_products p ON p.product_id = c.product_id
+WHERE c.user_id = $1
+ORDER BY c.added_at, c.product_id, c.variant_id
+FOR UPDATE OF c
 """
 # The order, its items, its first history entry, the cart lines it took (only those still as they were: a
 # line changed meanwhile stays in the cart) and its checkout intent closed, in one statement.
@@ -104,8 +144,13 @@ SELECT order_number, expires_at, EXISTS (SELECT FROM closed) AS intent_closed FR
 
 # -- checkout intents (svc_order/intents.py) -----------------------------------------------------------------
 
+# Committed without waiting for the WAL flush (`synchronous_commit` off for this statement's own
+# transaction: set_config(..., true) lasts until its commit): visible to the recovery job at once, lost
+# only if PostgreSQL itself crashes within a fraction of a second, and then only for a checkout whose
+# order never committed (the order's commit flushes the WAL up to it), whose holds then expire instead.
 RECORD_INTENT = """
-INSERT INTO checkout_intents (order_id, user_id, lines, discount_code) VALUES ($1, $2, $3::jsonb, $4)
+INSERT INTO checkout_intents (order_id, user_id, lines, discount_code)
+SELECT $1, $2, $3::jsonb, $4 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait
 """
 # Held by a compensation until it has released and recorded: the recovery job skips the row meanwhile.
 LOCK_OPEN_INTENT = "SELECT true FROM checkout_intents WHERE order_id = $1 AND state = 'open' FOR UPDATE"

@@ -64,10 +64,14 @@ def new_product_slug(name: str, product_id: uuid.UUID) -> str:
 
 
 async def _publish(
-    conn: asyncpg.Connection, kind: type[ProductEvent], product_id: uuid.UUID, fields: ProductFields
+    conn: asyncpg.Connection,
+    kind: type[ProductEvent],
+    product_id: uuid.UUID,
+    fields: ProductFields,
+    version: int,
 ) -> None:
-    image = await conn.fetchval(store.FIRST_IMAGE, product_id)
-    await publish(conn, kind.of(product_id, fields, image))
+    published = await conn.fetchrow(store.PUBLISHED, product_id)
+    await publish(conn, kind.of(product_id, fields, version, published))
 
 
 async def _write_children(
@@ -94,9 +98,9 @@ async def create_product(d: Deps, who: Identity, body: ProductInput) -> uuid.UUI
     )
     async with d.db.acquire() as conn, conn.transaction():
         with store.explained():
-            await conn.execute(store.INSERT_PRODUCT, product_id, *fields.columns())
+            version = await conn.fetchval(store.INSERT_PRODUCT, product_id, *fields.columns())
             await _write_children(conn, product_id, body)
-        await _publish(conn, ProductCreated, product_id, fields)
+        await _publish(conn, ProductCreated, product_id, fields, version)
     await caching.product_changed(_cache(d), product_id)
     return product_id
 
@@ -119,9 +123,9 @@ async def update_product(
         current = await _owned(conn, product_id, who)
         fields = ProductFields(**{**dict(current), **changes_of(body, current)})
         with store.explained():
-            await conn.execute(store.UPDATE_PRODUCT, product_id, *fields.columns())
+            version = await conn.fetchval(store.UPDATE_PRODUCT, product_id, *fields.columns())
             await _write_children(conn, product_id, body)
-        await _publish(conn, ProductUpdated, product_id, fields)
+        await _publish(conn, ProductUpdated, product_id, fields, version)
     await caching.product_changed(_cache(d), product_id)
 
 
@@ -129,8 +133,8 @@ async def delete_product(d: Deps, who: Identity, product_id: uuid.UUID) -> None:
     """Soft delete: the row stays for the orders and reviews that refer to it. Sends product.deleted."""
     async with d.db.acquire() as conn, conn.transaction():
         current = await _owned(conn, product_id, who)
-        await conn.execute(store.DELETE_PRODUCT, product_id)
-        await _publish(conn, ProductDeleted, product_id, ProductFields(**dict(current)))
+        version = await conn.fetchval(store.DELETE_PRODUCT, product_id)
+        await _publish(conn, ProductDeleted, product_id, ProductFields(**dict(current)), version)
     await caching.product_changed(_cache(d), product_id)
 
 

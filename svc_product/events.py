@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 import asyncpg
+import msgspec
 
 from kit.app import Deps
 from kit.bus import AfterCommit, Event, Handler
@@ -13,8 +14,22 @@ from svc_product import caching, store
 from svc_product.store import ProductFields
 
 
+class EventVariant(msgspec.Struct, rename="camel"):
+    """A variant as product events carry it (its price is the variant's own, not a difference)."""
+
+    id: uuid.UUID
+    sku: str
+    name: str
+    price: float
+
+
+_variants = msgspec.json.Decoder(list[EventVariant])
+
+
 class ProductEvent(Event):
-    """A product as it is after the change. `sellerId` tells svc_inventory who may set its stock."""
+    """A product as it is after the change. `sellerId` tells svc_inventory who may set its stock;
+    `version` (raised by every change) lets a consumer that keeps products keep the newest, and
+    `variants` is what svc_order prices a cart line of a variant with (added to the contract's fields)."""
 
     product_id: uuid.UUID
     seller_id: uuid.UUID
@@ -25,9 +40,14 @@ class ProductEvent(Event):
     category_id: uuid.UUID
     brand_id: uuid.UUID | None
     image: str | None
+    version: int
+    variants: list[EventVariant]
 
     @classmethod
-    def of(cls, product_id: uuid.UUID, fields: ProductFields, image: str | None) -> ProductEvent:
+    def of(
+        cls, product_id: uuid.UUID, fields: ProductFields, version: int, published: asyncpg.Record
+    ) -> ProductEvent:
+        """The event of `fields` at `version`, with `published`, a row of `store.PUBLISHED`."""
         return cls(
             product_id=product_id,
             seller_id=fields.seller_id,
@@ -37,7 +57,9 @@ class ProductEvent(Event):
             status=fields.status,
             category_id=fields.category_id,
             brand_id=fields.brand_id,
-            image=image,
+            image=published["image"],
+            version=version,
+            variants=_variants.decode(published["variants"]),
         )
 
 

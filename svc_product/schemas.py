@@ -185,6 +185,8 @@ class ProductDetail(Model):
     review_count: int
     created_at: datetime
     updated_at: datetime
+    # Raised by every change of the product (its events carry it too): the newest wins.
+    version: int
 
 
 class StockLevel(Model):

@@ -24,7 +24,7 @@ _DETAIL = """
 SELECT p.id, p.name, p.slug, p.description, p.price::float8 AS price, p.status, p.seller_id,
        p.category_id, category_path(p.category_id)::text AS category_path,
        b.id AS brand_id, b.name AS brand_name, b.slug AS brand_slug,
-       p.rating::float8 AS rating, p.review_count, p.created_at, p.updated_at,
+       p.rating::float8 AS rating, p.review_count, p.created_at, p.updated_at, p.version,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('id', v.id, 'sku', v.sku, 'name', v.name,
                 'price', v.price, 'attributes', v.attributes) ORDER BY v.position), '[]')
         FROM product_variants v WHERE v.product_id = p.id)::text AS variants,
@@ -51,14 +51,25 @@ REVIEWABLE = "SELECT seller_id FROM products WHERE id = $1 AND deleted_at IS NUL
 INSERT_PRODUCT = """
 INSERT INTO products (id, seller_id, name, slug, description, price, status, category_id, brand_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING version
 """
 UPDATE_PRODUCT = """
 UPDATE products SET seller_id = $2, name = $3, slug = $4, description = $5, price = $6, status = $7,
-       category_id = $8, brand_id = $9, updated_at = now()
+       category_id = $8, brand_id = $9, updated_at = now(), version = version + 1
 WHERE id = $1
+RETURNING version
 """
-DELETE_PRODUCT = "UPDATE products SET deleted_at = now(), updated_at = now() WHERE id = $1"
-FIRST_IMAGE = "SELECT url FROM product_images WHERE product_id = $1 ORDER BY position LIMIT 1"
+DELETE_PRODUCT = """
+UPDATE products SET deleted_at = now(), updated_at = now(), version = version + 1 WHERE id = $1
+RETURNING version
+"""
+# What a product's event carries beside its own columns: its first image and its variants.
+PUBLISHED = """
+SELECT (SELECT url FROM product_images WHERE product_id = $1 ORDER BY position LIMIT 1) AS image,
+       (SELECT coalesce(json_agg(json_build_object('id', v.id, 'sku', v.sku, 'name', v.name,
+                'price', v.price::float8) ORDER BY v.position), '[]')
+        FROM product_variants v WHERE v.product_id = $1)::text AS variants
+"""
 _CLEAR_VARIANTS = "DELETE FROM product_variants WHERE product_id = $1"
 _INSERT_VARIANTS = """
 INSERT INTO product_variants (id, product_id, position, sku, name, price, attributes)

@@ -1,9 +1,10 @@
 """svc_order in-process, against svc_product, svc_inventory and svc_discount running as real processes.
 
 The three run as `python -m svc_x` on free ports (HTTP and gRPC) with the test environment, as in a
-deployment: svc_order calls the catalog's batch endpoint over HTTP and the other two over gRPC, and the
-events flow through the test vhost of RabbitMQ both ways. Tests build further svc_order apps beside the
-main one to point a dependency at a closed port or to shorten the payment window.
+deployment: svc_order keeps its projection of the catalog from svc_product's events (and calls the
+catalog's batch endpoint over HTTP for a product it does not know), calls the other two over gRPC, and
+the events flow through the test vhost of RabbitMQ both ways. Tests build further svc_order apps beside
+the main one to point a dependency at a closed port or to shorten the payment window.
 """
 
 from __future__ import annotations
@@ -94,7 +95,6 @@ def order_settings(deps: Dependencies, **env: str) -> settings.Settings:
             "ORDER_PRODUCT_URL": deps.product_url,
             "ORDER_INVENTORY_GRPC_URL": deps.inventory_grpc,
             "ORDER_DISCOUNT_GRPC_URL": deps.discount_grpc,
-            "ORDER_PRICE_TTL": "0.2",
             "ORDER_SWEEP_SECONDS": "0.2",
             **env,
         },
@@ -244,7 +244,7 @@ async def shop(dependencies: Dependencies) -> AsyncIterator[Shop]:
     await bus.declare_topology(
         os.environ["AMQP_URL"],
         {
-            "order": ["payment.success", "payment.failed", "payment.refunded"],
+            "order": list(service.handlers),
             "inventory": ["order.confirmed", "order.cancelled", "checkout.aborted"],
             "discount": ["order.confirmed", "order.cancelled", "checkout.aborted"],
         },

@@ -142,7 +142,7 @@ async def test_an_empty_cart_or_a_product_no_longer_sold_cannot_be_checked_out(s
         cart = (await shop.order.get("/api/cart", headers=who)).json()
         return cart["items"][0]["available"] is False and cart["subtotal"] == 0
 
-    await eventually(unavailable)  # once the price cache (0.2 s in tests) has let go of it
+    await eventually(unavailable)  # once product.updated has reached svc_order's projection
     refused = await shop.checkout(who)
     assert refused.status_code == 422 and refused.json()["details"][0]["field"] == product
 
@@ -191,10 +191,12 @@ async def test_discounts_down_is_a_503_and_the_stock_is_released_at_once(shop: S
     assert len((await shop.order.get("/api/cart", headers=who)).json()["items"]) == 1
 
 
-async def test_the_catalog_down_is_a_503(shop: Shop) -> None:
+async def test_the_catalog_down_is_a_503_for_a_product_the_projection_lacks(shop: Shop) -> None:
     who = buyer()
     product = await shop.new_product(stock=5)
     await shop.fill(who, (product, 1))
+    # As after a fresh deploy, before any event or catalog read brought the product to svc_order.
+    await shop.db.execute("DELETE FROM catalog_products WHERE product_id = $1", uuid.UUID(product))
     async with order_app(shop.deps, ORDER_PRODUCT_URL=f"http://{closed_address()}") as app:
         assert (await app.get("/api/cart", headers=who)).status_code == 503
         assert (await shop.checkout(who, client=app)).status_code == 503

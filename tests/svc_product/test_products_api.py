@@ -74,6 +74,11 @@ async def test_a_seller_creates_a_product_that_anyone_reads_whole(
     assert event["sellerId"] == owner["X-User-Id"] and event["price"] == 250000
     assert event["categoryId"] == leaf["id"] and event["image"] == "https://img.test/1.jpg"
     assert event["eventId"] and event["occurredAt"]
+    # What svc_order prices a cart with (its projection keeps the newest version).
+    assert event["version"] == product["version"] == 1
+    assert [(v["id"], v["name"], v["price"]) for v in event["variants"]] == [
+        (v["id"], v["name"], v["price"]) for v in product["variants"]
+    ]
 
 
 @pytest.mark.parametrize("field", ["sellerId", "rating", "reviewCount", "createdAt", "updatedAt", "id"])
@@ -192,6 +197,8 @@ async def test_put_replaces_the_product_and_keeps_variant_ids_of_kept_skus(
     assert product["updatedAt"] > created["updatedAt"]
     (event,) = await events_of(db, "product.updated", created["id"])
     assert event["name"] == "Replaced" and event["sellerId"] == owner["X-User-Id"] and event["image"] is None
+    assert event["version"] == product["version"] == 2
+    assert [(v["id"], v["price"]) for v in event["variants"]] == [(kept["id"], 120)]
 
 
 async def test_patch_changes_only_what_it_names(client: httpx.AsyncClient, category: dict[str, Any]) -> None:
@@ -244,7 +251,7 @@ async def test_a_deleted_product_disappears_but_its_row_and_reviews_stay(
         await db.fetchval("SELECT count(*) FROM reviews WHERE product_id = $1", uuid.UUID(product["id"])) == 1
     )
     (event,) = await events_of(db, "product.deleted", product["id"])
-    assert event["sellerId"] == owner["X-User-Id"]
+    assert event["sellerId"] == owner["X-User-Id"] and event["version"] == product["version"] + 1
 
 
 async def test_drafts_are_seen_only_by_their_seller_and_admins(
