@@ -179,6 +179,12 @@ class Exchange:
         """The response head; and `body` after it, unless the answer must not have one."""
         self.status = status
         self.response_started = True
+        if not self.body_complete:
+            # An answer before the whole request body (a refusal, no destination): the connection will
+            # close after it (`HttpProtocol._finished`: unread body bytes would be parsed as the next
+            # request). Said here, or the client sends its next request on a connection being closed
+            # and sees it dropped without an answer.
+            self.keep_alive = False
         parts = [STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status, headers]
         if self.method == "HEAD" or status in (204, 304):
             self._mode = _NO_BODY
@@ -458,8 +464,7 @@ class HttpProtocol(asyncio.Protocol):
         try:
             work = self._handler(ex)
         except Exception:
-            log.exception("edge handler failed")
-            ex.keep_alive = False
+            self._handler_failed(ex)
             ex.done()
             return
         if work is not None:
@@ -473,10 +478,19 @@ class HttpProtocol(asyncio.Protocol):
         try:
             await work
         except Exception:
-            log.exception("edge handler failed")
-            ex.keep_alive = False
+            self._handler_failed(ex)
         self._task = None
         ex.done()
+
+    @staticmethod
+    def _handler_failed(ex: Exchange) -> None:
+        """The handler raised (a bug): a 500 in the contract's shape if nothing was sent yet, as a client
+        must never see its connection closed without an answer; the connection closes after it."""
+        log.exception("edge handler failed")
+        ex.keep_alive = False
+        if not ex.response_started:
+            error = EdgeError()
+            ex.respond(error.status, b"content-type: application/json\r\n", error.body())
 
     def _finished(self, ex: Exchange) -> None:
         """The exchange at the head of the pipeline is over: start the next one, or close."""

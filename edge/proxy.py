@@ -132,11 +132,8 @@ class Proxy:
                     self._send_watching(call, conn)
                     return None
             return self._finish(call, pending)
-        except EdgeError as error:
-            self._answer_error(ex, error, call.request_id, call.cors)
-        except Exception:
-            log.exception("edge failed on %s %r", ex.method, ex.target)
-            self._answer_error(ex, EdgeError(), call.request_id, call.cors)
+        except Exception as exc:
+            self._answer_exception(call, exc)
         self._end(call)
         return None
 
@@ -263,11 +260,8 @@ class Proxy:
                 await Forwarder.stream_back(ex, conn, Forwarder.response_headers(call, conn))
             finally:
                 conn.release()
-        except EdgeError as error:
-            self._answer_error(ex, error, call.request_id, call.cors)
-        except Exception:
-            log.exception("edge failed on %s %r", ex.method, ex.target)
-            self._answer_error(ex, EdgeError(), call.request_id, call.cors)
+        except Exception as exc:
+            self._answer_exception(call, exc)
         finally:
             self._record(call)
 
@@ -286,6 +280,15 @@ class Proxy:
         if allowed is None:
             raise Forbidden("This origin may not call the API.")
         ex.respond(204, allowed + b"x-request-id: " + request_id + b"\r\n", b"")
+
+    def _answer_exception(self, call: Call, exc: Exception) -> None:
+        """Answer what stopped `call`: its EdgeError, else (a bug, logged) a 500."""
+        if isinstance(exc, EdgeError):
+            error = exc
+        else:
+            log.error("edge failed on %s %r", call.ex.method, call.ex.target, exc_info=exc)
+            error = EdgeError()
+        self._answer_error(call.ex, error, call.request_id, call.cors)
 
     def _answer_error(self, ex: Exchange, error: EdgeError, request_id: bytes, cors: bytes) -> None:
         if ex.response_started:
@@ -387,8 +390,8 @@ class Proxy:
     async def _stream_rest(self, call: Call, conn: Connection) -> None:
         try:
             await Forwarder.stream_back(call.ex, conn, Forwarder.response_headers(call, conn))
-        except EdgeError as error:
-            self._answer_error(call.ex, error, call.request_id, call.cors)
+        except Exception as exc:
+            self._answer_exception(call, exc)
         finally:
             conn.release()
             self._record(call)

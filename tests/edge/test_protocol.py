@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 
 import httpx
+import pytest
 
-from edge.protocol import Limits
+from edge.protocol import Exchange, Handler, HttpProtocol, Limits
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
 from tests.edge.support import RawClient, Upstream, edge_config
@@ -254,3 +256,31 @@ async def test_answers_408_when_a_body_stalls(upstreams: dict[str, Upstream], st
     assert response.json()["error"] == "RequestTimeout"
     assert await raw.closed()
     await raw.close()
+
+
+def fails_at_once(ex: Exchange) -> Awaitable[None] | None:
+    raise RuntimeError("a bug in the handler")
+
+
+def fails_later(ex: Exchange) -> Awaitable[None] | None:
+    async def work() -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("a bug in the handler's task")
+
+    return work()
+
+
+@pytest.mark.parametrize("handler", [fails_at_once, fails_later], ids=["at once", "in its task"])
+async def test_a_handler_that_fails_still_answers_in_the_contracts_shape(handler: Handler) -> None:
+    # A client must never see its connection closed without an answer, whatever went wrong.
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: HttpProtocol(handler, Limits(), set()), "127.0.0.1", 0)
+    raw = await RawClient.connect(server.sockets[0].getsockname()[1])
+    await raw.send(get("/api/products"))
+    answer = await raw.response()
+    assert answer.status == 500
+    assert answer.json() == {"error": "InternalError", "message": answer.json()["message"], "details": []}
+    assert answer.headers["connection"] == "close"
+    assert await raw.closed()
+    await raw.close()
+    server.close()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
-from tests.edge.support import RawClient, Upstream, dead_url, edge_config, make_token
+from tests.edge.faulty import Fault, FaultyUpstream, Peer
+from tests.edge.support import RawClient, RawResponse, Upstream, dead_url, edge_config, make_token
+from tests.support import recorded_spans
 
 
 def contract_error(response: httpx.Response, status: int, kind: str) -> None:
@@ -93,3 +96,179 @@ async def test_passes_service_errors_through_untouched(client: httpx.AsyncClient
     response = await client.get("/api/products?status=409")
     assert response.status_code == 409
     assert response.json()["upstream"] == "product"
+
+
+# -- a service killed mid-exchange (SIGKILL: its sockets reset, its port refuses) ---------------------
+#
+# Whatever the moment, the client gets an answer: an idempotent request without a body that failed
+# before any answer is sent once more, anything else is a 502 (a 503 when no destination is left),
+# and the client's connection serves its next request (or the answer said it would close).
+
+CLIENT_TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"
+IDEMPOTENCY_KEY = "0b5c6f62-3a57-4c43-9b1e-8c2d5e7f9a10"
+
+
+async def reset_at_once(peer: Peer) -> None:
+    peer.reset()
+
+
+async def reset_after_the_head(peer: Peer) -> None:
+    await peer.read_head()
+    peer.reset()
+
+
+async def reset_mid_body(peer: Peer) -> None:
+    await peer.read_head()
+    await peer.read_body(1)
+    peer.reset()
+
+
+async def hang_up_mid_answer_head(peer: Peer) -> None:
+    await peer.read_request()
+    await peer.send(b"HTTP/1.1 200 OK\r\ncontent-le")
+    peer.hang_up()
+
+
+async def reset_the_next_request(peer: Peer) -> None:
+    """Answers one request; the process dies while the connection idles in the edge's pool, and the
+    next request on it meets the reset."""
+    await peer.answer()
+    await peer.read_head()
+    peer.reset()
+
+
+KILLED = {
+    "reset on accept": reset_at_once,
+    "reset after the head": reset_after_the_head,
+    "reset mid body": reset_mid_body,
+    "closed mid answer head": hang_up_mid_answer_head,
+    "stale pooled connection": reset_the_next_request,
+}
+TRACING = {"tracing off": None, "sampled": "01", "unsampled": "00"}
+
+
+@pytest.fixture
+async def faulty() -> AsyncIterator[FaultyUpstream]:
+    service = FaultyUpstream()
+    await service.start()
+    yield service
+    service.close()
+
+
+@pytest.fixture(params=list(TRACING), ids=list(TRACING))
+def flags(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The client's traceparent flags, with tracing on; None: tracing off."""
+    sampled: str | None = TRACING[request.param]
+    if sampled is None:
+        yield None
+        return
+    with recorded_spans("edge"):
+        yield sampled
+
+
+@pytest.fixture
+async def faulty_edge(faulty: FaultyUpstream, flags: str | None, start_edge: StartEdge) -> Edge:
+    """An edge whose every cluster is the faulty service (started with tracing on, unless `flags` is None)."""
+    gateway: Edge = await start_edge(edge_config({"*": faulty.url}))
+    return gateway
+
+
+def orders_request(method: str, flags: str | None) -> bytes:
+    """A checkout (POST, JSON body, Idempotency-Key) or a read of an order (GET), in one write."""
+    body = b'{"shippingAddress":{"line1":"1 Main St"},"paymentMethod":"vnpay"}' if method == "POST" else b""
+    target = b"/api/orders/checkout" if method == "POST" else b"/api/orders/1"
+    head = [
+        b"%s %s HTTP/1.1" % (method.encode(), target),
+        b"host: shop",
+        b"authorization: Bearer " + make_token().encode(),
+        b"idempotency-key: " + IDEMPOTENCY_KEY.encode(),
+    ]
+    if flags is not None:
+        head.append(f"traceparent: {CLIENT_TRACE}-{flags}".encode())
+    if body:
+        head += [b"content-type: application/json", b"content-length: %d" % len(body)]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+async def still_serves(raw: RawClient, answer: RawResponse) -> None:
+    """The connection an answer came on serves the next request, or the answer said it would not."""
+    if answer.headers.get("connection") == "close":
+        assert await raw.closed()
+        return
+    await raw.send(orders_request("GET", None))
+    assert (await raw.response()).status == 200
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("fault", list(KILLED.values()), ids=list(KILLED))
+async def test_a_service_killed_mid_exchange_is_answered_never_dropped(
+    faulty: FaultyUpstream, faulty_edge: Edge, flags: str | None, method: str, fault: Fault
+) -> None:
+    raw = await RawClient.connect(faulty_edge.port)
+    faulty.expect(fault)
+    if fault is reset_the_next_request:
+        # The connection the request will find idle in the pool.
+        await raw.send(orders_request("GET", None))
+        assert (await raw.response()).status == 200
+    await raw.send(orders_request(method, flags))
+    answer = await raw.response()
+    if method == "GET":
+        # Failed before any answer: sent once more, on a new connection.
+        assert answer.status == 200, answer.body
+    else:
+        # A checkout is not sent twice by the edge: the client retries it with its Idempotency-Key.
+        assert answer.status == 502, answer.body
+        assert answer.json() == {"error": "BadGateway", "message": answer.json()["message"], "details": []}
+    assert all(seen["idempotency-key"] == IDEMPOTENCY_KEY for seen in faulty.requests)
+    await still_serves(raw, answer)
+    await raw.close()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_service_whose_port_refuses_after_the_kill_is_a_502_or_503(
+    faulty: FaultyUpstream, faulty_edge: Edge, flags: str | None, method: str
+) -> None:
+    async def dies(peer: Peer) -> None:
+        await peer.read_head()
+        faulty.stop()
+        peer.reset()
+
+    raw = await RawClient.connect(faulty_edge.port)
+    faulty.expect(dies)
+    await raw.send(orders_request(method, flags))
+    answer = await raw.response()
+    # The retry of the GET finds no destination that takes a connection.
+    status, kind = (503, "ServiceUnavailable") if method == "GET" else (502, "BadGateway")
+    assert answer.status == status, answer.body
+    assert answer.json() == {"error": kind, "message": answer.json()["message"], "details": []}
+    assert await raw.closed() if answer.headers.get("connection") == "close" else True
+    await raw.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),  # refused at the door, before the body is read
+        ({"authorization": "Bearer " + make_token()}, 503),  # no destination takes a connection
+    ],
+    ids=["refused", "nowhere to send it"],
+)
+async def test_an_answer_sent_before_the_request_body_arrived_says_the_connection_closes(
+    start_edge: StartEdge, headers: dict[str, str], status: int
+) -> None:
+    """The edge closes a connection whose request body it did not read (its remaining bytes would be
+    taken for the next request): an answer that does not say so leaves the client to send its next
+    request on a connection being closed, which the client sees as dropped without an answer."""
+    down: Edge = await start_edge(edge_config({"*": dead_url()}))
+    body = b'{"paymentMethod":"vnpay"}'
+    head = b"POST /api/orders/checkout HTTP/1.1\r\nhost: shop\r\ncontent-length: %d\r\n" % len(body)
+    head += b"".join(b"%s: %s\r\n" % (name.encode(), value.encode()) for name, value in headers.items())
+    raw = await RawClient.connect(down.port)
+    # The head alone, as a client writes it before its body (httpx does, in two writes).
+    await raw.send(head + b"\r\n")
+    answer = await raw.response()
+    assert answer.status == status
+    assert answer.headers["connection"] == "close"
+    await raw.send(body)
+    assert await raw.closed()
+    await raw.close()
