@@ -8,11 +8,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any, cast
 
 import aiormq
 import asyncpg
+import pamqp.frame
+from aiormq.abc import ChannelFrame
 from opentelemetry.trace import SpanKind
 from pamqp import commands as spec
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
 from prometheus_client import Counter, Gauge
 
 from kit import telemetry
@@ -124,20 +129,22 @@ class OutboxRelay:
                 )
                 for row in rows
             ]
-            confirms = await asyncio.gather(
-                *(
-                    channel.basic_publish(
-                        row["payload"],
-                        exchange=row["exchange"],
-                        routing_key=row["routing_key"],
-                        properties=properties(
-                            row["event_id"], telemetry.traceparent_of(span) if span else row["traceparent"]
-                        ),
-                        timeout=10,
-                    )
-                    for row, span in zip(rows, spans, strict=True)
+            # Written on the channel's own delivery tags and confirmations (`_publish`): a Channel's.
+            publisher = cast(aiormq.Channel, channel)
+            frames = [
+                _framed(
+                    publisher,
+                    row["exchange"],
+                    row["routing_key"],
+                    row["payload"],
+                    properties(
+                        row["event_id"], telemetry.traceparent_of(span) if span else row["traceparent"]
+                    ),
                 )
-            )
+                for row, span in zip(rows, spans, strict=True)
+            ]
+            async with asyncio.timeout(10):
+                confirms = await asyncio.gather(*await _publish(publisher, frames))
             for span in spans:
                 telemetry.finish(span)
             if not all(isinstance(c, spec.Basic.Ack) for c in confirms):
@@ -157,3 +164,45 @@ class OutboxRelay:
         async with self.pool.acquire() as conn:
             await conn.execute("DELETE FROM outbox WHERE sent_at < now() - interval '7 days'")
             await conn.execute("DELETE FROM inbox WHERE processed_at < now() - interval '30 days'")
+
+
+def _framed(
+    channel: aiormq.Channel,
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    props: spec.Basic.Properties,
+) -> bytes:
+    """One message's frames (publish, header, body), as `basic_publish` would send them."""
+    frames: list[pamqp.frame.FrameTypes] = [
+        spec.Basic.Publish(exchange=exchange, routing_key=routing_key),
+        ContentHeader(0, len(body), props),
+    ]
+    size = channel.max_content_size
+    frames += [ContentBody(body[i : i + size]) for i in range(0, len(body), size)] or [ContentBody(b"")]
+    return b"".join(pamqp.frame.marshal(frame, channel.number) for frame in frames)
+
+
+async def _publish(channel: aiormq.Channel, messages: list[bytes]) -> list[asyncio.Future[Any]]:
+    """Send framed messages in one write; each one's publisher confirmation, to be awaited.
+
+    `basic_publish` per message took a lock, a queue item, a flush and a timer for each (~3x the CPU of
+    this, the relay's largest cost): here the channel's delivery tags and confirmations are taken as
+    `basic_publish` takes them, for the whole batch at once, and given back if it never left.
+    """
+    async with channel.lock:
+        first = channel.delivery_tag + 1
+        confirmations = [channel.create_future() for _ in messages]
+        for tag, confirmation in enumerate(confirmations, first):
+            channel.confirmations[tag] = confirmation
+        channel.delivery_tag += len(messages)
+        try:
+            await channel.write_queue.put(ChannelFrame(payload=b"".join(messages), should_close=False))
+        except BaseException:
+            # The broker never saw them: the next publish reuses their sequence numbers.
+            channel.delivery_tag -= len(messages)
+            for tag, confirmation in enumerate(confirmations, first):
+                channel.confirmations.pop(tag, None)
+                confirmation.cancel()
+            raise
+    return confirmations

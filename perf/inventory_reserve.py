@@ -2,13 +2,19 @@
 
     .venv/bin/python perf/inventory_reserve.py [--reservations 20000] [--concurrency 256]
 
-1. Lua path: svc_inventory's own `Inventory.reserve` (Redis script per order, batched; the batch
-   recorded in PostgreSQL in one transaction), called concurrently in-process.
+1. Lua path: svc_inventory's own `Inventory.reserve` (the calls waiting are batched: one Redis script
+   call for the batch, one PostgreSQL transaction), called concurrently in-process; then the time
+   until the outbox relay (in the same process, as in the service) has published every event too.
+   The row-lock path starts only after that, so the relay's backlog does not slow it down.
 2. Row-lock path: what the seed did, made correct: one transaction per reservation that locks the
    product's stock row (`UPDATE ... WHERE on_hand - reserved >= q`) and inserts the reservation and
    its line. Same tables, same database.
 3. ReserveStock over gRPC against `python -m svc_inventory` in its own process (granian + uvloop),
    distinct orders on one hot product: calls/s, p50 and p99 latency.
+
+CPU is given too, as it is steadier than rates on a busy machine: the Lua path's per reservation in
+this process (callers, batcher, relay, until the events were published), and the gRPC server's
+(its processes) and client's per call.
 
 Uses the database `inventory_perf` and Redis db 13 unless INVENTORY_DATABASE_URL / REDIS_URL say
 otherwise; both are wiped first. Needs PostgreSQL, Redis and RabbitMQ as `make run` does.
@@ -23,6 +29,7 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +42,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 import asyncpg  # noqa: E402
 import grpc  # noqa: E402
+import psutil  # noqa: E402
 import uvloop  # noqa: E402
 
 from kit import db, settings  # noqa: E402
@@ -83,7 +91,42 @@ async def _timed(count: int, concurrency: int, call: object) -> tuple[float, lis
     return count / (time.perf_counter() - began), latencies
 
 
-async def lua_vs_row_lock(reservations: int, concurrency: int) -> tuple[float, float]:
+async def _relayed(pool: asyncpg.Pool, within: float = 600.0) -> None:
+    """Wait until the outbox relay has published every event written so far (polled every 20 ms)."""
+    for _ in range(int(within / 0.02)):
+        if not await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"events still unpublished after {within} s")
+
+
+@dataclass
+class LuaVsRowLock:
+    lua_rate: float
+    relayed_rate: float
+    lua_cpu_us: float
+    lock_rate: float
+
+
+@dataclass
+class GrpcFigures:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu_us: float
+    client_cpu_us: float
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    """User and system CPU of `process` and its children (granian's worker) so far."""
+    total = 0.0
+    for each in (process, *process.children(recursive=True)):
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+async def lua_vs_row_lock(reservations: int, concurrency: int) -> LuaVsRowLock:
     config = settings.load("inventory", own=service.settings)
     assert config.database_url
     await db.drop_database(config.database_url)
@@ -96,7 +139,11 @@ async def lua_vs_row_lock(reservations: int, concurrency: int) -> tuple[float, f
         async def lua() -> None:
             await inventory.reserve(uuid.uuid4(), [Line(hot, store.PRODUCT_LEVEL, 1)])
 
+        began, cpu = time.perf_counter(), time.process_time()
         lua_rate, _ = await _timed(reservations, concurrency, lua)
+        await _relayed(deps.db)
+        relayed_rate = reservations / (time.perf_counter() - began)
+        lua_cpu_us = (time.process_time() - cpu) / reservations * 1e6
         locked = await _stocked(deps.db, reservations * 2)
 
         async def row_lock() -> None:
@@ -106,10 +153,10 @@ async def lua_vs_row_lock(reservations: int, concurrency: int) -> tuple[float, f
         lock_rate, _ = await _timed(max(reservations // 5, 1000), concurrency, row_lock)
         held = await deps.db.fetchval("SELECT reserved FROM stock WHERE product_id = $1", hot)
         assert held == reservations, (held, reservations)
-    return lua_rate, lock_rate
+    return LuaVsRowLock(lua_rate, relayed_rate, lua_cpu_us, lock_rate)
 
 
-async def grpc_calls(calls: int, concurrency: int) -> tuple[float, float, float]:
+async def grpc_calls(calls: int, concurrency: int) -> GrpcFigures:
     config = settings.load("inventory")
     server = await asyncio.create_subprocess_exec(sys.executable, "-m", "svc_inventory", cwd=ROOT)
     try:
@@ -135,12 +182,17 @@ async def grpc_calls(calls: int, concurrency: int) -> tuple[float, float, float]
                         await asyncio.sleep(0.1)
 
             await _timed(min(calls, 2000), concurrency, reserve)  # warm up
+            serving = psutil.Process(server.pid)
+            server_cpu, client_cpu = _cpu_seconds(serving), time.process_time()
             rate, latencies = await _timed(calls, concurrency, reserve)
+            server_cpu, client_cpu = _cpu_seconds(serving) - server_cpu, time.process_time() - client_cpu
     finally:
         server.terminate()
         await asyncio.wait_for(server.wait(), 10)
     cuts = statistics.quantiles(latencies, n=100)
-    return rate, cuts[49] * 1000, cuts[98] * 1000
+    return GrpcFigures(
+        rate, cuts[49] * 1000, cuts[98] * 1000, server_cpu / calls * 1e6, client_cpu / calls * 1e6
+    )
 
 
 async def main() -> None:
@@ -151,14 +203,20 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--grpc-calls", type=int, default=10_000)
     args = parser.parse_args()
-    lua_rate, lock_rate = await lua_vs_row_lock(args.reservations, args.concurrency)
-    print(f"Lua path (Redis script + batched PostgreSQL record): {lua_rate:10,.0f} reservations/s")
-    print(f"Row-lock path (one locked transaction each):         {lock_rate:10,.0f} reservations/s")
-    print(f"Ratio: {lua_rate / lock_rate:.1f}x")
-    rate, p50, p99 = await grpc_calls(args.grpc_calls, args.concurrency)
+    lua = await lua_vs_row_lock(args.reservations, args.concurrency)
+    print(f"Lua path (Redis script + batched PostgreSQL record): {lua.lua_rate:10,.0f} reservations/s")
+    print(f"  ... until the relay had published their events:    {lua.relayed_rate:10,.0f} reservations/s")
+    print(f"  ... CPU of this process per reservation:           {lua.lua_cpu_us:10,.0f} µs")
+    print(f"Row-lock path (one locked transaction each):         {lua.lock_rate:10,.0f} reservations/s")
     print(
-        f"ReserveStock over gRPC (server in its own process): {rate:,.0f} calls/s,"
-        f" p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        f"Ratio: {lua.lua_rate / lua.lock_rate:.1f}x"
+        f" (with the events published: {lua.relayed_rate / lua.lock_rate:.1f}x)"
+    )
+    g = await grpc_calls(args.grpc_calls, args.concurrency)
+    print(
+        f"ReserveStock over gRPC (server in its own process): {g.rate:,.0f} calls/s,"
+        f" p50 {g.p50_ms:.1f} ms, p99 {g.p99_ms:.1f} ms;"
+        f" CPU per call: server {g.server_cpu_us:.0f} µs, client {g.client_cpu_us:.0f} µs"
     )
 
 

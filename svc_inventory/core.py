@@ -107,9 +107,10 @@ class Core:
         kind: str,
         note: str | None,
         traceparents: Mapping[uuid.UUID, str] | None = None,
+        logged: bool = False,
     ) -> list[Event]:
-        """Apply (order, line, on-hand delta, reserved delta) moves, log them, and announce crossings: of
-        a row's low-stock threshold, of a product's availability.
+        """Apply (order, line, on-hand delta, reserved delta) moves, log them (unless the caller already
+        did, `logged`), and announce crossings: of a row's low-stock threshold, of a product's availability.
 
         A low-stock alert carries the trace of the order whose move crossed the threshold (the last one
         of the batch on that row) when `traceparents` knows it, so the seller's notice joins that
@@ -119,16 +120,17 @@ class Core:
             store.APPLY_DELTAS, *_deltas((m[1].product_id, m[1].variant_id, m[2], m[3]) for m in moves)
         )
         events = await self._announce(conn, {row["product_id"] for row in rows if row["flipped"]})
-        await conn.execute(
-            store.INSERT_LOG,
-            [m[1].product_id for m in moves],
-            [m[1].variant_id for m in moves],
-            [m[0] for m in moves],
-            [kind] * len(moves),
-            [m[2] for m in moves],
-            [m[3] for m in moves],
-            [note] * len(moves),
-        )
+        if not logged:
+            await conn.execute(
+                store.INSERT_LOG,
+                [m[1].product_id for m in moves],
+                [m[1].variant_id for m in moves],
+                [m[0] for m in moves],
+                [kind] * len(moves),
+                [m[2] for m in moves],
+                [m[3] for m in moves],
+                [note] * len(moves),
+            )
         crossed = [row for row in rows if row["crossed"]]
         if not crossed:
             return events

@@ -9,9 +9,9 @@ The rules that make it never oversell and never leak a unit:
 2. Every writer holds the stock lock shared from its Redis step until its PostgreSQL commit; a rebuild
    or reconciliation holds it exclusively, so it sees both stores at rest and can safely overwrite
    Redis from PostgreSQL.
-3. Reservations are batched: concurrent ReserveStock calls share one Redis round trip (a script per
-   order, each atomic for all its lines) and one PostgreSQL transaction (group commit), so a hot
-   product costs one row update per batch instead of one locked transaction per buyer.
+3. Reservations are batched: concurrent ReserveStock calls share one Redis script call (each order in
+   it all or nothing for all its lines, in turn) and one PostgreSQL transaction (group commit), so a
+   hot product costs one row update per batch instead of one locked transaction per buyer.
 4. PostgreSQL's CHECK (reserved <= on_hand) refuses an oversold unit even if everything above failed.
 """
 

@@ -14,15 +14,19 @@ cluster. Invariant inside Redis, kept by every script: availability = on hand - 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Sequence
+from typing import cast
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 LOADED = "inv:loaded"
 DEADLINES = "inv:deadlines"
+RESERVATION_PREFIX = "inv:r:"
 # A finished reservation's hash is kept a day, so a late repeat of the same order is still recognised
 # without a database round trip (after that, PostgreSQL's primary key recognises it).
 FINISHED_TTL_MS = 24 * 3600 * 1000
@@ -31,17 +35,28 @@ FINISHED_TTL_MS = 24 * 3600 * 1000
 Arg = bytes | str | int | float
 """A key or argument of a script call."""
 Scalar = bytes | int
-Reply = Scalar | list[Scalar]
-"""What a script returns: a Lua string arrives as bytes, a number as int, a flat table as a list."""
+Reply = Scalar | list[Scalar] | list[list[Scalar]]
+"""What a script returns: a Lua string arrives as bytes, a number as int, a table as a list."""
 Call = tuple[list[str], Sequence[Arg]]
 """One script call: its keys and its arguments."""
+Order = list[str | int]
+"""One order of a RESERVE batch: [order id, expiry ms (as text), avail_1, gone_1, quantity_1, ...]."""
+
+_batch = msgspec.msgpack.Encoder()
 
 
 def table(reply: Reply) -> list[Scalar]:
-    """The reply of a script that always answers with a table (RESERVE, ADJUST)."""
+    """The reply of a script that answers with a flat table (ADJUST)."""
     if not isinstance(reply, list):
         raise TypeError(f"expected a table from the script, got {reply!r}")
-    return reply
+    return cast(list[Scalar], reply)
+
+
+def per_order(reply: Reply) -> list[list[Scalar]] | None:
+    """RESERVE's reply: a table per order, or None when Redis is not loaded."""
+    if not isinstance(reply, list):
+        return None
+    return cast(list[list[Scalar]], reply)
 
 
 def avail_key(product_id: uuid.UUID, variant_id: uuid.UUID) -> str:
@@ -53,43 +68,92 @@ def gone_key(product_id: uuid.UUID) -> str:
     return f"inv:g:{product_id}"
 
 
+@functools.lru_cache(maxsize=8192)
+def row_keys(product_id: uuid.UUID, variant_id: uuid.UUID) -> tuple[str, str]:
+    """A stock row's availability key and its product's deleted marker, remembered: a hot product's keys
+    are formatted once rather than for every order (str() of a uuid.UUID is pure Python)."""
+    return avail_key(product_id, variant_id), gone_key(product_id)
+
+
 def reservation_key(order_id: uuid.UUID) -> str:
-    return f"inv:r:{order_id}"
+    return f"{RESERVATION_PREFIX}{order_id}"
 
 
-# KEYS: loaded, reservation, deadlines, avail_1..n, gone_1..n
-# ARGV: order id, expiry ms, token, n, quantity_1..n
-# -> {'OK'} | {'EXISTS', state, expiry} | {'NOT_LOADED'} | {'MISSING', i...} | {'SHORT', i, available...}
-RESERVE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOT_LOADED'} end
-local state = redis.call('HGET', KEYS[2], 's')
-if state then return {'EXISTS', state, redis.call('HGET', KEYS[2], 'x')} end
-local n = tonumber(ARGV[4])
-local missing, short = {'MISSING'}, {'SHORT'}
-for i = 1, n do
-  local available = redis.call('GET', KEYS[3 + i])
-  if not available then
-    missing[#missing + 1] = i
-  elseif redis.call('EXISTS', KEYS[3 + n + i]) == 1 then
-    short[#short + 1] = i
-    short[#short + 1] = -1
-  elseif tonumber(available) < tonumber(ARGV[4 + i]) then
-    short[#short + 1] = i
-    short[#short + 1] = tonumber(available)
+def reserve_call(orders: Sequence[Order], token: str) -> Call:
+    """The RESERVE call for a batch of orders; `token` marks this attempt (FINISH undoes only its own)."""
+    return [LOADED, DEADLINES], [_batch.encode(orders), token]
+
+
+# Reserves a batch of orders in one call, each all or nothing, in the batch's order (a repeat of an
+# order within the batch finds the first one's reservation). Redis-py packing every argument in Python
+# was the cost of a script call per order, so the batch travels as ONE msgpack argument (Redis' Lua
+# has cmsgpack): a list of orders, each [order id, expiry ms, avail_1, gone_1, quantity_1, ...]. Each
+# row's availability is read once per batch and written back once at its end, so a hot product costs
+# two commands per batch instead of two per order.
+# KEYS: loaded, deadlines; ARGV: the orders (msgpack), the batch's attempt token
+# -> 'NOT_LOADED' | a reply per order: {'OK'} | {'EXISTS', state, expiry} | {'MISSING', i...}
+#    | {'SHORT', i, available...} (available -1: the product is deleted)
+RESERVE = f"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'NOT_LOADED' end
+local orders = cmsgpack.unpack(ARGV[1])
+local available, gone, changed, replies, deadlines = {{}}, {{}}, {{}}, {{}}, {{}}
+for o = 1, #orders do
+  local order = orders[o]
+  local id, expiry = order[1], order[2]
+  local reservation = '{RESERVATION_PREFIX}' .. id
+  local state = redis.call('HGET', reservation, 's')
+  if state then
+    replies[o] = {{'EXISTS', state, redis.call('HGET', reservation, 'x')}}
+  else
+    local n = (#order - 2) / 3
+    local missing, short, wanted = {{'MISSING'}}, {{'SHORT'}}, {{}}
+    for i = 1, n do
+      local key, gone_key = order[3 * i], order[3 * i + 1]
+      local have = available[key]
+      if have == nil then
+        have = tonumber(redis.call('GET', key)) or false
+        available[key] = have
+      end
+      if gone[gone_key] == nil then gone[gone_key] = redis.call('EXISTS', gone_key) == 1 end
+      -- Summed per row, so an order naming a row twice cannot take more than it has.
+      wanted[key] = (wanted[key] or 0) + order[3 * i + 2]
+      if not have then
+        missing[#missing + 1] = i
+      elseif gone[gone_key] then
+        short[#short + 1] = i
+        short[#short + 1] = -1
+      elseif have < wanted[key] then
+        short[#short + 1] = i
+        short[#short + 1] = have
+      end
+    end
+    if #missing > 1 then
+      replies[o] = missing
+    elseif #short > 1 then
+      replies[o] = short
+    else
+      local keys, quantities = {{}}, {{}}
+      for i = 1, n do
+        local key = order[3 * i]
+        available[key] = available[key] - order[3 * i + 2]
+        changed[key] = true
+        keys[i] = key
+        quantities[i] = order[3 * i + 2]
+      end
+      redis.call('HSET', reservation, 's', 'RESERVED', 'x', expiry, 't', ARGV[2],
+                 'k', table.concat(keys, ' '), 'q', table.concat(quantities, ' '))
+      deadlines[#deadlines + 1] = expiry
+      deadlines[#deadlines + 1] = id
+      replies[o] = {{'OK'}}
+    end
   end
 end
-if #missing > 1 then return missing end
-if #short > 1 then return short end
-local keys, quantities = {}, {}
-for i = 1, n do
-  redis.call('DECRBY', KEYS[3 + i], ARGV[4 + i])
-  keys[i] = KEYS[3 + i]
-  quantities[i] = ARGV[4 + i]
+for key in pairs(changed) do redis.call('SET', key, string.format('%d', available[key])) end
+-- In slices: unpack() is bounded by Lua's stack.
+for i = 1, #deadlines, 2000 do
+  redis.call('ZADD', KEYS[2], unpack(deadlines, i, math.min(i + 1999, #deadlines)))
 end
-redis.call('HSET', KEYS[2], 's', 'RESERVED', 'x', ARGV[2], 't', ARGV[3],
-           'k', table.concat(keys, ' '), 'q', table.concat(quantities, ' '))
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-return {'OK'}
+return replies
 """
 
 # Gives a RESERVED reservation's units back (when `give_back` is 1) and marks it final.

@@ -18,11 +18,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from kit import telemetry, tracing
-from kit.bus import Event, publish
+from kit.bus import Event, event_ids, publish
 from kit.errors import ServiceUnavailable
 from kit.lifecycle import raise_if_cancelled
 from svc_inventory import lua, store
-from svc_inventory.core import HOLDING, RESERVED, Core, key_of, lines_of, text
+from svc_inventory.core import HOLDING, RESERVED, Core, key_of, lines_of
 from svc_inventory.schemas import Line
 from svc_inventory.wire import StockReserved, wire_variant
 
@@ -32,6 +32,7 @@ batches = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
 outcomes = Counter("shop_inventory_reservations_total", "ReserveStock outcomes", ["outcome"])
+_reserved = outcomes.labels("reserved")
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,15 @@ class _Request:
     order_id: uuid.UUID
     lines: list[Line]
     expires_ms: int
-    token: str
     traceparent: str
     future: asyncio.Future[Outcome]
+
+    def order(self) -> lua.Order:
+        """This call as an order of a RESERVE batch."""
+        entry: lua.Order = [str(self.order_id), str(self.expires_ms)]
+        for line in self.lines:
+            entry += (*lua.row_keys(line.product_id, line.variant_id), line.quantity)
+        return entry
 
 
 class Reservations(Core):
@@ -90,15 +97,19 @@ class Reservations(Core):
         self._queue.put_nowait(
             _Request(
                 order_id,
-                sorted(lines, key=lambda line: (line.product_id, line.variant_id)),
+                sorted(lines, key=lambda line: (line.product_id, line.variant_id))
+                if len(lines) > 1
+                else lines,
                 int((time.time() + hold) * 1000),
-                os.urandom(8).hex(),
                 tracing.traceparent.get(),
                 future,
             )
         )
         outcome = await future
-        outcomes.labels("reserved" if outcome.reserved else outcome.reason or "not_reserved").inc()
+        if outcome.reserved:
+            _reserved.inc()  # the label looked up once: this runs for every reservation
+        else:
+            outcomes.labels(outcome.reason or "not_reserved").inc()
         return outcome
 
     async def run_batches(self) -> None:
@@ -134,43 +145,47 @@ class Reservations(Core):
         if not request.future.done():
             request.future.set_exception(exc)
 
-    def _reserve_call(self, r: _Request) -> lua.Call:
-        keys = [lua.LOADED, lua.reservation_key(r.order_id), lua.DEADLINES]
-        keys += [key_of(line) for line in r.lines]
-        keys += [lua.gone_key(line.product_id) for line in r.lines]
-        args: list[lua.Arg] = [str(r.order_id), r.expires_ms, r.token, len(r.lines)]
-        return keys, args + [line.quantity for line in r.lines]
+    async def _reserve_in_redis(self, batch: Sequence[_Request], token: str) -> list[list[lua.Scalar]] | None:
+        """One RESERVE call for the whole batch: a reply per request, or None when Redis is not loaded."""
+        return lua.per_order(
+            await self.scripts.call("reserve", *lua.reserve_call([r.order() for r in batch], token))
+        )
 
     async def _reserve_batch(self, batch: list[_Request]) -> None:
+        # One attempt token for the batch: an order appears in it once (a repeat finds the first).
+        token = os.urandom(8).hex()
         async with self._writer() as conn:
-            calls = [self._reserve_call(r) for r in batch]
-            results = [lua.table(res) for res in await self.scripts.call_many("reserve", calls)]
+            results = await self._reserve_in_redis(batch, token)
+            if results is None:
+                for r in batch:
+                    self._fail(r, self.not_loaded())
+                return
             missing = {
                 key_of(r.lines[int(i) - 1]): r.lines[int(i) - 1]
                 for r, res in zip(batch, results, strict=True)
-                if text(res[0]) == "MISSING"
+                if res[0] == b"MISSING"
                 for i in res[1:]
             }
             unknown: set[str] = set()
             if missing:
                 unknown = await self._load(conn, missing.values())
-                again = [i for i, res in enumerate(results) if text(res[0]) == "MISSING"]
-                retried = await self.scripts.call_many(
-                    "reserve", [self._reserve_call(batch[i]) for i in again]
-                )
+                again = [i for i, res in enumerate(results) if res[0] == b"MISSING"]
+                retried = await self._reserve_in_redis([batch[i] for i in again], token)
+                if retried is None:  # flushed meanwhile, with what this batch took: retry all of it
+                    for r in batch:
+                        self._fail(r, self.not_loaded())
+                    return
                 for i, res in zip(again, retried, strict=True):
-                    results[i] = lua.table(res)
+                    results[i] = res
             taken: list[_Request] = []
             repeats: list[_Request] = []
             for r, res in zip(batch, results, strict=True):
-                verdict = text(res[0])
-                if verdict == "OK":
+                verdict = res[0]
+                if verdict == b"OK":
                     taken.append(r)
-                elif verdict == "EXISTS":
+                elif verdict == b"EXISTS":
                     repeats.append(r)
-                elif verdict == "NOT_LOADED":
-                    self._fail(r, self.not_loaded())
-                elif verdict == "MISSING":
+                elif verdict == b"MISSING":
                     shortages = [
                         Shortage(r.lines[int(i) - 1], 0, key_of(r.lines[int(i) - 1]) not in unknown)
                         for i in res[1:]
@@ -179,7 +194,7 @@ class Reservations(Core):
                 else:
                     self._settle(r, self._short(r, res[1:]))
             if taken or repeats:
-                await self._record(conn, taken, repeats)
+                await self._record(conn, taken, repeats, token)
 
     @staticmethod
     def _short(r: _Request, pairs: list[lua.Scalar]) -> Outcome:
@@ -193,17 +208,18 @@ class Reservations(Core):
             False, reason="unavailable_product" if gone else "insufficient_stock", shortages=shortages
         )
 
-    async def _record(self, conn: asyncpg.Connection, taken: list[_Request], repeats: list[_Request]) -> None:
+    async def _record(
+        self, conn: asyncpg.Connection, taken: list[_Request], repeats: list[_Request], token: str
+    ) -> None:
         """Record the batch's new reservations in PostgreSQL, or give their units back in Redis."""
+        expiries = [datetime.fromtimestamp(r.expires_ms / 1000, UTC) for r in taken]
+        existing: dict[uuid.UUID, asyncpg.Record] = {}
         try:
             async with conn.transaction():
                 fresh_ids = {
                     row["order_id"]
                     for row in await conn.fetch(
-                        store.INSERT_RESERVATIONS,
-                        [r.order_id for r in taken],
-                        [RESERVED] * len(taken),
-                        [datetime.fromtimestamp(r.expires_ms / 1000, UTC) for r in taken],
+                        store.INSERT_RESERVATIONS, [r.order_id for r in taken], expiries
                     )
                 }
                 fresh = [r for r in taken if r.order_id in fresh_ids]
@@ -211,18 +227,17 @@ class Reservations(Core):
                 known = [r for r in taken if r.order_id not in fresh_ids]
                 events = await self._write_reservations(conn, fresh)
                 await publish(conn, *events)
-                asked = [r.order_id for r in (*repeats, *known)]
-                existing = {
-                    row["order_id"]: row for row in await conn.fetch(store.RESERVATIONS_WITH_LINES, asked)
-                }
+                if asked := [r.order_id for r in (*repeats, *known)]:
+                    existing = {
+                        row["order_id"]: row for row in await conn.fetch(store.RESERVATIONS_WITH_LINES, asked)
+                    }
         except BaseException:
-            await self._undo(taken)
+            await self._undo(taken, token)
             raise
-        await self._undo(known)
-        for r in fresh:
-            self._settle(
-                r, Outcome(True, RESERVED, r.lines, datetime.fromtimestamp(r.expires_ms / 1000, UTC))
-            )
+        await self._undo(known, token)
+        for r, expires_at in zip(taken, expiries, strict=True):
+            if r.order_id in fresh_ids:
+                self._settle(r, Outcome(True, RESERVED, r.lines, expires_at))
         for r in (*repeats, *known):
             row = existing.get(r.order_id)
             if row is None:
@@ -254,6 +269,7 @@ class Reservations(Core):
         )
         events: list[Event] = [
             StockReserved(
+                event_id=event_id,
                 reservation_id=r.order_id,
                 order_id=r.order_id,
                 product_id=line.product_id,
@@ -261,13 +277,13 @@ class Reservations(Core):
                 quantity=line.quantity,
                 traceparent=telemetry.handed_on(r.traceparent),
             )
-            for r, line in lines
+            for (r, line), event_id in zip(lines, event_ids(len(lines)), strict=True)
         ]
         moves = [(r.order_id, line, 0, line.quantity) for r, line in lines]
         traceparents = {r.order_id: r.traceparent for r in fresh}
-        return events + await self._move_stock(conn, moves, "RESERVE", None, traceparents)
+        return events + await self._move_stock(conn, moves, "RESERVE", None, traceparents, logged=True)
 
-    async def _undo(self, requests: Sequence[_Request]) -> None:
+    async def _undo(self, requests: Sequence[_Request], token: str) -> None:
         """Give back what these calls took in Redis (their PostgreSQL record failed or was refused)."""
         if not requests:
             return
@@ -277,7 +293,7 @@ class Reservations(Core):
                 [
                     (
                         [lua.LOADED, lua.reservation_key(r.order_id), lua.DEADLINES],
-                        [str(r.order_id), "UNDONE", 1, r.token, lua.FINISHED_TTL_MS],
+                        [str(r.order_id), "UNDONE", 1, token, lua.FINISHED_TTL_MS],
                     )
                     for r in requests
                 ],

@@ -76,13 +76,20 @@ STATES = "SELECT order_id, state FROM reservations WHERE order_id = ANY($1::uuid
 
 INSERT_RESERVATIONS = """
 INSERT INTO reservations (order_id, state, expires_at)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])
+SELECT order_id, 'RESERVED', expires_at FROM unnest($1::uuid[], $2::timestamptz[]) AS r(order_id, expires_at)
 ON CONFLICT (order_id) DO NOTHING
 RETURNING order_id
 """
+# A batch's new reservation lines, and their moves in the stock log from the same arrays.
 INSERT_LINES = """
-INSERT INTO reservation_lines (order_id, product_id, variant_id, quantity)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[])
+WITH l AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[])
+        AS l(order_id, product_id, variant_id, quantity)
+), lines AS (
+    INSERT INTO reservation_lines (order_id, product_id, variant_id, quantity) SELECT * FROM l
+)
+INSERT INTO stock_log (product_id, variant_id, order_id, kind, on_hand_delta, reserved_delta)
+SELECT product_id, variant_id, order_id, 'RESERVE', 0, quantity FROM l
 """
 RESERVATIONS_WITH_LINES = """
 SELECT r.order_id, r.state, r.expires_at,

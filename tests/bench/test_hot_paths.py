@@ -265,13 +265,14 @@ def test_reserving_two_lines_with_the_lua_script(
         await scripts.load_all()
 
     async def reserve() -> lua.Reply:
-        keys = [lua.LOADED, lua.reservation_key(uuid.uuid4()), lua.DEADLINES, *avail]
-        keys += [lua.gone_key(p) for p in products]
-        return await scripts.call("reserve", keys, [str(uuid.uuid4()), 2**40, "bench", 2, 1, 2])
+        order: lua.Order = [str(uuid.uuid4()), str(2**40)]
+        for product, key, quantity in zip(products, avail, (1, 2), strict=True):
+            order += (key, lua.gone_key(product), quantity)
+        return await scripts.call("reserve", *lua.reserve_call([order], "bench"))
 
     loop.run_until_complete(prepare())
     try:
-        assert lua.table(benchmark(lambda: loop.run_until_complete(reserve()))) == [b"OK"]
+        assert benchmark(lambda: loop.run_until_complete(reserve())) == [[b"OK"]]
     finally:
         loop.run_until_complete(redis.delete(lua.LOADED, lua.DEADLINES, *avail))
         loop.run_until_complete(redis.aclose())

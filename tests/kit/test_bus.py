@@ -95,6 +95,36 @@ async def test_an_event_of_a_rolled_back_transaction_is_never_published(
         assert await conn.fetchval("SELECT count(*) FROM outbox WHERE event_id = $1", dropped.event_id) == 0
 
 
+async def test_a_burst_of_events_goes_out_in_batches_each_once_in_order_with_its_properties(
+    pool: asyncpg.Pool, broker: Broker, amqp: aiormq.abc.AbstractChannel
+) -> None:
+    queue = await bound_queue(amqp)
+    # More than two of the relay's batches (200): each batch is one write with many confirmations.
+    events = [Verified(user_id=uuid.uuid4(), email=f"{i}@x.io") for i in range(450)]
+    async with pool.acquire() as conn, conn.transaction():
+        await publish(conn, *events)
+    received: list[aiormq.abc.DeliveredMessage] = []
+
+    async def all_arrived() -> bool:
+        while isinstance(message := await amqp.basic_get(queue, no_ack=True), aiormq.abc.DeliveredMessage):
+            if message.delivery_tag is None:
+                break
+            received.append(message)
+        return len(received) >= len(events)
+
+    async with running(OutboxRelay(pool, broker, KIT_DB).run()):
+        await eventually(all_arrived)
+        await eventually(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"))
+    assert [m.header.properties.message_id for m in received] == [str(e.event_id) for e in events]
+    assert [msgspec.json.decode(m.body)["email"] for m in received] == [e.email for e in events]
+    first = received[0].header.properties
+    assert (first.content_type, first.delivery_mode, (first.headers or {})["x-attempt"]) == (
+        "application/json",
+        2,
+        0,
+    )
+
+
 async def test_events_written_while_the_broker_is_down_go_out_when_it_returns(
     pool: asyncpg.Pool, amqp: aiormq.abc.AbstractChannel
 ) -> None:

@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from protos import inventory_pb2 as pb
+from svc_inventory import lua
 from tests.support import eventually
 from tests.svc_inventory.conftest import Stack, books, line, reserve, stocked
 
@@ -154,10 +155,9 @@ async def test_a_reservation_the_database_never_recorded_is_given_back_by_the_re
     product = await stocked(stack, 5)
     order = uuid.uuid4()
     # As if the process died between its Redis step and its PostgreSQL commit.
-    keys = ["inv:loaded", f"inv:r:{order}", "inv:deadlines", f"inv:a:{product}:{uuid.UUID(int=0)}", "inv:g:x"]
-    await stack.inventory.scripts.call(
-        "reserve", keys, [str(order), int(time.time() * 1000) + 60_000, "t", 1, 2]
-    )
+    entry: list[str | int] = [str(order), str(int(time.time() * 1000) + 60_000)]
+    entry += [f"inv:a:{product}:{uuid.UUID(int=0)}", f"inv:g:{product}", 2]
+    await stack.inventory.scripts.call("reserve", *lua.reserve_call([entry], "t"))
     assert (await books(stack, product)).redis_available == 3
     report = await stack.inventory.sync()
     assert report.reservation_drift == 1 and report.units_repaired == 2
@@ -245,3 +245,23 @@ async def test_an_overdue_reservation_redis_forgot_is_expired_from_the_database(
 
     await eventually(released, within=10)
     assert time.monotonic() - began >= 0.9
+
+
+async def test_one_script_call_serves_a_batch_of_orders_in_turn_each_all_or_nothing(stack: Stack) -> None:
+    product, other = await stocked(stack, 5), await stocked(stack, 1)
+    rows = {p: (f"inv:a:{p}:{uuid.UUID(int=0)}", f"inv:g:{p}") for p in (product, other)}
+    first, second, third = (str(uuid.uuid4()) for _ in range(3))
+    expiry = str(int(time.time() * 1000) + 60_000)
+    batch: list[list[str | int]] = [
+        [first, expiry, *rows[product], 3],
+        [first, expiry, *rows[product], 3],  # a repeat within the batch finds the first one
+        [second, expiry, *rows[product], 2, *rows[other], 2],  # one line short: nothing is taken
+        [third, expiry, *rows[product], 2, *rows[other], 1],
+    ]
+    replies = await stack.inventory.scripts.call("reserve", *lua.reserve_call(batch, "t"))
+    assert replies == [[b"OK"], [b"EXISTS", b"RESERVED", expiry.encode()], [b"SHORT", 2, 1], [b"OK"]]
+    assert await stack.redis.mget(rows[product][0], rows[other][0]) == [b"0", b"0"]
+    assert await stack.redis.zscore("inv:deadlines", third) == int(expiry)
+    # Nothing of it reached PostgreSQL: the reconciliation gives the units back.
+    report = await stack.inventory.sync()
+    assert report.reservation_drift == 2 and report.units_repaired == 6
