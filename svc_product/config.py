@@ -17,7 +17,7 @@ class ProductConfig(OwnSettings):
     stock_wait: float  # seconds a detail waits for a first look
     inventory_timeout: float  # seconds a call to svc_inventory may take
     # On by default (PRODUCT_SEARCH_INDEX=0: PostgreSQL answers every search): a write costs each process
-    # a read of the products it changed (svc_product.index), ~64 MB of memory per 10,000 products.
+    # a read of the products it changed (svc_product.index), not of the whole catalog.
     search_index: bool
 
     @property

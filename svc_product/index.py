@@ -89,7 +89,8 @@ BRANDS = _NAMED.format(parent="NULL::uuid", table="brands")
 # What the transactions a snapshot did not see changed (at most $2 rows).
 CHANGED = """
 SELECT DISTINCT what, product_id FROM catalog_changes
-WHERE xact >= pg_snapshot_xmin($1::text::pg_snapshot) AND NOT pg_visible_in_snapshot(xact, $1::text::pg_snapshot)
+WHERE xact >= pg_snapshot_xmin($1::text::pg_snapshot)
+  AND NOT pg_visible_in_snapshot(xact, $1::text::pg_snapshot)
 LIMIT $2
 """
 # The changed products still active, in name order, each with the unchanged one before it in that order.
@@ -226,15 +227,19 @@ class Holder:
         """The index, brought up to date first if it is behind (a few ms); None while it is read whole."""
         if (index := self.current()) is not None:
             return index
-        if self.index is None:
-            self._read_whole(pool)
-            return None
-        if self._update is None or self._update.done():
-            self._update = asyncio.create_task(self._bring_up_to_date(pool))
-            self._update.add_done_callback(_retrieved)
-        # Shielded: the caller's cancellation must not cancel the update others wait for.
-        await asyncio.shield(self._update)
-        return self.current()
+        # Twice at most: an update already under way may have begun before the write this one must see.
+        for _ in range(2):
+            if self.index is None:
+                self._read_whole(pool)
+                return None
+            if self._update is None or self._update.done():
+                self._update = asyncio.create_task(self._bring_up_to_date(pool))
+                self._update.add_done_callback(_retrieved)
+            # Shielded: the caller's cancellation must not cancel the update others wait for.
+            await asyncio.shield(self._update)
+            if (index := self.current()) is not None:
+                return index
+        return None
 
     async def whole(self, pool: asyncpg.Pool) -> CatalogIndex:
         """The index once it is current, read whole if need be (the `follow` job waits for it)."""
