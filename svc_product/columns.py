@@ -16,86 +16,27 @@ few numpy copies and sorts of 10,000 numbers, not a read of the catalog. Each up
 
 from __future__ import annotations
 
-import bisect
 import copy
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
 
 from svc_product import documents
+from svc_product.postings import NO_ATTRIBUTES, NO_POSTINGS, Attributes, Ints, Mask, Postings, Terms
 from svc_product.schemas import ProductSummary
 
-Mask = npt.NDArray[np.bool_]
-Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 # Answers kept per index (spellings, folds, packed suggestions): a new index starts without them.
 _MAX_REMEMBERED = 20_000
-
-
-@dataclass(frozen=True)
-class Postings:
-    """Words in byte order and, per word, its products' slots (`slots[offsets[i]:offsets[i + 1]]`)."""
-
-    words: list[str]
-    offsets: Ints
-    slots: Ints
-
-    @classmethod
-    def of(cls, rows: Sequence[Any]) -> Postings:
-        """From rows of `word` and `slots`, in the words' byte order (COLLATE "C", Python's str order)."""
-        lengths = [len(row["slots"]) for row in rows]
-        offsets = np.zeros(len(rows) + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = np.fromiter((s for row in rows for s in row["slots"]), np.int64, int(offsets[-1]))
-        return cls([str(row["word"]) for row in rows], offsets, flat)
-
-    @classmethod
-    def grouped(cls, pairs: Iterable[tuple[str, int]]) -> Postings:
-        """From (word, slot) pairs in slot order."""
-        groups: dict[str, list[int]] = {}
-        for word, slot in pairs:
-            groups.setdefault(word, []).append(slot)
-        return cls.of([{"word": word, "slots": groups[word]} for word in sorted(groups)])
-
-    def prefixed(self, prefix: str, into: Mask) -> Mask:
-        """`into` with the products of every word starting with `prefix` set."""
-        low = bisect.bisect_left(self.words, prefix)
-        high = bisect.bisect_left(self.words, prefix + "\U0010ffff", low)
-        into[self.slots[self.offsets[low] : self.offsets[high]]] = True
-        return into
-
-    def exact(self, word: str, into: Mask) -> Mask:
-        at = bisect.bisect_left(self.words, word)
-        if at < len(self.words) and self.words[at] == word:
-            into[self.slots[self.offsets[at] : self.offsets[at + 1]]] = True
-        return into
-
-
-NO_POSTINGS = Postings.of([])
-
-
-@dataclass(frozen=True)
-class Terms:
-    """The postings of the catalog as last read whole and those of the slots added since."""
-
-    base: Postings
-    recent: Postings = NO_POSTINGS
-
-    def prefixed(self, prefix: str, into: Mask) -> Mask:
-        return self.recent.prefixed(prefix, self.base.prefixed(prefix, into))
-
-    def exact(self, word: str, into: Mask) -> Mask:
-        return self.recent.exact(word, self.base.exact(word, into))
 
 
 @dataclass(frozen=True)
@@ -128,81 +69,16 @@ class Named:
 
 
 @dataclass(frozen=True)
-class Attributes:
-    """Variant attributes: `pairs` (name, value) as first seen, `rank` their place in PostgreSQL's order
-    (key, value); per pair its variants; per variant its product's slot; `has` (pair x product) for the
-    common case without attribute filters."""
-
-    pairs: list[tuple[str, str]]
-    rank: Ints
-    names: dict[str, list[int]]
-    pair_variants: list[Ints]
-    variant_slot: Ints
-    has: Mask
-
-    @property
-    def name_rank(self) -> dict[str, int]:
-        """Each attribute name's place in PostgreSQL's order."""
-        first = {name: min(int(self.rank[p]) for p in pairs) for name, pairs in self.names.items()}
-        return {name: place for place, name in enumerate(sorted(first, key=first.__getitem__))}
-
-    @property
-    def position(self) -> dict[tuple[str, str], int]:
-        return {pair: i for i, pair in enumerate(self.pairs)}
-
-    def added(
-        self,
-        variants: Sequence[tuple[int, uuid.UUID, str, str]],
-        size: int,
-        ranks: Mapping[tuple[str, str], int] | None,
-    ) -> Attributes:
-        """With the (slot, variant, name, value) rows of new variants, over `size` slots; `ranks` is every
-        pair's place in PostgreSQL's order when new pairs came (None: none did)."""
-        pairs, position = list(self.pairs), self.position
-        numbers: dict[uuid.UUID, int] = {}
-        slots: list[int] = []
-        members: dict[int, list[int]] = {}
-        for slot, variant, name, value in variants:
-            pair = position.setdefault((name, value), len(pairs))
-            if pair == len(pairs):
-                pairs.append((name, value))
-            number = numbers.setdefault(variant, len(self.variant_slot) + len(numbers))
-            if number == len(self.variant_slot) + len(slots):
-                slots.append(slot)
-            members.setdefault(pair, []).append(number)
-        variant_slot = np.concatenate((self.variant_slot, np.array(slots, np.int64)))
-        pair_variants = [*self.pair_variants, *(np.zeros(0, np.int64) for _ in pairs[len(self.pairs) :])]
-        has = np.zeros((len(pairs), size), np.bool_)
-        has[: len(self.pairs), : self.has.shape[1]] = self.has
-        for pair, chosen in members.items():
-            pair_variants[pair] = np.concatenate((pair_variants[pair], np.array(chosen, np.int64)))
-            has[pair, variant_slot[chosen]] = True
-        rank = self.rank if ranks is None else np.array([ranks[pair] for pair in pairs], np.int64)
-        names: dict[str, list[int]] = {}
-        for pair, (name, _) in enumerate(pairs):
-            names.setdefault(name, []).append(pair)
-        return Attributes(pairs, rank, names, pair_variants, variant_slot, has)
-
-    def satisfying(self, name: str, values: Sequence[str]) -> Mask:
-        """The variants whose attribute `name` is one of `values`."""
-        chosen = np.zeros(len(self.variant_slot), np.bool_)
-        for pair in self.names.get(name, ()):
-            if self.pairs[pair][1] in values:
-                chosen[self.pair_variants[pair]] = True
-        return chosen
-
-
-NO_ATTRIBUTES = Attributes(
-    [], np.zeros(0, np.int64), {}, [], np.zeros(0, np.int64), np.zeros((0, 0), np.bool_)
-)
-
-
-@dataclass(frozen=True)
 class Seen:
     """Where an index was read: PostgreSQL's snapshot (`pg_snapshot` as text) and its clock then."""
 
     snapshot: str
     at: datetime
+
+
+def _kind(key: object) -> object:
+    """What a remembered answer is (keys are (kind, text))."""
+    return key[0] if isinstance(key, tuple) else None
 
 
 def _below(categories: Named) -> Mask:
@@ -244,6 +120,7 @@ class CatalogIndex:
         self.id_rank: Ints = np.zeros(0, np.int64)
         self.words = self.name_words = self.names = Terms(NO_POSTINGS)
         self.added: list[Added] = []
+        self.whole_size = 0  # slots when the catalog was read whole (those after it came by updates)
         self.attributes = NO_ATTRIBUTES
         self.categories = categories
         self.brands = brands
@@ -269,6 +146,7 @@ class CatalogIndex:
         index.words, index.name_words = Terms(words), Terms(name_words)
         index.names = Terms(Postings.grouped((name, slot) for slot, name in enumerate(index.folded_names)))
         index.attributes = attributes
+        index.whole_size = index.size
         by_name = np.argsort(np.array([row["by_name"] for row in products], np.int64))
         index._sort(by_name)
         return index
@@ -288,9 +166,18 @@ class CatalogIndex:
         `words` and `name_words`; `variants` their attribute rows), and the categories or brands if they
         changed. Raises KeyError when `after` is not in the index (it would have to be read whole)."""
         new = copy.copy(self)
-        new.seen, new.remembered = seen, {}
+        new.seen = seen
         new.slot_of = dict(self.slot_of)
         gone = [slot for product in changed if (slot := new.slot_of.pop(product, None)) is not None]
+        # Spellings hold while the active products' names do (the vocabulary is theirs); folds always do;
+        # suggestions are made again (popularity, names, categories and brands may have moved).
+        names_kept = len(gone) == len(products) and all(
+            self.slot_of.get(row["id"]) is not None
+            and self.folded_names[self.slot_of[row["id"]]] == row["folded_name"]
+            for row in products
+        )
+        kept_kinds = ("fold", "spelling") if names_kept else ("fold",)
+        new.remembered = {key: value for key, value in self.remembered.items() if _kind(key) in kept_kinds}
         if categories is not None:
             new.categories, new.below = categories, _below(categories)
             new.category = categories.moved(self.categories)[self.category]
@@ -359,9 +246,11 @@ class CatalogIndex:
         for name, column in columns.items():
             setattr(self, name, np.concatenate((getattr(self, name), column)))
         # Every folded name on a line of its own: a fragment is found by one scan of one string.
-        self.names_text = "\n".join(self.folded_names)
-        lengths = np.fromiter((len(name) + 1 for name in self.folded_names), np.int64, self.size)
-        self.line_starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        names = [row["folded_name"] for row in products]
+        lengths = np.fromiter((len(name) + 1 for name in names), np.int64, len(names))
+        end = len(self.names_text) + 1 if first else 0
+        self.line_starts = np.concatenate((self.line_starts, end + np.cumsum(lengths) - lengths))
+        self.names_text = "\n".join([self.names_text, *names] if first else names)
         return first
 
     def _sort(self, by_name: Ints) -> None:
@@ -374,17 +263,17 @@ class CatalogIndex:
         name_rank = np.zeros(self.size, np.int64)
         name_rank[by_name] = np.arange(len(by_name))
 
-        def by(*keys: npt.NDArray[np.generic]) -> Ints:
-            """The live slots ordered by `keys` (the first one first), then by id."""
-            return live[np.lexsort((self.id_rank[live], *(key[live] for key in reversed(keys))))]
+        def by(key: npt.NDArray[np.generic]) -> Ints:
+            """The live slots ordered by `key`, then by id (a stable sort of them in id order)."""
+            return by_id[np.argsort(key[by_id], kind="stable")]
 
         self.orders = {
             "price": by(self.price),
             "name": by_name,
             "createdAt": by(self.created),
             "rating": by(self.rating),
-            # review_count DESC, rating DESC, name, id
-            "popularity": by(-self.review_count, -self.rating, name_rank),
+            # review_count DESC, rating DESC, name, id (name_rank breaks every tie: names ties by id)
+            "popularity": live[np.lexsort((name_rank[live], -self.rating[live], -self.review_count[live]))],
         }
 
     def moved_on(self, seen: Seen) -> CatalogIndex:

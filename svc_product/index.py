@@ -22,7 +22,8 @@ from datetime import timedelta
 import asyncpg
 from prometheus_client import Counter, Histogram
 
-from svc_product.columns import NO_ATTRIBUTES, CatalogIndex, Named, Postings, Seen
+from svc_product.columns import CatalogIndex, Named, Seen
+from svc_product.postings import NO_ATTRIBUTES, Postings
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ update_seconds = Histogram(
 
 # More products changed than this since the index's snapshot: read it whole.
 MAX_CHANGED = 200
-# Slots added since the last whole read beyond which one is made in the background (each update regroups
-# their words: ~30 each).
+# Slots added since the last whole read (one per product written, however often) beyond which one is
+# made in the background: each update regroups the words of the live ones (~30 each) and sorts them all.
 COMPACT_AFTER = 1000
 # An index read longer ago than this is read whole; the change log keeps rows twice as long (`PRUNE`).
 READ_WHOLE_AFTER = timedelta(minutes=5)
@@ -154,10 +155,17 @@ async def updated(pool: asyncpg.Pool, index: CatalogIndex) -> CatalogIndex | Non
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         seen = Seen(**dict(await conn.fetchrow(SEEN)))
         if seen.at - index.seen.at > READ_WHOLE_AFTER:
+            log.info(
+                "catalog index too old to update, read whole", extra={"readAt": index.seen.at.isoformat()}
+            )
             return None
         changes = await conn.fetch(CHANGED, index.seen.snapshot, MAX_CHANGED + 1)
         what = {change["what"] for change in changes}
         if len(changes) > MAX_CHANGED or "all" in what:
+            log.info(
+                "too much changed in the catalog to update its index, read whole",
+                extra={"what": sorted(what)},
+            )
             return None
         ids = [change["product_id"] for change in changes if change["product_id"] is not None]
         products = await conn.fetch(CHANGED_PRODUCTS, ids) if ids else []
@@ -273,7 +281,7 @@ class Holder:
             self.index = new
             updates.inc()
             update_seconds.observe(asyncio.get_running_loop().time() - began)
-            if len(new.added) > COMPACT_AFTER:
+            if new.size - new.whole_size > COMPACT_AFTER:
                 self._read_whole(pool)
 
     def _read_whole(self, pool: asyncpg.Pool) -> None:
@@ -294,7 +302,11 @@ class Holder:
                     caught_up.generation = generation
                     self.index = caught_up
                     rebuilds.inc()
-                    rebuild_seconds.observe(loop.time() - began)
+                    rebuild_seconds.observe(took := loop.time() - began)
+                    log.info(
+                        "catalog index read whole",
+                        extra={"seconds": round(took, 3), "products": len(caught_up.slot_of)},
+                    )
                     return
 
 

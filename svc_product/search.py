@@ -19,8 +19,9 @@ import numpy as np
 
 from kit.http import encode
 from svc_product import documents, typos
-from svc_product.columns import CatalogIndex, Ints, Mask, Terms
+from svc_product.columns import CatalogIndex
 from svc_product.facets import PRICE_BANDS, RATING_BANDS
+from svc_product.postings import Ints, Mask, Terms
 from svc_product.query import ListQuery
 from svc_product.suggest import MAX_PER_GROUP, MAX_SUGGESTIONS, Suggestion, Suggestions
 from svc_product.typos import Spelling

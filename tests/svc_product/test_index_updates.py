@@ -101,6 +101,24 @@ async def test_a_product_is_found_as_soon_as_it_is_written_and_gone_as_soon_as_i
     assert await metric(client, UPDATES) >= updates + 3
 
 
+async def test_after_many_updates_the_catalog_is_read_whole_in_the_background_and_still_found(
+    client: httpx.AsyncClient, category: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await index_read(client)
+    monkeypatch.setattr(index, "COMPACT_AFTER", 2)
+    whole_reads, w = await metric(client, WHOLE_READS), word()
+    made = [await new_product(client, category["id"], name=f"Stool {n} {w}") for n in range(4)]
+    expected = [product["id"] for product in made]
+    # Every answer meanwhile is right, from the updated index or the whole one that replaces it.
+    assert await found(client, search=w, sortBy="name") == expected
+
+    async def read_whole() -> bool:
+        return await metric(client, WHOLE_READS) > whole_reads and index.holder.current() is not None
+
+    await eventually(read_whole)
+    assert await found(client, search=w, sortBy="name") == expected
+
+
 async def test_a_write_of_another_process_is_searched_as_soon_as_it_moved_the_lists_version(
     client: httpx.AsyncClient, db: asyncpg.Connection, category: dict[str, Any]
 ) -> None:
