@@ -30,7 +30,7 @@ def main() -> None:
     conftest._reset_vhost()
     passed = sys.argv[1:]
     only = [] if "--only" in passed else [arg for name in SCENARIOS for arg in ("--only", name)]
-    # The search index on (off by default, README "Search"); PRODUCT_SEARCH_INDEX=0 measures PostgreSQL.
+    # The search index (on by default, README "Search"); PRODUCT_SEARCH_INDEX=0 measures PostgreSQL.
     env = {**OPEN_LIMITS, "PRODUCT_SEARCH_INDEX": os.environ.get("PRODUCT_SEARCH_INDEX", "1")}
     with tempfile.TemporaryDirectory() as logs, running_stack(env, Path(logs)) as stack:
         command = [sys.executable, str(ROOT / "perf" / "catalog.py"), "--base", stack.url("edge"), *only]

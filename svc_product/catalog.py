@@ -115,9 +115,9 @@ async def product_list(d: Deps, query: ListQuery, who: Identity | None) -> Repre
         loads.labels("list").inc()
         if version is not None and ProductConfig.of(d.settings).search_index:
             index.holder.saw(version)
-            if (current := index.holder.ready(d.db)) is not None:
+            if (current := await index.holder.fresh(d.db)) is not None:
                 return await search.product_list(current, d.db, query)
-        # Redis cannot say what other processes changed, or the index is being read again.
+        # Redis cannot say what other processes changed, or the index is being read whole.
         async with d.db.acquire() as conn:
             return await read(conn)
 
@@ -138,7 +138,7 @@ async def suggestions(d: Deps, text: str) -> Representation:
     """`GET /api/products/suggest`: from the process's index, answers kept with it per normalised text;
     from PostgreSQL while the index is behind or cannot be known to be current (Redis unreachable)."""
     followed = time.monotonic() < index.holder.followed_until and ProductConfig.of(d.settings).search_index
-    current = index.holder.ready(d.db) if followed else None
+    current = await index.holder.fresh(d.db) if followed else None
     if current is None:
         async with d.db.acquire() as conn:
             return Representation(await suggest.suggestions(conn, text))
@@ -152,20 +152,28 @@ async def suggestions(d: Deps, text: str) -> Representation:
 
 
 async def follow(d: Deps) -> None:
-    """Background job: keep the index at the lists' version in Redis (asked every 0.1 s), read again as
-    soon as it is behind; the suggestions take it as current for a second after each look. It owns the
-    rebuilds: one still running at stop is cancelled with it."""
+    """Background job: keep the index at the lists' version in Redis (asked every 0.1 s), brought up to
+    date as soon as it is behind; the suggestions take it as current for a second after each look. Once
+    a minute it moves the index's snapshot on even if nothing was written, and prunes the change log.
+    It owns the whole reads: one still running at stop is cancelled with it."""
     cache = _cache(d)
     config = ProductConfig.of(d.settings)
+    tended = time.monotonic()
 
     async def look() -> None:
+        nonlocal tended
         if not config.search_index:
             return
         version = await cache.version(caching.LISTS)
-        if version is not None:
-            index.holder.saw(version)
-            await index.holder.current(d.db)
-            index.holder.followed_until = time.monotonic() + 1.0
+        if version is None:
+            return
+        index.holder.saw(version)
+        if time.monotonic() - tended > index.REFRESH_EVERY:
+            tended = time.monotonic()
+            index.holder.changed()
+            await index.prune(d.db)
+        await index.holder.whole(d.db)
+        index.holder.followed_until = time.monotonic() + 1.0
 
     try:
         await every(config.follow_every, look, name="catalog-index")

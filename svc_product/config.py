@@ -16,9 +16,8 @@ class ProductConfig(OwnSettings):
     stock_ttl: float  # seconds a stock figure is served before it is refreshed
     stock_wait: float  # seconds a detail waits for a first look
     inventory_timeout: float  # seconds a call to svc_inventory may take
-    # Off by default: every catalog write reads the whole catalog again in every process (0.9-2.6 s of
-    # work), which under a steady trickle of writes (the load smoke's) costs the detail's p99 its target.
-    # On for a read-mostly catalog, until the index is refreshed incrementally (perf/README.md, issue 19).
+    # On by default (PRODUCT_SEARCH_INDEX=0: PostgreSQL answers every search): a write costs each process
+    # a read of the products it changed (svc_product.index), not of the whole catalog.
     search_index: bool
 
     @property
@@ -33,5 +32,5 @@ class ProductConfig(OwnSettings):
             stock_ttl=env.number("PRODUCT_STOCK_TTL", 5, positive=True),
             stock_wait=env.number("PRODUCT_STOCK_WAIT", 0.05, positive=True),
             inventory_timeout=env.number("PRODUCT_INVENTORY_TIMEOUT", 0.15, positive=True),
-            search_index=env.flag("PRODUCT_SEARCH_INDEX", False),
+            search_index=env.flag("PRODUCT_SEARCH_INDEX", True),
         )

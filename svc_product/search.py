@@ -18,12 +18,15 @@ import asyncpg
 import numpy as np
 
 from kit.http import encode
-from svc_product import documents
+from svc_product import documents, typos
+from svc_product.columns import CatalogIndex
 from svc_product.facets import PRICE_BANDS, RATING_BANDS
-from svc_product.index import CatalogIndex, Ints, Mask, Postings
+from svc_product.postings import Ints, Mask, Terms
 from svc_product.query import ListQuery
 from svc_product.suggest import MAX_PER_GROUP, MAX_SUGGESTIONS, Suggestion, Suggestions
 from svc_product.typos import Spelling
+
+FOLD = "SELECT catalog_fold($1)"
 
 
 @dataclass
@@ -46,8 +49,33 @@ class Selection:
         return chosen
 
 
+async def spelling(index: CatalogIndex, pool: asyncpg.Pool, words: Sequence[str]) -> Spelling:
+    """typos.spelling of `words`, each word looked up once per index (the vocabulary is the index's)."""
+    missing = [w for w in dict.fromkeys(words) if ("spelling", w) not in index.remembered]
+    if missing:
+        async with pool.acquire() as conn:
+            found = await typos.spelling(conn, missing)
+        for word, folded, options in zip(missing, found.words, found.alternatives, strict=True):
+            index.remember(("spelling", word), (folded, options))
+    pairs: list[Any] = [index.remembered[("spelling", w)] for w in words]
+    return Spelling(
+        words=tuple(folded for folded, _ in pairs), alternatives=tuple(options for _, options in pairs)
+    )
+
+
+async def fold(index: CatalogIndex, pool: asyncpg.Pool, text: str) -> str:
+    """`text` folded as the catalog folds names (catalog_fold: lower case, no accents)."""
+    key = ("fold", text)
+    if key not in index.remembered:
+        async with pool.acquire() as conn:
+            index.remember(key, await conn.fetchval(FOLD, text))
+    folded = index.remembered[key]
+    assert isinstance(folded, str)
+    return folded
+
+
 def words_matching(
-    postings: Postings, size: int, words: Sequence[str], alternatives: Sequence[Sequence[str]]
+    postings: Terms, size: int, words: Sequence[str], alternatives: Sequence[Sequence[str]]
 ) -> list[Mask]:
     """Per word, the products with a word it starts, or one of its alternatives (listing.tsquery)."""
     found = []
@@ -67,21 +95,22 @@ def _all(columns: Sequence[Mask], size: int) -> Mask:
 
 
 async def select(
-    index: CatalogIndex, pool: asyncpg.Pool, query: ListQuery, spelling: Spelling | None, fragment: bool
+    index: CatalogIndex, pool: asyncpg.Pool, query: ListQuery, spelled: Spelling | None, fragment: bool
 ) -> Selection:
     """listing.conditions over the index (the public list: active products only)."""
     n = index.size
-    selection = Selection(np.ones(n, np.bool_))
+    selection = Selection(index.alive.copy())
     if query.search is not None and (fragment or not query.words):
-        text = await index.fold(pool, query.search)
+        text = await fold(index, pool, query.search)
         selection.scope = index.containing(text)
     elif query.search is not None:
-        assert spelling is not None
-        selection.scope = _all(words_matching(index.words, n, spelling.words, spelling.alternatives), n)
-        in_names = words_matching(index.name_words, n, spelling.words, spelling.alternatives)
+        assert spelled is not None
+        found = words_matching(index.words, n, spelled.words, spelled.alternatives)
+        selection.scope = _all(found, n) & index.alive
+        in_names = words_matching(index.name_words, n, spelled.words, spelled.alternatives)
         selection.rank = np.sum(in_names, axis=0, dtype=np.int64) if in_names else np.zeros(n, np.int64)
-        if spelling.corrected:
-            selection.literal = _all(words_matching(index.words, n, spelling.words, ()), n)
+        if spelled.corrected:
+            selection.literal = _all(words_matching(index.words, n, spelled.words, ()), n)
     if query.seller_id is not None:
         seller = index.sellers.get(query.seller_id, -1)
         selection.filters["seller"] = index.seller == seller
@@ -116,7 +145,7 @@ def ordered(index: CatalogIndex, query: ListQuery, selection: Selection, where: 
         literal = (
             selection.literal[slots] if selection.literal is not None else np.zeros(len(slots), np.bool_)
         )
-        keys = (slots, -index.review_count[slots], -selection.rank[slots], ~literal)
+        keys = (index.id_rank[slots], -index.review_count[slots], -selection.rank[slots], ~literal)
         return slots[np.lexsort(keys)]
     order = index.orders.get(sort, index.orders["createdAt"])
     if descending:
@@ -126,13 +155,13 @@ def ordered(index: CatalogIndex, query: ListQuery, selection: Selection, where: 
 
 async def product_list(index: CatalogIndex, pool: asyncpg.Pool, query: ListQuery) -> bytes:
     """listing.product_page, then the facets asked for, as the list's JSON body."""
-    spelling = await index.spelling(pool, query.words) if query.words else None
+    spelled = await spelling(index, pool, query.words) if query.words else None
     fragment = False
-    selection = await select(index, pool, query, spelling, fragment)
+    selection = await select(index, pool, query, spelled, fragment)
     where = selection.where()
     if not where.any() and query.search is not None and query.words and len(query.search) >= 3:
-        fragment, spelling = True, None
-        selection = await select(index, pool, query, spelling, fragment)
+        fragment, spelled = True, None
+        selection = await select(index, pool, query, spelled, fragment)
         where = selection.where()
     slots = ordered(index, query, selection, where)
     page = slots[query.offset : query.offset + query.page_size]
@@ -140,8 +169,8 @@ async def product_list(index: CatalogIndex, pool: asyncpg.Pool, query: ListQuery
     extra: dict[str, object] = {}
     # Only the correction found anything (said where the page has items, as listing does).
     literal = selection.literal
-    if len(page) and spelling is not None and literal is not None and not (literal & where).any():
-        extra["didYouMean"] = spelling.best()
+    if len(page) and spelled is not None and literal is not None and not (literal & where).any():
+        extra["didYouMean"] = spelled.best()
     if query.facets:
         extra["facets"] = facets(index, query, selection)
     return documents.page(items, query.page, query.page_size, len(slots), **extra)
@@ -222,9 +251,9 @@ def _attributes(index: CatalogIndex, selection: Selection, kept: Mask) -> list[d
             for pair in pairs:
                 members = attributes.pair_variants[pair]
                 counts[pair] = len(np.unique(attributes.variant_slot[members[allowed[members]]]))
-    names = {name: rank for rank, name in enumerate(attributes.names)}
+    names = attributes.name_rank
     shown = [pair for pair in range(len(attributes.pairs)) if counts[pair]]
-    shown.sort(key=lambda pair: (names[attributes.pairs[pair][0]], -counts[pair], pair))
+    shown.sort(key=lambda pair: (names[attributes.pairs[pair][0]], -counts[pair], attributes.rank[pair]))
     return [
         {"name": attributes.pairs[pair][0], "value": attributes.pairs[pair][1], "count": int(counts[pair])}
         for pair in shown
@@ -236,13 +265,12 @@ async def suggestions(index: CatalogIndex, pool: asyncpg.Pool, text: str) -> byt
     words = text.split()
     if not words:
         return encode(Suggestions(query=text, suggestions=[]))
-    spelling = await index.spelling(pool, words)
-    typed = spelling.best()
-    found = _named(index.categories.rows, index.categories.by_length, "category", spelling, typed)
-    found += _named(index.brands.rows, index.brands.by_length, "brand", spelling, typed)
-    matching = _all(
-        words_matching(index.name_words, index.size, spelling.words, spelling.alternatives), index.size
-    )
+    spelled = await spelling(index, pool, words)
+    typed = spelled.best()
+    found = _named(index.categories.rows, index.categories.by_length, "category", spelled, typed)
+    found += _named(index.brands.rows, index.brands.by_length, "brand", spelled, typed)
+    in_names = words_matching(index.name_words, index.size, spelled.words, spelled.alternatives)
+    matching = _all(in_names, index.size) & index.alive
     starting = matching & index.named_starting(typed)
     popular = index.orders["popularity"]
     slots = [

@@ -27,8 +27,8 @@ from tests.processes import free_port
 from tests.support import identity, serve
 
 INVENTORY_PORT = free_port()
-# With the search index on (off by default), so searches and suggestions go through it and, where a test
-# asks for the index to be behind or compares, through PostgreSQL too.
+# With the search index on (the default, whatever the environment says), so searches and suggestions go
+# through it and, where a test asks for lists beyond active products or compares, through PostgreSQL too.
 CONFIG = settings.load(
     "product",
     {

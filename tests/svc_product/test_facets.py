@@ -55,6 +55,10 @@ class Shop:
 
 @pytest.fixture(scope="module")
 async def shop(client: httpx.AsyncClient, db: asyncpg.Connection) -> Shop:
+    return await build_shop(client, db)
+
+
+async def build_shop(client: httpx.AsyncClient, db: asyncpg.Connection) -> Shop:
     """A tree root > (a > a1, b), three brands and products spread over them, one of them a draft."""
     root = (await new_category(client))["id"]
     a = (await new_category(client, root))["id"]
