@@ -32,7 +32,7 @@ fuzz: install native
 
 # Search, facets and suggestions measured through the edge of a stack of their own (perf/search_stack.py,
 # which says what it runs); override the corner with `make perf-search PERF_ENV="..."`.
-PERF_ENV ?= SHOP_TEST_NS=perf SHOP_TEST_REDIS_DB=12 SHOP_TEST_PORT_OFFSET=30000
+PERF_ENV ?= SHOP_TEST_NS=perf SHOP_TEST_REDIS_DB=12 SHOP_TEST_PORT_OFFSET=21000
 
 perf-search: native
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
