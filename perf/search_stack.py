@@ -1,6 +1,6 @@
 """Search, facets and suggestions measured through the edge of a stack of their own (`make perf-search`).
 
-    SHOP_TEST_NS=perf SHOP_TEST_REDIS_DB=12 SHOP_TEST_PORT_OFFSET=30000 .venv/bin/python perf/search_stack.py
+    SHOP_TEST_NS=perf SHOP_TEST_REDIS_DB=12 SHOP_TEST_PORT_OFFSET=21000 .venv/bin/python perf/search_stack.py
 
 The stack is the end-to-end tests' (tests/stack.py: migrations, the demo catalog of 10,000 products,
 every Procfile line) in the test corner the variables name (databases `*_<ns>`, that Redis database,
