@@ -115,7 +115,12 @@ def migration_files(*folders: Path) -> list[tuple[str, Path]]:
     found: list[tuple[str, Path]] = []
     for folder in (KIT_MIGRATIONS, *folders):
         prefix = "kit/" if folder == KIT_MIGRATIONS else ""
-        found += [(prefix + f.stem, f) for f in sorted(folder.glob("[0-9][0-9][0-9]_*.sql"))]
+        files = sorted(folder.glob("[0-9][0-9][0-9]_*.sql"))
+        # Two branches that each added "the next" migration: their order would depend on their names.
+        numbers = [f.name[:3] for f in files]
+        if twice := sorted({n for n in numbers if numbers.count(n) > 1}):
+            raise ValueError(f"{folder}: more than one migration numbered {', '.join(twice)}")
+        found += [(prefix + f.stem, f) for f in files]
     return found
 
 

@@ -4,6 +4,7 @@ import asyncio
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from kit import db
 from tests.conftest import NAMESPACE, POSTGRES_URL
@@ -54,3 +55,16 @@ async def test_a_failing_migration_leaves_nothing_half_applied(tmp_path: Path) -
     finally:
         await pool.close()
         await db.drop_database(url)
+
+
+def test_two_migrations_with_one_number_are_refused_before_any_applies(tmp_path: Path) -> None:
+    (tmp_path / "001_things.sql").write_text("CREATE TABLE things (id int PRIMARY KEY);")
+    (tmp_path / "002_names.sql").write_text("ALTER TABLE things ADD COLUMN name text;")
+    (tmp_path / "002_prices.sql").write_text("ALTER TABLE things ADD COLUMN price numeric;")
+    with pytest.raises(ValueError, match="more than one migration numbered 002"):
+        db.migration_files(tmp_path)
+
+
+def test_every_service_numbers_its_migrations_once() -> None:
+    for folder in sorted(Path(__file__).resolve().parents[2].glob("svc_*/migrations")):
+        assert db.migration_files(folder), folder
