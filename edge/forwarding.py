@@ -48,8 +48,8 @@ class Forwarder:
 
     def may_retry(self, call: Call, conn: Connection, error: EdgeError, *, reused: bool) -> bool:
         """After a failed attempt (released here): whether to try again, and where not to."""
-        Spans.attempted(call, error.message)
         conn.release()
+        Spans.attempted(call, error.message)
         pool = conn.pool
         # A pooled connection the service closed as we picked it is nobody's failure.
         stale = reused and not conn.received_any and isinstance(error, BadGateway)

@@ -74,6 +74,13 @@ class Limits:
 Handler = Callable[["Exchange"], Awaitable[None] | None]
 
 
+def task_cancelled() -> bool:
+    """Whether the running task is being cancelled, as opposed to a CancelledError that merely escaped
+    from something it awaited (a library's bug), which is an error to answer like any other."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class Exchange:
     """One request and its response."""
 
@@ -477,16 +484,27 @@ class HttpProtocol(asyncio.Protocol):
     async def _run(self, ex: Exchange, work: Awaitable[None]) -> None:
         try:
             await work
+        except asyncio.CancelledError:
+            if task_cancelled():
+                # The client went away (`connection_lost`) or the edge stops: nobody to answer.
+                raise
+            # Escaped from something the handler awaited, nobody cancelled us: a failure like any other.
+            self._handler_failed(ex)
         except Exception:
             self._handler_failed(ex)
-        self._task = None
-        ex.done()
+        finally:
+            self._task = None
+            ex.done()
 
     @staticmethod
     def _handler_failed(ex: Exchange) -> None:
         """The handler raised (a bug): a 500 in the contract's shape if nothing was sent yet, as a client
-        must never see its connection closed without an answer; the connection closes after it."""
+        must never see its connection closed without an answer; the connection closes after it. After a
+        whole answer the connection is as the answer said: one said to stay open and then closed would
+        drop the client's next request."""
         log.exception("edge handler failed")
+        if ex.response_complete:
+            return
         ex.keep_alive = False
         if not ex.response_started:
             error = EdgeError()
