@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from edge.call import Call
 from edge.connection import Connection
 from edge.errors import BadGateway, EdgeError, GatewayTimeout
+from edge.exchange import Exchange
 from edge.headers import RESPONSE_OWNED, connection_tokens
-from edge.protocol import Exchange
 from edge.spans import Spans
 from edge.upstream import Cluster
 

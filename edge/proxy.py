@@ -43,6 +43,7 @@ from edge.errors import (
     TokenRejected,
     Unauthorized,
 )
+from edge.exchange import Exchange, task_cancelled
 from edge.forwarding import Forwarder
 from edge.headers import (
     INTERESTING,
@@ -65,7 +66,6 @@ from edge.headers import (
 from edge.jwt import Claims, InvalidToken, Verifier
 from edge.metrics import Metrics
 from edge.peers import TrustedProxies
-from edge.protocol import Exchange, task_cancelled
 from edge.ratelimit import Limiter, PolicyState
 from edge.routes import READS, Route, RouteTable
 from edge.spans import Spans

@@ -9,7 +9,9 @@ from collections.abc import Awaitable
 import httpx
 import pytest
 
-from edge.protocol import Exchange, Handler, HttpProtocol, Limits
+from edge.exchange import Exchange, Handler
+from edge.limits import Limits
+from edge.protocol import HttpProtocol
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
 from tests.edge.support import RawClient, Upstream, edge_config
