@@ -17,8 +17,8 @@ from typing import IO, TYPE_CHECKING
 import orjson
 
 if TYPE_CHECKING:
+    from edge.exchange import Exchange
     from edge.jwt import Claims
-    from edge.protocol import Exchange
     from edge.routes import Route
 
 

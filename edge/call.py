@@ -9,8 +9,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from edge.errors import EdgeError
+    from edge.exchange import Exchange
     from edge.jwt import Claims
-    from edge.protocol import Exchange
     from edge.routes import Route
     from edge.upstream import Pool
 

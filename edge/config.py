@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from edge.cors import CorsPolicy
-from edge.protocol import Limits
+from edge.limits import Limits
 from edge.ratelimit import Policy
 from edge.routes import RouteLimit, RouteTable
 from kit import settings

@@ -88,6 +88,11 @@ class Connection(asyncio.Protocol):
         self._new_response(head_only)
         self.request_sent = not body_follows
         self._timeout = timeout
+        if self.lost:
+            # Lost before it was lent out (a service resetting what it just accepted): `connection_lost`
+            # found no exchange to fail, so this one fails now rather than at its timeout.
+            self._fail(BadGateway("The upstream service closed the connection before the request."))
+            return
         self.write(head)
 
     def watch(self, callback: Callable[[], None]) -> None:

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from edge.call import Call
 from edge.connection import Connection
 from edge.errors import BadGateway, EdgeError, GatewayTimeout
+from edge.exchange import Exchange
 from edge.headers import RESPONSE_OWNED, connection_tokens
-from edge.protocol import Exchange
 from edge.spans import Spans
 from edge.upstream import Cluster
 
@@ -48,8 +48,8 @@ class Forwarder:
 
     def may_retry(self, call: Call, conn: Connection, error: EdgeError, *, reused: bool) -> bool:
         """After a failed attempt (released here): whether to try again, and where not to."""
-        Spans.attempted(call, error.message)
         conn.release()
+        Spans.attempted(call, error.message)
         pool = conn.pool
         # A pooled connection the service closed as we picked it is nobody's failure.
         stale = reused and not conn.received_any and isinstance(error, BadGateway)

@@ -66,8 +66,12 @@ def sane_traceparent(value: bytes) -> bool:
 
 
 def new_traceparent() -> bytes:
+    """A new trace for a request without a valid traceparent while the edge does not trace (tracing on,
+    its span's context is sent instead: edge.spans). Marked not sampled, as kit.tracing does: marked
+    sampled, every traced service behind the edge (parent-based samplers follow the flag) would keep
+    every trace."""
     # Not a secret, only unique: the Mersenne Twister (reseeded in each forked worker) is plenty.
-    return b"00-%032x-%016x-01" % (random.getrandbits(128) or 1, random.getrandbits(64) or 1)
+    return b"00-%032x-%016x-00" % (random.getrandbits(128) or 1, random.getrandbits(64) or 1)
 
 
 def connection_tokens(value: bytes) -> frozenset[bytes]:

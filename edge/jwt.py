@@ -3,7 +3,10 @@
 Hand-written rather than PyJWT because every proxied request pays for it: one HMAC, two base64 decodes
 and two orjson parses, and nothing at all for a token seen recently (see `Verifier.verify`). The rules are
 the contract's (section 3): the algorithm is pinned to HS256 whatever the header says, `exp` and `nbf`
-are checked with a small leeway, and `iss`, `aud` and `sub` must be right.
+are checked with a small leeway, and `iss`, `aud` and `sub` must be right. Nothing PyJWT refuses is
+accepted (tests/edge/test_jwt_properties.py): a time claim (`exp`, `nbf`, `iat`) that is present must
+be a number (`null` is not absent), `iat` must not lie ahead, an audience list must hold strings only,
+and a `jti` must be a string.
 """
 
 from __future__ import annotations
@@ -63,9 +66,10 @@ def _json_object(segment: str, what: str) -> dict[str, object]:
 
 
 def _number(claims: dict[str, object], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
+    """The time claim `name`, None when the token has none; present, even as null, it must be a number."""
+    if name not in claims:
         return None
+    value = claims[name]
     # bool is an int in Python; a boolean exp is garbage, not a timestamp.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidToken(f"claim {name} is not a number")
@@ -142,11 +146,19 @@ class Verifier:
         nbf = _number(claims, "nbf")
         if nbf is not None and now < nbf - self._leeway:
             raise InvalidToken("token not valid yet")
+        iat = _number(claims, "iat")
+        if iat is not None and now < iat - self._leeway:
+            raise InvalidToken("token issued in the future")
         if claims.get("iss") != self._issuer:
             raise InvalidToken("token issuer mismatch")
         aud = claims.get("aud")
-        if not (aud == self._audience or (isinstance(aud, list) and self._audience in aud)):
+        if not (
+            aud == self._audience
+            or (isinstance(aud, list) and self._audience in aud and all(isinstance(a, str) for a in aud))
+        ):
             raise InvalidToken("token audience mismatch")
+        if "jti" in claims and not isinstance(claims["jti"], str):
+            raise InvalidToken("token jti is not a string")
 
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub or not _header_safe(sub):

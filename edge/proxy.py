@@ -24,6 +24,7 @@ The header policy it applies is `edge.headers`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -42,6 +43,7 @@ from edge.errors import (
     TokenRejected,
     Unauthorized,
 )
+from edge.exchange import Exchange, task_cancelled
 from edge.forwarding import Forwarder
 from edge.headers import (
     INTERESTING,
@@ -64,7 +66,6 @@ from edge.headers import (
 from edge.jwt import Claims, InvalidToken, Verifier
 from edge.metrics import Metrics
 from edge.peers import TrustedProxies
-from edge.protocol import Exchange
 from edge.ratelimit import Limiter, PolicyState
 from edge.routes import READS, Route, RouteTable
 from edge.spans import Spans
@@ -260,18 +261,23 @@ class Proxy:
                 await Forwarder.stream_back(ex, conn, Forwarder.response_headers(call, conn))
             finally:
                 conn.release()
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
             self._answer_exception(call, exc)
         finally:
             self._record(call)
 
     def _record(self, call: Call) -> None:
-        elapsed = time.perf_counter() - call.started
-        self._metrics.observe(call.route, call.ex.status, elapsed)
-        if self._access_log is not None:
-            self._access_log.record(call.ex, call.route, elapsed, call.request_id, call.claims)
-        if call.span is not None:
-            Spans.finish(call)
+        """Book-keeping once the answer is out. Its failure is logged and changes nothing for the client:
+        raised, it would close the connection its answer said stays open."""
+        try:
+            elapsed = time.perf_counter() - call.started
+            self._metrics.observe(call.route, call.ex.status, elapsed)
+            if self._access_log is not None:
+                self._access_log.record(call.ex, call.route, elapsed, call.request_id, call.claims)
+            if call.span is not None:
+                Spans.finish(call)
+        except Exception:
+            log.exception("edge failed to record %s %r", call.ex.method, call.ex.target)
 
     # -- the edge's own answers ------------------------------------------------------------------
 
@@ -281,8 +287,12 @@ class Proxy:
             raise Forbidden("This origin may not call the API.")
         ex.respond(204, allowed + b"x-request-id: " + request_id + b"\r\n", b"")
 
-    def _answer_exception(self, call: Call, exc: Exception) -> None:
-        """Answer what stopped `call`: its EdgeError, else (a bug, logged) a 500."""
+    def _answer_exception(self, call: Call, exc: BaseException) -> None:
+        """Answer what stopped `call`: its EdgeError, else (a bug, logged) a 500. A CancelledError is
+        answered only when it escaped from something awaited; the task's own cancellation (the client
+        went away, the edge stops) is raised again."""
+        if isinstance(exc, asyncio.CancelledError) and task_cancelled():
+            raise exc
         if isinstance(exc, EdgeError):
             error = exc
         else:
@@ -367,30 +377,38 @@ class Proxy:
         conn.watch(lambda: self._on_answer(call, conn))
 
     def _on_answer(self, call: Call, conn: Connection) -> None:
+        """The fast path's end, called back by the upstream connection: an exception raised here would
+        reach no one and leave the client waiting, so whatever fails is answered here."""
         ex = call.ex
-        error = conn.error
-        if error is None and conn.complete and ex.method != "HEAD" and conn.status not in (204, 304):
-            conn.pool.succeeded()
-            headers = Forwarder.response_headers(call, conn)
-            ex.respond(conn.status, headers, conn.take_body())
-            conn.release()
-            self._end(call)
-            return
-        if error is None:
-            # A body still coming (or none to send): streamed by the general path.
-            conn.pool.succeeded()
-            ex.continue_async(self._stream_rest(call, conn))
-            return
-        if self._forward.may_retry(call, conn, error, reused=True):
-            ex.continue_async(self._finish(call, None))
-            return
-        self._answer_error(ex, error, call.request_id, call.cors)
+        try:
+            error = conn.error
+            if error is None and conn.complete and ex.method != "HEAD" and conn.status not in (204, 304):
+                conn.pool.succeeded()
+                headers = Forwarder.response_headers(call, conn)
+                ex.respond(conn.status, headers, conn.take_body())
+                conn.release()
+            elif error is None:
+                # A body still coming (or none to send): streamed by the general path.
+                conn.pool.succeeded()
+                ex.continue_async(self._stream_rest(call, conn))
+                return
+            elif self._forward.may_retry(call, conn, error, reused=True):
+                ex.continue_async(self._finish(call, None))
+                return
+            else:
+                self._answer_error(ex, error, call.request_id, call.cors)
+        except Exception as exc:
+            if conn.busy:
+                # Not handed back before the failure: in whatever state it was left, never reused.
+                conn.close()
+                conn.release()
+            self._answer_exception(call, exc)
         self._end(call)
 
     async def _stream_rest(self, call: Call, conn: Connection) -> None:
         try:
             await Forwarder.stream_back(call.ex, conn, Forwarder.response_headers(call, conn))
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
             self._answer_exception(call, exc)
         finally:
             conn.release()

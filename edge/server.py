@@ -24,9 +24,10 @@ from edge.cors import Cors
 from edge.docs import ApiDocs
 from edge.health import HealthChecks
 from edge.jwt import Verifier
+from edge.limits import Deadlines
 from edge.metrics import Metrics
 from edge.peers import TrustedProxies
-from edge.protocol import Deadlines, HttpProtocol
+from edge.protocol import HttpProtocol
 from edge.proxy import Proxy
 from edge.ratelimit import Limiter, Policy
 from edge.readiness import Readiness

@@ -151,7 +151,9 @@ class Pool:
             raise ConnectFailed(f"{self.url}: {exc or 'connect timed out'}") from None
         finally:
             self._connecting -= 1
-        self._open.add(conn)
+        if not conn.lost:
+            # One already lost was forgotten before it got here (`forget`), and fails at its first use.
+            self._open.add(conn)
         conn.busy = True
         return conn, False
 

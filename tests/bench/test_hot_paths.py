@@ -26,8 +26,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from edge.exchange import Exchange
 from edge.jwt import Verifier
-from edge.protocol import Exchange, HttpProtocol, Limits
+from edge.limits import Limits
+from edge.protocol import HttpProtocol
 from edge.ratelimit import Limiter, Policy, _Lease
 from kit import settings
 from kit.cache import Cache, connect

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from edge.protocol import Limits
+from edge.limits import Limits
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
 from tests.edge.support import RawClient, Upstream, edge_config

@@ -4,7 +4,9 @@
   exception (which the edge would turn into a 500).
 - Over correctly signed tokens with arbitrary claims, the edge never accepts one that PyJWT, told the
   same rules (HS256, issuer, audience, required exp, the leeway), refuses; and what it accepts carries
-  the token's own subject.
+  the token's own subject. The claims PyJWT checks by itself are among them (`iat`, `jti`), with
+  the shapes it refuses (a time claim null or not a number, an audience list holding a non-string),
+  each also as an explicit example.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import jwt
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from edge.jwt import LEEWAY_SECONDS, InvalidToken
@@ -72,19 +74,28 @@ def mostly(valid: st.SearchStrategy[Any], other: st.SearchStrategy[Any] = ANY_JS
 
 
 VALID_TIME = st.integers(-3 * 3600, 3 * 3600).map(Offset)
+SUB = "0b8f3c52-51b4-4c7e-9a3f-5a3f0b8e6d21"
+# Ours among other values of any kind: PyJWT refuses a list holding anything but strings.
+AUDIENCE_LISTS = st.lists(st.one_of(st.just(SETTINGS.jwt_audience), ANY_JSON), min_size=1, max_size=3)
 CLAIMS = st.fixed_dictionaries(
     {
-        "sub": mostly(st.just("0b8f3c52-51b4-4c7e-9a3f-5a3f0b8e6d21")),
+        "sub": mostly(st.just(SUB)),
         "exp": mostly(VALID_TIME, TIMES),
         "iss": mostly(st.just(SETTINGS.jwt_issuer)),
-        "aud": mostly(st.sampled_from([SETTINGS.jwt_audience, [SETTINGS.jwt_audience, "other"]])),
+        "aud": mostly(
+            st.sampled_from([SETTINGS.jwt_audience, [SETTINGS.jwt_audience, "other"]]),
+            st.one_of(ANY_JSON, AUDIENCE_LISTS),
+        ),
     },
     optional={
         "email": mostly(st.just("user@shop.local")),
         "roles": mostly(st.just(["User"])),
         "nbf": mostly(VALID_TIME, TIMES),
+        "iat": mostly(VALID_TIME, TIMES),
+        "jti": mostly(st.text(max_size=12)),
     },
 )
+VALID = {"sub": SUB, "exp": Offset(600), "iss": SETTINGS.jwt_issuer, "aud": SETTINGS.jwt_audience}
 
 
 def _pyjwt_accepts(token: str) -> bool:
@@ -105,9 +116,17 @@ def _pyjwt_accepts(token: str) -> bool:
 
 @PROPERTIES
 @given(CLAIMS)
+@example({**VALID, "nbf": None})
+@example({**VALID, "iat": None})
+@example({**VALID, "exp": None})
+@example({**VALID, "nbf": "0"})
+@example({**VALID, "iat": "0"})
+@example({**VALID, "iat": Offset(3600)})
+@example({**VALID, "aud": [SETTINGS.jwt_audience, 7]})
+@example({**VALID, "jti": 7})
 def test_a_signed_token_the_edge_accepts_pyjwt_accepts_too(claims: dict[str, Any]) -> None:
     now = time.time()
-    for name in ("exp", "nbf"):
+    for name in ("exp", "nbf", "iat"):
         if isinstance(claims.get(name), Offset):
             # The two read the clock a moment apart: times right at a limit could go either way.
             assume(abs(abs(claims[name]) - LEEWAY_SECONDS) > 2)

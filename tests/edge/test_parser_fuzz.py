@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import EdgeError
-from edge.protocol import Exchange, HttpProtocol, Limits
+from edge.exchange import Exchange
+from edge.limits import Limits
+from edge.protocol import HttpProtocol
 
 pytestmark = pytest.mark.offline
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -12,8 +13,8 @@ import pytest
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
 from tests.edge.faulty import Fault, FaultyUpstream, Peer
-from tests.edge.support import RawClient, RawResponse, Upstream, dead_url, edge_config, make_token
-from tests.support import recorded_spans
+from tests.edge.support import WAIT, RawClient, RawResponse, Upstream, dead_url, edge_config, make_token
+from tests.support import eventually, recorded_spans
 
 
 def contract_error(response: httpx.Response, status: int, kind: str) -> None:
@@ -242,6 +243,44 @@ async def test_a_service_whose_port_refuses_after_the_kill_is_a_502_or_503(
     assert answer.status == status, answer.body
     assert answer.json() == {"error": kind, "message": answer.json()["message"], "details": []}
     assert await raw.closed() if answer.headers.get("connection") == "close" else True
+    await raw.close()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_new_connection_the_service_resets_before_it_is_used_fails_at_once(
+    faulty: FaultyUpstream, faulty_edge: Edge, flags: str | None, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service resets a connection the edge just opened, before the edge has sent anything on it:
+    the request waited for the response timeout (a 504) on a connection already gone."""
+    loop = asyncio.get_running_loop()
+    create_connection = loop.create_connection
+    first = [True]
+
+    async def lost_before_use(*args: Any, **kwargs: Any) -> Any:
+        transport, conn = await create_connection(*args, **kwargs)
+
+        async def lost() -> bool:
+            return bool(conn.lost)
+
+        if args[2] == faulty.port and first:
+            first.clear()
+            # Hand the connection over only once the reset has reached it.
+            await eventually(lost, within=WAIT, interval=0.005)
+        return transport, conn
+
+    monkeypatch.setattr(loop, "create_connection", lost_before_use)
+    faulty.expect(reset_at_once)
+    raw = await RawClient.connect(faulty_edge.port)
+    started = time.perf_counter()
+    await raw.send(orders_request(method, flags))
+    answer = await raw.response()
+    if method == "GET":
+        assert answer.status == 200, answer.body
+    else:
+        assert answer.status == 502, answer.body
+    # Well before the response timeout (0.5 s in the test config).
+    assert time.perf_counter() - started < 0.4
+    await still_serves(raw, answer)
     await raw.close()
 
 
