@@ -14,6 +14,7 @@ periodic sweep: arming a timer per request would cost more than the request's wh
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from time import monotonic
@@ -24,6 +25,8 @@ from edge.errors import BadRequest, PayloadTooLarge, UnsupportedCoding
 if TYPE_CHECKING:
     from edge.exchange import Exchange
     from edge.protocol import HttpProtocol
+
+log = logging.getLogger(__name__)
 
 # Request headers that decide how a request is framed (`frame`; the connection counts Host itself).
 FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host", b"expect"})
@@ -76,7 +79,9 @@ def check_head(ex: Exchange, hosts: int, upgrade: bool, max_body: int) -> None:
 class Deadlines:
     """One periodic sweep over a worker's connections, enforcing their deadlines.
 
-    `also` are other deadline holders swept in the same pass (the upstream pools' `expire`).
+    `also` are other deadline holders swept in the same pass (the upstream pools' `expire`). One that
+    raises is logged and skipped: the sweep is the worker's only timer, and were it to end, no request
+    of that worker would ever time out again.
     """
 
     def __init__(
@@ -102,6 +107,13 @@ class Deadlines:
             for conn in [
                 c for c in self._connections if c.idle_deadline or c.head_deadline or c.wait_deadline
             ]:
-                conn.expire(now)
+                self._expire(conn.expire, now)
             for expire in self._also:
-                expire(now)
+                self._expire(expire, now)
+
+    @staticmethod
+    def _expire(expire: Callable[[float], None], now: float) -> None:
+        try:
+            expire(now)
+        except Exception:
+            log.exception("a deadline's expiry failed; the sweep goes on")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from edge import server as edge_server
+from edge.limits import Deadlines, Limits
+from edge.protocol import HttpProtocol
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
 from tests.edge.faulty import Fault, FaultyUpstream, Peer
@@ -60,6 +63,39 @@ async def test_answers_504_when_the_service_is_too_slow(client: httpx.AsyncClien
     # The session edge waits 0.5 s (EDGE_RESPONSE_TIMEOUT in the test config).
     assert time.perf_counter() - started < 1.5
     assert (await client.get("/api/products")).status_code == 200
+
+
+async def test_a_failing_expiry_leaves_the_other_timeouts_running(
+    upstreams: dict[str, Upstream],
+    start_edge: StartEdge,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The worker's one deadline sweep runs every expiry there is: one that raised ended it, and no
+    request of that worker timed out again (a slow service held its client until it answered)."""
+    failures = 0
+
+    def faulty_expiry(now: float) -> None:
+        nonlocal failures
+        failures += 1
+        raise RuntimeError("an expiry failed")
+
+    def with_faulty_holder(
+        connections: set[HttpProtocol], limits: Limits, also: list[Callable[[float], None]]
+    ) -> Deadlines:
+        # Swept first, at every pass: each later expiry runs after one that raised.
+        return Deadlines(connections, limits, [faulty_expiry, *also])
+
+    monkeypatch.setattr(edge_server, "Deadlines", with_faulty_holder)
+    gateway: Edge = await start_edge(edge_config({name: server.url for name, server in upstreams.items()}))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=5) as client:
+        for attempt in range(2):
+            started = time.perf_counter()
+            contract_error(await client.get(f"/api/products?slow=2&n={attempt}"), 504, "GatewayTimeout")
+            # The 0.5 s response timeout of the test config, not the service's 2 s.
+            assert time.perf_counter() - started < 1.5
+    assert failures > 1
+    assert "an expiry failed" in caplog.text
 
 
 async def test_cuts_the_client_off_when_the_service_dies_mid_answer(raw: RawClient) -> None:
