@@ -21,7 +21,8 @@ asking Redis.
 
 Redis down: the limiter switches to a per-process GCRA with the limit divided by the number of local
 worker processes (so one instance keeps roughly its limit; several instances each allow theirs), and
-retries Redis after a back-off. No request fails because of Redis.
+retries Redis after a back-off. No request fails because of Redis, nor because the limiter closes:
+whoever still waits for Redis then, or asks later, gets the per-process limit.
 """
 
 from __future__ import annotations
@@ -182,6 +183,8 @@ class Limiter:
         self._down_until = 0.0
         self._backoff = BACKOFF_MIN
         self._tasks: list[asyncio.Task[None]] = []
+        # Closed: nothing will ask Redis again, so nobody may wait for it.
+        self._closed = False
         self.refused = 0
         self.fallbacks = 0
 
@@ -190,7 +193,7 @@ class Limiter:
 
     @property
     def redis_up(self) -> bool:
-        return self._redis is not None and time.monotonic() >= self._down_until
+        return self._redis is not None and not self._closed and time.monotonic() >= self._down_until
 
     async def start(self) -> None:
         """Connect (after a fork: a client per worker) and start the batching loop."""
@@ -211,11 +214,14 @@ class Limiter:
         if self._hand_back and self.redis_up:
             with contextlib.suppress(Exception):
                 await self._batch()
+        self._closed = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # Waiters of a batch cut short (or never sent) would wait forever: they fall back instead.
+        self._release_waiters()
         if self._redis is not None:
             await self._redis.aclose()
 

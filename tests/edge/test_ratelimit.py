@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from edge.ratelimit import Limiter, Policy
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
-from tests.edge.support import Upstream, dead_url, edge_config, make_token, scrape
+from tests.edge.support import WAIT, Upstream, dead_url, edge_config, make_token, scrape
 from tests.processes import free_port, started
 from tests.servers import own_redis
 from tests.support import eventually
@@ -133,6 +133,36 @@ async def test_without_redis_each_process_limits_on_its_own(limiters: list[Limit
     assert time.perf_counter() - started < 1.0
     assert not limiter.redis_up
     assert limiter.fallbacks == 3
+
+
+async def test_closing_answers_the_callers_still_waiting_for_redis() -> None:
+    """A caller waits on the batch sent to Redis; the limiter closes (the edge stops) before Redis
+    answers. The batch is cut short, and the caller used to wait until its connection was aborted: it
+    gets the per-process limit instead, as when Redis is down, and so does whoever asks later."""
+    asked = asyncio.Event()
+
+    async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            asked.set()
+        writer.close()
+
+    silent_redis = await asyncio.start_server(never_answers, "127.0.0.1", 0)
+    port = silent_redis.sockets[0].getsockname()[1]
+    policy = fresh("user", 4, 60)
+    limiter = Limiter(f"redis://127.0.0.1:{port}/0", [policy])
+    await limiter.start()
+    state = limiter.state(policy.name)
+    try:
+        waiting = asyncio.create_task(limiter.acquire(state, "u7"))
+        async with asyncio.timeout(WAIT):
+            await asked.wait()
+        await limiter.close()
+        async with asyncio.timeout(WAIT):
+            assert await waiting == 0.0
+            assert await limiter.acquire(state, "u7") == 0.0
+        assert limiter.fallbacks == 2
+    finally:
+        silent_redis.close()
 
 
 @pytest.fixture
