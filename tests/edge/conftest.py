@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from edge.config import EdgeConfig
 from edge.server import Edge
 from tests.conftest import uses_servers
+from tests.edge.faulty import FaultyUpstream
 from tests.edge.support import CLUSTERS, RawClient, Upstream, edge_config
 
 
@@ -85,3 +86,12 @@ async def start_edge() -> AsyncIterator[StartEdge]:
     yield start
     for gateway in started:
         await gateway.stop()
+
+
+@pytest.fixture
+async def faulty() -> AsyncIterator[FaultyUpstream]:
+    """A service that misbehaves at the moment a test chooses (tests/edge/faulty.py)."""
+    service = FaultyUpstream()
+    await service.start()
+    yield service
+    service.close()

@@ -6,7 +6,7 @@ contract's shape, and a connection its answer said stays open stays open."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -53,14 +53,6 @@ def contract_error(answer: RawResponse, status: int, kind: str) -> None:
     assert answer.status == status, answer.body
     assert answer.json() == {"error": kind, "message": answer.json()["message"], "details": []}
     assert answer.headers["x-request-id"]
-
-
-@pytest.fixture
-async def faulty() -> AsyncIterator[FaultyUpstream]:
-    service = FaultyUpstream()
-    await service.start()
-    yield service
-    service.close()
 
 
 async def answers_then_resets(peer: Peer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -182,14 +182,6 @@ KILLED = {
     "stale pooled connection": reset_the_next_request,
 }
 TRACING = {"tracing off": None, "sampled": "01", "unsampled": "00"}
-
-
-@pytest.fixture
-async def faulty() -> AsyncIterator[FaultyUpstream]:
-    service = FaultyUpstream()
-    await service.start()
-    yield service
-    service.close()
 
 
 @pytest.fixture(params=list(TRACING), ids=list(TRACING))
