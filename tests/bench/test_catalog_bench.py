@@ -58,6 +58,7 @@ def detail_row() -> asyncpg.Record:
         "brand_slug": "zentro",
         "rating": 4.33,
         "review_count": 12,
+        "version": 3,
         "created_at": NOW,
         "updated_at": NOW,
         "variants": msgspec.json.encode(variants).decode(),
