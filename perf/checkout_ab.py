@@ -1,6 +1,6 @@
 """CPU per created order of two or more trees of the services a change touches, taking turns (A, B, A, B).
 
-    SHOP_TEST_NS=perf15 SHOP_TEST_REDIS_DB=2 SHOP_TEST_PORT_OFFSET=26500 \
+    SHOP_TEST_NS=perf15 SHOP_TEST_REDIS_DB=2 SHOP_TEST_PORT_OFFSET=21000 \
         .venv/bin/python perf/checkout_ab.py /tmp/before,. --swap order,inventory --rounds 3
 
 The whole stack runs once in the test corner the variables name (tests/stack.py, as the end-to-end

@@ -1,6 +1,6 @@
 """CPU per cached product detail through the edge, for two or more trees taking turns (A, B, A, B...).
 
-    SHOP_TEST_NS=perf15 SHOP_TEST_REDIS_DB=2 SHOP_TEST_PORT_OFFSET=26500 \
+    SHOP_TEST_NS=perf15 SHOP_TEST_REDIS_DB=2 SHOP_TEST_PORT_OFFSET=21000 \
         .venv/bin/python perf/detail_ab.py /tmp/before,. --rounds 4
 
 Each tree is a folder holding the repository's packages (`git worktree add` or `git archive HEAD | tar -x

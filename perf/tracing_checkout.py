@@ -1,6 +1,6 @@
 """What tracing costs a checkout: the whole stack with tracing off, sampling 1% and sampling 100%, in turns.
 
-    export SHOP_TEST_NS=perf SHOP_TEST_REDIS_DB=12 SHOP_TEST_PORT_OFFSET=30000
+    export SHOP_TEST_NS=perf SHOP_TEST_REDIS_DB=12 SHOP_TEST_PORT_OFFSET=21000
     .venv/bin/python perf/tracing_checkout.py
     .venv/bin/python perf/tracing_checkout.py --rounds 3 --duration 20 --concurrency 16
 
