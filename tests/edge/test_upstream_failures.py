@@ -26,6 +26,17 @@ def contract_error(response: httpx.Response, status: int, kind: str) -> None:
     assert response.headers["x-request-id"]
 
 
+def retried_or_refused(method: str, answer: RawResponse) -> None:
+    """What a client gets when the service failed before any answer."""
+    if method == "GET":
+        # Sent once more, on a new connection.
+        assert answer.status == 200, answer.body
+    else:
+        # A checkout is not sent twice by the edge: the client retries it with its Idempotency-Key.
+        assert answer.status == 502, answer.body
+        assert answer.json() == {"error": "BadGateway", "message": answer.json()["message"], "details": []}
+
+
 async def test_answers_503_when_no_destination_is_reachable(start_edge: StartEdge) -> None:
     down: Edge = await start_edge(edge_config({"*": f"{dead_url()},{dead_url()}"}))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{down.port}") as client:
@@ -241,13 +252,7 @@ async def test_a_service_killed_mid_exchange_is_answered_never_dropped(
         assert (await raw.response()).status == 200
     await raw.send(orders_request(method, flags))
     answer = await raw.response()
-    if method == "GET":
-        # Failed before any answer: sent once more, on a new connection.
-        assert answer.status == 200, answer.body
-    else:
-        # A checkout is not sent twice by the edge: the client retries it with its Idempotency-Key.
-        assert answer.status == 502, answer.body
-        assert answer.json() == {"error": "BadGateway", "message": answer.json()["message"], "details": []}
+    retried_or_refused(method, answer)
     assert all(seen["idempotency-key"] == IDEMPOTENCY_KEY for seen in faulty.requests)
     await still_serves(raw, answer)
     await raw.close()
@@ -299,15 +304,10 @@ async def test_a_new_connection_the_service_resets_before_it_is_used_fails_at_on
     monkeypatch.setattr(loop, "create_connection", lost_before_use)
     faulty.expect(reset_at_once)
     raw = await RawClient.connect(faulty_edge.port)
-    started = time.perf_counter()
     await raw.send(orders_request(method, flags))
+    # Not the 504 of the response timeout, which the request waited for when the loss went unnoticed.
     answer = await raw.response()
-    if method == "GET":
-        assert answer.status == 200, answer.body
-    else:
-        assert answer.status == 502, answer.body
-    # Well before the response timeout (0.5 s in the test config).
-    assert time.perf_counter() - started < 0.4
+    retried_or_refused(method, answer)
     await still_serves(raw, answer)
     await raw.close()
 
