@@ -32,6 +32,12 @@ def sane_request_id(value: str | None) -> str:
     return value if value and _REQUEST_ID.match(value) else new_request_id()
 
 
+def unsampled(traceparent: str) -> bool:
+    """Whether `traceparent` is a valid trace context whose sampled flag is clear."""
+    match = _TRACEPARENT.match(traceparent)
+    return match is not None and match.group(1) != _NO_TRACE and not int(match.group(3), 16) & 1
+
+
 def child_traceparent(parent: str | None) -> str:
     """A traceparent for our own span while this process does not trace: same trace id and flags as
     `parent` when it is valid, else a new trace marked not sampled.

@@ -59,9 +59,9 @@ def by_name(exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:
     return {span.name: span for span in exporter.get_finished_spans()}
 
 
-async def test_a_request_and_the_call_it_makes_are_spans_of_the_callers_trace(
-    spans: InMemorySpanExporter,
-) -> None:
+async def traced_request(traceparent: str) -> tuple[str, bytes, str]:
+    """GET through `Observe` with `traceparent`, whose handler calls another service: the handler's
+    trace context, the head that service got, and its port."""
     heads: list[bytes] = []
 
     async def record(head: bytes, writer: asyncio.StreamWriter) -> None:
@@ -77,20 +77,42 @@ async def test_a_request_and_the_call_it_makes_are_spans_of_the_callers_trace(
 
         app = Starlette(routes=[Route("/traced/{item}", handler)], middleware=[Middleware(Observe)])
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            answer = await client.get(
-                "/traced/7", headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"}
-            )
+            answer = await client.get("/traced/7", headers={"traceparent": traceparent})
         await downstream.close()
+    return answer.text, heads[0], url.rsplit(":", 1)[1]
+
+
+async def test_a_request_and_the_call_it_makes_are_spans_of_the_callers_trace(
+    spans: InMemorySpanExporter,
+) -> None:
+    context, head, port = await traced_request(f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
     found = by_name(spans)
-    served, called = found["GET /traced/{item}"], found[f"GET 127.0.0.1:{url.rsplit(':', 1)[1]}"]
+    served, called = found["GET /traced/{item}"], found[f"GET 127.0.0.1:{port}"]
     assert served.kind is SpanKind.SERVER and called.kind is SpanKind.CLIENT
     assert f"{served.context.trace_id:032x}" == CALLER_TRACE == f"{called.context.trace_id:032x}"
     assert served.parent is not None and f"{served.parent.span_id:016x}" == CALLER_SPAN
     assert called.parent is not None and called.parent.span_id == served.context.span_id
     # The handler ran in the server span's context; the downstream service was told the client span's.
-    assert answer.text == f"00-{CALLER_TRACE}-{served.context.span_id:016x}-01"
-    assert f"traceparent: 00-{CALLER_TRACE}-{called.context.span_id:016x}-01".encode() in heads[0]
+    assert context == f"00-{CALLER_TRACE}-{served.context.span_id:016x}-01"
+    assert f"traceparent: 00-{CALLER_TRACE}-{called.context.span_id:016x}-01".encode() in head
     assert served.attributes is not None and served.attributes["http.response.status_code"] == 200
+
+
+@pytest.mark.parametrize(("sampler", "recorded"), [("parentbased_always_on", False), ("always_on", True)])
+async def test_a_request_the_caller_did_not_sample_stays_in_its_trace_recorded_as_the_sampler_says(
+    monkeypatch: pytest.MonkeyPatch, sampler: str, recorded: bool
+) -> None:
+    # A parent-based sampler (the default, and `make run`'s) drops it: no span is even started. One
+    # that ignores the parent's flag records it, and then the trace goes on sampled.
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    with recorded_spans() as spans:
+        context, head, _ = await traced_request(f"00-{CALLER_TRACE}-{CALLER_SPAN}-00")
+    assert len(spans.get_finished_spans()) == (2 if recorded else 0)
+    flags = "01" if recorded else "00"
+    sent = head.split(b"traceparent: ", 1)[1].split(b"\r\n", 1)[0].decode()
+    for traceparent in (context, sent):
+        assert traceparent.startswith(f"00-{CALLER_TRACE}-") and traceparent.endswith(f"-{flags}")
+        assert CALLER_SPAN not in traceparent  # a hop of its own
 
 
 async def test_a_grpc_call_is_a_client_span_and_a_server_span_linked(spans: InMemorySpanExporter) -> None:
