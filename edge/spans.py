@@ -13,13 +13,16 @@ the destination of the last attempt (a retry is an event). A 5xx marks the span 
 Each attempt to send a sampled request upstream is a client span of its own, the request's child: its
 destination, and its outcome (a failed attempt that is retried ends failed, with why). Its context is
 the traceparent that attempt's head carries (patched in place: the head is built once, before the
-first attempt), so the service's span is the attempt's child. An unsampled request makes none: the
-service is told the request's own (unsampled) context, and pays nothing more.
+first attempt), so the service's span is the attempt's child. A request whose trace is not sampled
+makes no span at all (for a new trace the sampler is asked first: kit.telemetry.new_trace): the
+service is told a context of its own in that trace, marked not sampled, and it pays nothing more.
 
 While tracing is off the proxy holds no `Spans`, and a request pays one test of None.
 """
 
 from __future__ import annotations
+
+from random import getrandbits
 
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -34,6 +37,7 @@ from opentelemetry.trace import (
 
 from edge.call import Call
 from edge.headers import sane_traceparent
+from kit import telemetry
 
 _FAILED = Status(StatusCode.ERROR)
 
@@ -44,21 +48,30 @@ class Spans:
 
     def start(self, call: Call, path: str, parent: bytes | None) -> bytes:
         """Start `call`'s span (a child of `parent`, the client's traceparent, when it is valid) and
-        return the traceparent to send upstream: the span's own."""
+        return the traceparent to send upstream: the span's own. A request whose trace is not sampled
+        gets no span (`call.span` stays None), only a context of its own in that trace."""
         route, ex = call.route, call.ex
         assert route is not None
+        name = ex.method + " " + route.pattern
         context = None
         if parent is not None and sane_traceparent(parent):
+            flags = int(parent[53:55], 16)
+            if not flags & 1 and telemetry.drops_unsampled():
+                return b"00-%s-%016x-%02x" % (parent[3:35], getrandbits(64) or 1, flags)
             # Read straight from the checked bytes: the SDK's propagator parses with a regex of its own.
             remote = SpanContext(
                 int(parent[3:35], 16),
                 int(parent[36:52], 16),
                 is_remote=True,
-                trace_flags=TraceFlags(int(parent[53:55], 16)),
+                trace_flags=TraceFlags(flags),
             )
             context = set_span_in_context(NonRecordingSpan(remote))
+        else:
+            trace_id, sampled = telemetry.new_trace(name)
+            if not sampled:
+                return b"00-%032x-%016x-00" % (trace_id, getrandbits(64) or 1)
         span = call.span = self._tracer.start_span(
-            ex.method + " " + route.pattern,
+            name,
             context,
             SpanKind.SERVER,
             {

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
+from random import getrandbits
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
@@ -36,6 +37,7 @@ from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, ParentBased, Sampler
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -60,6 +62,20 @@ _provider: TracerProvider | None = None
 _drops_unsampled = False
 _standing_aside: Token[Context] | None = None
 
+
+class _DrawnIds(RandomIdGenerator):
+    """The SDK's random ids, except that the root span started right after `new_trace` kept a trace
+    takes the id that was drawn and sampled there."""
+
+    def __init__(self) -> None:
+        self.drawn = 0
+
+    def generate_trace_id(self) -> int:
+        drawn, self.drawn = self.drawn, 0
+        return drawn or super().generate_trace_id()
+
+
+_ids = _DrawnIds()
 _PROPAGATOR = TraceContextTextMapPropagator()
 # The server span made OpenTelemetry's current one in this context, and how to undo that when it ends.
 _current: ContextVar[tuple[Span, Token[Context]] | None] = ContextVar("shop_server_span", default=None)
@@ -68,15 +84,22 @@ _STATEMENTS = (AsyncPGInstrumentor(), RedisInstrumentor())  # type: ignore[no-un
 
 
 def setup(
-    service: str, endpoint: str = "", exporter: SpanExporter | None = None, *, statements: bool = False
+    service: str,
+    endpoint: str = "",
+    exporter: SpanExporter | SpanProcessor | None = None,
+    *,
+    statements: bool = False,
 ) -> None:
     """Turn tracing on for this process when `endpoint` (`Settings.otlp_endpoint`, the OTLP/HTTP
-    collector's base URL) is set, or with `exporter` (each span exported as it ends: tests); else leave
-    it off. `statements`: a span for each database statement and Redis command too."""
+    collector's base URL) is set, or with `exporter` (tests: each span exported as it ends, or handed
+    to a processor of the test's own); else leave it off. `statements`: a span for each database
+    statement and Redis command too."""
     global tracer, _provider, _standing_aside, _drops_unsampled
     shutdown()
-    if exporter is not None:
-        processor: SimpleSpanProcessor | BatchSpanProcessor = SimpleSpanProcessor(exporter)
+    if isinstance(exporter, SpanProcessor):
+        processor: SpanProcessor = exporter
+    elif exporter is not None:
+        processor = SimpleSpanProcessor(exporter)
     elif endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -84,7 +107,9 @@ def setup(
         processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces"))
     else:
         return
-    _provider = TracerProvider(resource=Resource.create({"service.name": f"shop-{service}"}))
+    _provider = TracerProvider(
+        resource=Resource.create({"service.name": f"shop-{service}"}), id_generator=_ids
+    )
     _provider.add_span_processor(processor)
     tracer = _provider.get_tracer("shop")
     _drops_unsampled = _drops_unsampled_parents(_provider.sampler)
@@ -120,6 +145,27 @@ def _records(parent: str) -> bool:
     return not (_drops_unsampled and tracing.unsampled(parent))
 
 
+def drops_unsampled() -> bool:
+    """Whether the sampler drops, whatever its ids, work whose remote parent is not sampled."""
+    return _drops_unsampled
+
+
+def new_trace(name: str) -> tuple[int, bool]:
+    """A new trace's id, and whether the sampler keeps it: then the root span started next (at once,
+    with no context) takes that id and is kept; else no span need be started at all.
+
+    For the edge, where most requests start a trace: asking the sampler first costs a fraction of
+    starting a span only to drop it. The samplers OTEL_TRACES_SAMPLER names decide on the trace id
+    alone, so the span's own sampling decides the same.
+    """
+    assert _provider is not None, "tracing is off"
+    trace_id = getrandbits(128) or 1
+    sampled = _provider.sampler.should_sample(None, trace_id, name).decision is Decision.RECORD_AND_SAMPLE
+    if sampled:
+        _ids.drawn = trace_id
+    return trace_id, sampled
+
+
 def shutdown() -> None:
     """Send the spans still batched and stop: for a process that leaves without running its exit
     handlers (a forked edge worker ends with os._exit)."""
@@ -134,6 +180,7 @@ def shutdown() -> None:
         _provider.shutdown()
     tracer = _provider = None
     _drops_unsampled = False
+    _ids.drawn = 0
 
 
 def _context(traceparent: str) -> Context | None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanKind
 
 from edge.server import Edge
@@ -34,15 +34,13 @@ class FailingSpans(SpanProcessor):
 
 
 @pytest.fixture
-def failing_spans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[FailingSpans]:
+def failing_spans(request: pytest.FixtureRequest) -> Iterator[FailingSpans]:
     """Tracing on (for the edges started meanwhile) through a provider with a plug-in failing on the
     spans of the kind the test is parametrized with."""
     processor = FailingSpans(request.param)
-    provider = TracerProvider()
-    provider.add_span_processor(processor)
-    monkeypatch.setattr(telemetry, "tracer", provider.get_tracer("edge"))
+    telemetry.setup("edge", exporter=processor)
     yield processor
-    provider.shutdown()
+    telemetry.shutdown()
 
 
 def get(path: str) -> bytes:

@@ -152,6 +152,25 @@ async def test_the_services_sampler_settings_decide_at_the_edge(
     assert not sampled(told_upstream(answer).rsplit("-", 1)[1])
 
 
+async def test_with_a_ratio_the_edge_keeps_that_share_of_new_traces_whole_and_drops_the_rest_unseen(
+    monkeypatch: pytest.MonkeyPatch, edge: Edge, start_edge: StartEdge
+) -> None:
+    # The edge asks the sampler before it starts a span (kit.telemetry.new_trace): a kept trace must
+    # be the very one the service is told, and decided as the ratio says of its id.
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
+    with recorded_spans("edge") as exporter:
+        gateway = await start_edge(edge.config)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}") as client:
+            told = [told_upstream(await client.get("/api/products")).split("-") for _ in range(40)]
+    kept = {trace_id for _, trace_id, _, flags in told if sampled(flags)}
+    assert 5 <= len(kept) <= 35  # 40 draws at 1/2 (outside: about one run in 10^6)
+    recorded = {f"{span.context.trace_id:032x}" for span in exporter.get_finished_spans()}
+    assert recorded == kept
+    for _, trace_id, _, flags in told:
+        assert sampled(flags) is (int(trace_id, 16) & (2**64 - 1) < 2**63)
+
+
 async def test_each_attempt_is_a_span_and_the_service_hears_of_the_last(
     spans: InMemorySpanExporter, start_edge: StartEdge
 ) -> None:

@@ -196,3 +196,28 @@ async def test_statements_and_redis_commands_of_traced_work_are_its_spans_and_ne
         assert f"{span.context.trace_id:032x}" == CALLER_TRACE
     assert select.attributes is not None and select.attributes["db.statement"] == "SELECT $1::int + 1"
     assert "db.statement.parameters" not in select.attributes
+
+
+def test_a_new_trace_the_sampler_keeps_is_the_one_the_next_root_span_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # How the edge starts traces (edge.spans): the sampler asked first, a span only for a kept one.
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
+    decided = set()
+    with recorded_spans() as spans:
+        assert telemetry.tracer is not None
+        for _ in range(100):
+            trace_id, kept = telemetry.new_trace("GET /x")
+            assert kept is (trace_id & (2**64 - 1) < 2**63)  # the ratio's rule, on that id
+            if kept:
+                span = telemetry.tracer.start_span("GET /x")
+                assert span.get_span_context().trace_id == trace_id and span.is_recording()
+                span.end()
+            decided.add(kept)
+        # The id is handed over once: a root started later gets one of its own.
+        later = telemetry.tracer.start_span("GET /y")
+        later.end()
+    assert decided == {True, False}
+    ids = [span.context.trace_id for span in spans.get_finished_spans()]
+    assert len(set(ids)) == len(ids)
