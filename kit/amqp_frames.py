@@ -44,7 +44,7 @@ _TRACEPARENT = _short_string("traceparent") + b"S"
 _ATTEMPT = _short_string("x-attempt")
 _SMALL_ATTEMPTS = tuple(_ATTEMPT + b"b" + bytes((n,)) for n in range(128))  # a signed byte, 0-127
 _ERROR = _short_string("x-error") + b"S"
-ERROR_LENGTH = 1000  # characters of the error kept in x-error (kit.bus.properties cuts it so)
+ERROR_LENGTH = 1000  # characters of the error kept in x-error, here and by kit.bus.properties
 
 
 def _headers(traceparent: str | None, attempt: int, error: str | None) -> bytes:
