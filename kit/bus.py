@@ -33,6 +33,7 @@ from pamqp import commands as spec
 from prometheus_client import Counter
 
 from kit import telemetry, tracing
+from kit.amqp_frames import ERROR_LENGTH
 from kit.lifecycle import raise_if_cancelled
 from shop.map import EXCHANGES
 
@@ -156,7 +157,7 @@ def properties(
     if traceparent:
         headers["traceparent"] = traceparent
     if error:
-        headers["x-error"] = error[:1000]  # why the last attempt failed, for `python -m kit.dlq show`
+        headers["x-error"] = error[:ERROR_LENGTH]  # why the last attempt failed, for `python -m kit.dlq show`
     return spec.Basic.Properties(
         content_type="application/json",
         delivery_mode=2,

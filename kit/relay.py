@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import Any, cast
 
 import aiormq
 import asyncpg
-import pamqp.frame
 from aiormq.abc import ChannelFrame
 from opentelemetry.trace import SpanKind
 from pamqp import commands as spec
-from pamqp.body import ContentBody
-from pamqp.header import ContentHeader
 from prometheus_client import Counter, Gauge
 
 from kit import telemetry
-from kit.bus import Broker, properties
+from kit.amqp_frames import ChannelFrames
+from kit.bus import Broker
 from kit.lifecycle import raise_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -131,15 +130,16 @@ class OutboxRelay:
             ]
             # Written on the channel's own delivery tags and confirmations (`_publish`): a Channel's.
             publisher = cast(aiormq.Channel, channel)
+            framing = _framing(publisher.number, publisher.max_content_size)
+            now = int(time.time())
             frames = [
-                _framed(
-                    publisher,
+                framing.publish(
                     row["exchange"],
                     row["routing_key"],
                     row["payload"],
-                    properties(
-                        row["event_id"], telemetry.traceparent_of(span) if span else row["traceparent"]
-                    ),
+                    str(row["event_id"]),
+                    now,
+                    telemetry.traceparent_of(span) if span else row["traceparent"],
                 )
                 for row, span in zip(rows, spans, strict=True)
             ]
@@ -166,21 +166,8 @@ class OutboxRelay:
             await conn.execute("DELETE FROM inbox WHERE processed_at < now() - interval '30 days'")
 
 
-def _framed(
-    channel: aiormq.Channel,
-    exchange: str,
-    routing_key: str,
-    body: bytes,
-    props: spec.Basic.Properties,
-) -> bytes:
-    """One message's frames (publish, header, body), as `basic_publish` would send them."""
-    frames: list[pamqp.frame.FrameTypes] = [
-        spec.Basic.Publish(exchange=exchange, routing_key=routing_key),
-        ContentHeader(0, len(body), props),
-    ]
-    size = channel.max_content_size
-    frames += [ContentBody(body[i : i + size]) for i in range(0, len(body), size)] or [ContentBody(b"")]
-    return b"".join(pamqp.frame.marshal(frame, channel.number) for frame in frames)
+# The frames the relay writes (kit.amqp_frames), kept while its channel's number and frame size last.
+_framing = functools.lru_cache(maxsize=4)(ChannelFrames)
 
 
 async def _publish(channel: aiormq.Channel, messages: list[bytes]) -> list[asyncio.Future[Any]]:
