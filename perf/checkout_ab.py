@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from kit import settings  # noqa: E402
 from kit.supervise import read_procfile  # noqa: E402
-from perf.checkout_bench import Edge, Shop, Tally, measured, saturation  # noqa: E402
+from perf.checkout_bench import Edge, Shop, Tally, analyze, measured, saturation  # noqa: E402
 from perf.load import buyers, pool  # noqa: E402
 from perf.load.cpu import MACHINE  # noqa: E402
 from perf.trees import start, stop  # noqa: E402
@@ -122,6 +122,7 @@ async def run(args: argparse.Namespace, stack: Stack, trees: list[Path], swap: l
                     tokens = await pool_tokens(args.users, stack.url("auth"))
                 if not projected:
                     projected = await fill_projection(stack, args.products)
+                await analyze(stack.env)
                 tally, elapsed, cpu = await one_run(args, edge_url, tokens)
             finally:
                 stop(processes)
