@@ -296,9 +296,13 @@ class Cache:
                 deadline = time.monotonic() + _LOCK_WAIT
                 while time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
+                    # The lock first, then the value: the owner sets the value before it drops the
+                    # lock, so a lock seen gone means the value (if any) is there to read. The other
+                    # way round, the owner could finish between the two and this process load again.
+                    locked = await self.redis.exists(lock)
                     if (value := await self.redis.get(key)) is not None:
                         return value  # type: ignore[return-value]
-                    if not await self.redis.exists(lock):
+                    if not locked:
                         break
         except (RedisError, OSError) as exc:
             self._failed(exc)

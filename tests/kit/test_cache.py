@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from kit.cache import Cache, connect
 from tests.processes import free_port
 from tests.servers import own_redis
+from tests.support import eventually
 
 
 @pytest.fixture
@@ -59,6 +60,43 @@ async def test_concurrent_misses_in_two_processes_cause_one_load(redis: Redis) -
     first, second, source, k = Cache(redis, "a"), Cache(redis, "b"), Source(delay=0.1), key()
     values = await asyncio.gather(*(c.get_or_load(k, 60, source.load) for c in (first, second) * 10))
     assert set(values) == {b'{"name":"lamp"}'} and source.loads == 1
+
+
+async def test_a_process_waiting_on_anothers_load_takes_its_value_even_when_it_lands_between_two_polls(
+    redis: Redis,
+) -> None:
+    # The owner stores the value and drops its lock right after the waiter's poll found no value:
+    # the waiter must find the value, not take the lock's absence as "load it yourself".
+    polled, stored = asyncio.Event(), asyncio.Event()
+    waiting_client = connect(os.environ["REDIS_URL"])
+    read = waiting_client.get
+
+    async def poll(name: str) -> bytes | None:
+        value: bytes | None = await read(name)
+        if value is None and not polled.is_set():
+            polled.set()
+            await stored.wait()
+        return value
+
+    waiting_client.get = poll  # type: ignore[method-assign]
+    source, k = Source(), key()
+
+    async def load() -> bytes | None:
+        await polled.wait()
+        return await source.load()
+
+    owner = asyncio.create_task(Cache(redis, "a").get_or_load(k, 60, load))
+
+    async def locked() -> bool:
+        return bool(await redis.exists(f"lock:{k}"))
+
+    await eventually(locked)
+    waiter = asyncio.create_task(Cache(waiting_client, "b").get_or_load(k, 60, load))
+    assert await owner == b'{"name":"lamp"}'
+    stored.set()
+    assert await waiter == b'{"name":"lamp"}'
+    assert source.loads == 1
+    await waiting_client.aclose()
 
 
 async def test_nothing_is_cached_for_a_missing_thing(redis: Redis) -> None:
