@@ -139,17 +139,26 @@ async def test_a_trace_the_client_did_not_sample_stays_unsampled_downstream(
     assert trace_id == CLIENT_TRACE and span_id != CLIENT_SPAN and not sampled(flags)
 
 
-async def test_the_services_sampler_settings_decide_at_the_edge(
-    monkeypatch: pytest.MonkeyPatch, edge: Edge, start_edge: StartEdge
-) -> None:
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+async def told_with_sampler(
+    monkeypatch: pytest.MonkeyPatch, start_edge: StartEdge, edge: Edge, sampler: str, argument: str, gets: int
+) -> tuple[list[list[str]], tuple[ReadableSpan, ...]]:
+    """`gets` GETs through an edge traced with this sampler: the traceparent the service was told of
+    each, split at its dashes, and the spans the edge recorded."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", argument)
     with recorded_spans("edge") as exporter:
         gateway = await start_edge(edge.config)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}") as client:
-            answer = await client.get("/api/products")
-    assert exporter.get_finished_spans() == ()
-    assert not sampled(told_upstream(answer).rsplit("-", 1)[1])
+            told = [told_upstream(await client.get("/api/products")).split("-") for _ in range(gets)]
+    return told, exporter.get_finished_spans()
+
+
+async def test_the_services_sampler_settings_decide_at_the_edge(
+    monkeypatch: pytest.MonkeyPatch, edge: Edge, start_edge: StartEdge
+) -> None:
+    [told], recorded = await told_with_sampler(monkeypatch, start_edge, edge, "traceidratio", "0", 1)
+    assert recorded == ()
+    assert not sampled(told[3])
 
 
 async def test_with_a_ratio_the_edge_keeps_that_share_of_new_traces_whole_and_drops_the_rest_unseen(
@@ -157,16 +166,12 @@ async def test_with_a_ratio_the_edge_keeps_that_share_of_new_traces_whole_and_dr
 ) -> None:
     # The edge asks the sampler before it starts a span (kit.telemetry.new_trace): a kept trace must
     # be the very one the service is told, and decided as the ratio says of its id.
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
-    with recorded_spans("edge") as exporter:
-        gateway = await start_edge(edge.config)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}") as client:
-            told = [told_upstream(await client.get("/api/products")).split("-") for _ in range(40)]
+    told, recorded = await told_with_sampler(
+        monkeypatch, start_edge, edge, "parentbased_traceidratio", "0.5", 40
+    )
     kept = {trace_id for _, trace_id, _, flags in told if sampled(flags)}
     assert 5 <= len(kept) <= 35  # 40 draws at 1/2 (outside: about one run in 10^6)
-    recorded = {f"{span.context.trace_id:032x}" for span in exporter.get_finished_spans()}
-    assert recorded == kept
+    assert {f"{span.context.trace_id:032x}" for span in recorded} == kept
     for _, trace_id, _, flags in told:
         assert sampled(flags) is (int(trace_id, 16) & (2**64 - 1) < 2**63)
 
