@@ -13,11 +13,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from kit.cache import Cache, connect
 from tests.processes import free_port
 from tests.servers import own_redis
+from tests.support import patient_redis
 
 
 @pytest.fixture
 async def redis() -> AsyncIterator[Redis]:
-    client = connect(os.environ["REDIS_URL"])
+    """The process's client, in no hurry: these tests are about caching, not about a slow Redis (the two
+    about a slow or missing Redis make clients of their own)."""
+    client = connect(patient_redis(os.environ["REDIS_URL"]))
     yield client
     await client.aclose()
 
