@@ -3,7 +3,7 @@
 The request goes to the best destination of the route's cluster (`Cluster.order`); an idempotent
 request without a body that fails before any answer is sent once more, elsewhere when there is another
 destination. The answer streams back to the client as it arrives, with the service's headers less the
-edge's own. The fast path (`Proxy._send_watching`) shares the retry decision and the response headers.
+edge's own. The fast path (`edge.streaming`) shares the retry decision and the response headers.
 """
 
 from __future__ import annotations

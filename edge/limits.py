@@ -79,9 +79,10 @@ def check_head(ex: Exchange, hosts: int, upgrade: bool, max_body: int) -> None:
 class Deadlines:
     """One periodic sweep over a worker's connections, enforcing their deadlines.
 
-    `also` are other deadline holders swept in the same pass (the upstream pools' `expire`). One that
-    raises is logged and skipped: the sweep is the worker's only timer, and were it to end, no request
-    of that worker would ever time out again.
+    `also` are other deadline holders swept in the same pass (the upstream pools' `expire`, which runs
+    each of its connections' the same way). One that raises is logged and skipped (`expire_guarded`):
+    the sweep is the worker's only timer, and were it to end, no request of that worker would ever time
+    out again.
     """
 
     def __init__(
@@ -107,13 +108,14 @@ class Deadlines:
             for conn in [
                 c for c in self._connections if c.idle_deadline or c.head_deadline or c.wait_deadline
             ]:
-                self._expire(conn.expire, now)
+                expire_guarded(conn.expire, now)
             for expire in self._also:
-                self._expire(expire, now)
+                expire_guarded(expire, now)
 
-    @staticmethod
-    def _expire(expire: Callable[[float], None], now: float) -> None:
-        try:
-            expire(now)
-        except Exception:
-            log.exception("a deadline's expiry failed; the sweep goes on")
+
+def expire_guarded(expire: Callable[[float], None], now: float) -> None:
+    """Run one expiry of the deadline sweep; one that raises is logged, and the sweep goes on."""
+    try:
+        expire(now)
+    except Exception:
+        log.exception("a deadline's expiry failed; the sweep goes on")

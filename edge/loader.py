@@ -48,6 +48,7 @@ COMPILED = (
     "ratelimit",
     "routes",
     "spans",
+    "streaming",
     "upstream",
 )
 NATIVE_MODES = ("auto", "off", "require")

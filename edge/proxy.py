@@ -17,7 +17,9 @@ Most requests take a fast path with no task, coroutine or future: steps 1-4 deci
 request without a body goes out on an idle pooled connection, and the answer is written from the
 upstream connection's callback once it is complete. Anything else (a body to stream, a caller only
 Redis can judge, a new connection, a retry, a big answer) continues in a coroutine from where the fast
-path stopped. One `Call` (edge.call) carries the request's state across both.
+path stopped. One `Call` (edge.call) carries the request's state across both. The fast path's step 5
+is `edge.streaming`'s, the general path's `edge.forwarding`'s; both come back here to answer an error,
+record the request or retry it.
 
 The header policy it applies is `edge.headers`.
 """
@@ -33,7 +35,6 @@ from opentelemetry.trace import Tracer
 
 from edge.accesslog import AccessLog
 from edge.call import Call
-from edge.connection import Connection
 from edge.cors import Cors
 from edge.errors import (
     EdgeError,
@@ -69,6 +70,7 @@ from edge.peers import TrustedProxies
 from edge.ratelimit import Limiter, PolicyState
 from edge.routes import READS, Route, RouteTable
 from edge.spans import Spans
+from edge.streaming import Streamer
 from edge.upstream import Cluster
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,7 @@ class Proxy:
         self._clusters = clusters
         self._spans = Spans(tracer) if tracer is not None else None
         self._forward = Forwarder(clusters, response_timeout, retries, self._spans)
+        self._streamer = Streamer(self, self._forward)
         self._verifier = verifier
         self._metrics = metrics
         self._limiter = limiter
@@ -122,7 +125,7 @@ class Proxy:
         try:
             pending = self._front(call)
             if call.answered:
-                self._end(call)
+                self.end(call)
                 return None
             route = call.route
             assert route is not None
@@ -130,17 +133,17 @@ class Proxy:
                 order = call.order = self._clusters[route.cluster].order()
                 conn = order[0].take_idle()
                 if conn is not None:
-                    self._send_watching(call, conn)
+                    self._streamer.send_watching(call, conn)
                     return None
-            return self._finish(call, pending)
+            return self.finish(call, pending)
         except Exception as exc:
-            self._answer_exception(call, exc)
-        self._end(call)
+            self.answer_exception(call, exc)
+        self.end(call)
         return None
 
-    def _end(self, call: Call) -> None:
+    def end(self, call: Call) -> None:
         """Book-keeping once the answer is out, then let the connection move on."""
-        self._record(call)
+        self.record(call)
         call.ex.done()
 
     def _front(self, call: Call) -> list[PolicyState] | None:
@@ -244,7 +247,7 @@ class Proxy:
         call.has_host = has_host
         return pending
 
-    async def _finish(self, call: Call, pending: list[PolicyState] | None) -> None:
+    async def finish(self, call: Call, pending: list[PolicyState] | None) -> None:
         """The rest of steps 4 and 5 for whatever could not be done without waiting."""
         ex = call.ex
         try:
@@ -262,11 +265,11 @@ class Proxy:
             finally:
                 conn.release()
         except (Exception, asyncio.CancelledError) as exc:
-            self._answer_exception(call, exc)
+            self.answer_exception(call, exc)
         finally:
-            self._record(call)
+            self.record(call)
 
-    def _record(self, call: Call) -> None:
+    def record(self, call: Call) -> None:
         """Book-keeping once the answer is out. Its failure is logged and changes nothing for the client:
         raised, it would close the connection its answer said stays open."""
         try:
@@ -287,7 +290,7 @@ class Proxy:
             raise Forbidden("This origin may not call the API.")
         ex.respond(204, allowed + b"x-request-id: " + request_id + b"\r\n", b"")
 
-    def _answer_exception(self, call: Call, exc: BaseException) -> None:
+    def answer_exception(self, call: Call, exc: BaseException) -> None:
         """Answer what stopped `call`: its EdgeError, else (a bug, logged) a 500. A CancelledError is
         answered only when it escaped from something awaited; the task's own cancellation (the client
         went away, the edge stops) is raised again."""
@@ -298,9 +301,10 @@ class Proxy:
         else:
             log.error("edge failed on %s %r", call.ex.method, call.ex.target, exc_info=exc)
             error = EdgeError()
-        self._answer_error(call.ex, error, call.request_id, call.cors)
+        self.answer_error(call.ex, error, call.request_id, call.cors)
 
-    def _answer_error(self, ex: Exchange, error: EdgeError, request_id: bytes, cors: bytes) -> None:
+    def answer_error(self, ex: Exchange, error: EdgeError, request_id: bytes, cors: bytes) -> None:
+        """Answer `error` with the API's error body, or cut the connection once an answer has begun."""
         if ex.response_started:
             # Too late for a status: cutting the connection is how the client learns the body is short.
             log.warning("edge aborted %s %r mid-response: %s", ex.method, ex.target, error.message)
@@ -364,52 +368,3 @@ class Proxy:
         elif ex.content_length is not None:
             parts.append(b"content-length: %d\r\n" % ex.content_length)
         return b"".join(parts)
-
-    def _send_watching(self, call: Call, conn: Connection) -> None:
-        """The fast path of step 5: send on an idle connection, answer when the service's answer is in."""
-        forward = self._forward
-        conn.send_head(
-            forward.head(call, conn),
-            head_only=call.ex.method == "HEAD",
-            body_follows=False,
-            timeout=forward.timeout(call),
-        )
-        conn.watch(lambda: self._on_answer(call, conn))
-
-    def _on_answer(self, call: Call, conn: Connection) -> None:
-        """The fast path's end, called back by the upstream connection: an exception raised here would
-        reach no one and leave the client waiting, so whatever fails is answered here."""
-        ex = call.ex
-        try:
-            error = conn.error
-            if error is None and conn.complete and ex.method != "HEAD" and conn.status not in (204, 304):
-                conn.pool.succeeded()
-                headers = Forwarder.response_headers(call, conn)
-                ex.respond(conn.status, headers, conn.take_body())
-                conn.release()
-            elif error is None:
-                # A body still coming (or none to send): streamed by the general path.
-                conn.pool.succeeded()
-                ex.continue_async(self._stream_rest(call, conn))
-                return
-            elif self._forward.may_retry(call, conn, error, reused=True):
-                ex.continue_async(self._finish(call, None))
-                return
-            else:
-                self._answer_error(ex, error, call.request_id, call.cors)
-        except Exception as exc:
-            if conn.busy:
-                # Not handed back before the failure: in whatever state it was left, never reused.
-                conn.close()
-                conn.release()
-            self._answer_exception(call, exc)
-        self._end(call)
-
-    async def _stream_rest(self, call: Call, conn: Connection) -> None:
-        try:
-            await Forwarder.stream_back(call.ex, conn, Forwarder.response_headers(call, conn))
-        except (Exception, asyncio.CancelledError) as exc:
-            self._answer_exception(call, exc)
-        finally:
-            conn.release()
-            self._record(call)

@@ -22,7 +22,8 @@ asking Redis.
 Redis down: the limiter switches to a per-process GCRA with the limit divided by the number of local
 worker processes (so one instance keeps roughly its limit; several instances each allow theirs), and
 retries Redis after a back-off. No request fails because of Redis, nor because the limiter closes:
-whoever still waits for Redis then, or asks later, gets the per-process limit.
+whoever still waits for Redis then, or asks later, gets the per-process limit. Readiness and the store
+gauge report Redis down from the ask that failed until one succeeds, back-offs over or not.
 """
 
 from __future__ import annotations
@@ -182,6 +183,8 @@ class Limiter:
         self._wake = asyncio.Event()
         self._down_until = 0.0
         self._backoff = BACKOFF_MIN
+        # Whether Redis answered the last ask (none yet: assumed so).
+        self._answered = True
         self._tasks: list[asyncio.Task[None]] = []
         # Closed: nothing will ask Redis again, so nobody may wait for it.
         self._closed = False
@@ -193,6 +196,12 @@ class Limiter:
 
     @property
     def redis_up(self) -> bool:
+        """Whether the limits are shared through Redis: it answered the last ask, and the limiter is open."""
+        return self._redis is not None and not self._closed and self._answered
+
+    @property
+    def _may_ask(self) -> bool:
+        """Whether to ask Redis now: no back-off running (the first ask after one tells whether it is up)."""
         return self._redis is not None and not self._closed and time.monotonic() >= self._down_until
 
     async def start(self) -> None:
@@ -211,7 +220,7 @@ class Limiter:
                 if lease.tokens:
                     self._hand_back[(state.policy.name, key)] = lease.tokens
             state.leases.clear()
-        if self._hand_back and self.redis_up:
+        if self._hand_back and self._may_ask:
             with contextlib.suppress(Exception):
                 await self._batch()
         self._closed = True
@@ -252,7 +261,7 @@ class Limiter:
             wait = self.check(state, key)
             if wait is not None:
                 return wait
-            if not self.redis_up:
+            if not self._may_ask:
                 return self._fall_back(state, key)
             ident = (state.policy.name, key)
             waiter = self._waiting.get(ident)
@@ -260,7 +269,7 @@ class Limiter:
                 waiter = self._waiting[ident] = asyncio.get_running_loop().create_future()
                 self._wake.set()
             await asyncio.shield(waiter)
-            if not self.redis_up:
+            if not self._may_ask:
                 return self._fall_back(state, key)
 
     def _fall_back(self, state: PolicyState, key: str) -> float:
@@ -276,7 +285,7 @@ class Limiter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._redis is None or not self.redis_up:
+            if self._redis is None or not self._may_ask:
                 self._release_waiters()
                 continue
             try:
@@ -327,6 +336,7 @@ class Limiter:
             if future is not None and not future.done():
                 future.set_result(None)
         self._backoff = BACKOFF_MIN
+        self._answered = True
 
     async def _run(self, calls: list[tuple[tuple[str, str], int, int]]) -> list[list[int]]:
         """One pipelined round trip: a lease script call per caller."""
@@ -356,6 +366,7 @@ class Limiter:
     def _mark_down(self, exc: BaseException) -> None:
         log.warning("rate limit store unreachable (%s); per-process limits for %.1f s", exc, self._backoff)
         self._down_until = time.monotonic() + self._backoff
+        self._answered = False
         self._backoff = min(self._backoff * 2, BACKOFF_MAX)
 
     # -- housekeeping ------------------------------------------------------------------------------

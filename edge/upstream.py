@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from edge.connection import Connection
 from edge.errors import ServiceUnavailable
+from edge.limits import expire_guarded
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +185,10 @@ class Pool:
                 return
 
     def expire(self, now: float) -> None:
-        """Fail the exchanges whose service has been silent past their timeout."""
+        """Fail the exchanges whose service has been silent past their timeout, each on its own: one
+        whose expiry raises is logged, and the others of the pool still get their timeout."""
         for conn in [conn for conn in self._open if conn.deadline and now > conn.deadline]:
-            conn.expire(now)
+            expire_guarded(conn.expire, now)
 
     def close(self) -> None:
         """Close the idle connections now; busy ones close when they are released."""

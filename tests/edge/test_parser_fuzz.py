@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
+from contextvars import Context
 from dataclasses import dataclass, field
+from typing import TypeVarTuple, Unpack
 
 import httptools
 import pytest
@@ -103,9 +106,33 @@ class Seen:
         ex.respond(200, b"", b"%d" % len(self.requests))
 
 
+Ts = TypeVarTuple("Ts")
+
+
+class Loop(asyncio.SelectorEventLoop):
+    """An event loop that counts the callbacks scheduled on it, so that a test knows when it settled."""
+
+    scheduled = 0
+
+    def call_soon(
+        self, callback: Callable[[Unpack[Ts]], object], *args: *Ts, context: Context | None = None
+    ) -> asyncio.Handle:
+        self.scheduled += 1
+        return super().call_soon(callback, *args, context=context)
+
+
 async def settle() -> None:
-    for _ in range(8):
+    """Let the loop run until nothing is left to run: a turn in which nothing but this coroutine's own
+    wake-up was scheduled (nothing here waits on a timer or on I/O: the transport is a `Wire`). A fixed
+    number of turns would be a guess at how much work the edge has queued."""
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, Loop)
+    for _ in range(1000):
+        before = loop.scheduled
         await asyncio.sleep(0)
+        if loop.scheduled == before + 1:
+            return
+    raise AssertionError("the loop never settled: something keeps scheduling itself")
 
 
 async def serve(reads: list[bytes]) -> tuple[list[Outcome], bytes]:
@@ -128,7 +155,11 @@ async def serve(reads: list[bytes]) -> tuple[list[Outcome], bytes]:
 
 
 def run(reads: list[bytes]) -> tuple[list[Outcome], bytes]:
-    return asyncio.new_event_loop().run_until_complete(serve(reads))
+    loop = Loop()
+    try:
+        return loop.run_until_complete(serve(reads))
+    finally:
+        loop.close()
 
 
 def cut(data: bytes, cuts: list[int]) -> list[bytes]:

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from edge.ratelimit import Limiter, Policy
+from edge.ratelimit import BACKOFF_MIN, Limiter, Policy
 from edge.server import Edge
 from tests.edge.conftest import StartEdge
 from tests.edge.support import WAIT, Upstream, dead_url, edge_config, make_token, scrape
@@ -133,6 +133,21 @@ async def test_without_redis_each_process_limits_on_its_own(limiters: list[Limit
     assert time.perf_counter() - started < 1.0
     assert not limiter.redis_up
     assert limiter.fallbacks == 3
+
+
+async def test_redis_is_reported_down_until_it_answers_again(limiters: list[Limiter]) -> None:
+    """Readiness and the store gauge said up again as soon as a back-off was over, before anything was
+    asked: an edge without traffic reported a lost Redis up for good, a busy one flapped."""
+    policy = fresh("user", 4, 60)
+    limiter = Limiter(dead_url().replace("http", "redis"), [policy])
+    await limiter.start()
+    limiters.append(limiter)
+    assert limiter.redis_up
+    assert await allowed(limiter, policy, "u8")
+    assert not limiter.redis_up
+    # Past the back-off, nothing asked since: what is known of Redis is still that it did not answer.
+    await asyncio.sleep(BACKOFF_MIN * 1.5)
+    assert not limiter.redis_up
 
 
 async def test_closing_answers_the_callers_still_waiting_for_redis() -> None:

@@ -11,13 +11,20 @@ import httpx
 import pytest
 
 from edge import server as edge_server
+from edge.connection import Connection
+from edge.errors import GatewayTimeout
 from edge.limits import Deadlines, Limits
 from edge.protocol import HttpProtocol
 from edge.server import Edge
+from edge.upstream import Pool
 from tests.edge.conftest import StartEdge
 from tests.edge.faulty import Fault, FaultyUpstream, Peer
 from tests.edge.support import WAIT, RawClient, RawResponse, Upstream, dead_url, edge_config, make_token
 from tests.support import eventually, recorded_spans
+
+# How long a "too slow" service takes to answer: far past the edge's 0.5 s response timeout (the test
+# config's), so that a 504 well before it can only be the edge's, however loaded the machine.
+SLOWER = 10
 
 
 def contract_error(response: httpx.Response, status: int, kind: str) -> None:
@@ -68,11 +75,11 @@ async def test_answers_502_when_the_service_hangs_up_without_answering(client: h
 
 async def test_answers_504_when_the_service_is_too_slow(client: httpx.AsyncClient) -> None:
     started = time.perf_counter()
-    response = await client.get("/api/products?slow=2", headers={"X-Request-ID": "slow-1"})
+    response = await client.get(f"/api/products?slow={SLOWER}", headers={"X-Request-ID": "slow-1"})
     contract_error(response, 504, "GatewayTimeout")
     assert response.headers["x-request-id"] == "slow-1"
-    # The session edge waits 0.5 s (EDGE_RESPONSE_TIMEOUT in the test config).
-    assert time.perf_counter() - started < 1.5
+    # The session edge waits 0.5 s (EDGE_RESPONSE_TIMEOUT in the test config), not for the service.
+    assert time.perf_counter() - started < SLOWER / 2
     assert (await client.get("/api/products")).status_code == 200
 
 
@@ -102,11 +109,48 @@ async def test_a_failing_expiry_leaves_the_other_timeouts_running(
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=5) as client:
         for attempt in range(2):
             started = time.perf_counter()
-            contract_error(await client.get(f"/api/products?slow=2&n={attempt}"), 504, "GatewayTimeout")
-            # The 0.5 s response timeout of the test config, not the service's 2 s.
-            assert time.perf_counter() - started < 1.5
+            contract_error(
+                await client.get(f"/api/products?slow={SLOWER}&n={attempt}"), 504, "GatewayTimeout"
+            )
+            # The 0.5 s response timeout of the test config, not the service's answer.
+            assert time.perf_counter() - started < SLOWER / 2
     assert failures > 1
     assert "an expiry failed" in caplog.text
+
+
+async def test_a_connection_whose_expiry_fails_leaves_its_pools_other_timeouts_running(
+    upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pool expires its silent exchanges one by one: one whose expiry raised skipped the rest of the
+    pool in that sweep, and their clients waited for the service instead of getting their 504."""
+    pool = Pool(upstream.url, max_connections=3, connect_timeout=WAIT, idle_timeout=WAIT)
+    conns = [(await pool.acquire())[0] for _ in range(3)]
+    timed_out: list[Connection] = []
+
+    def watcher(conn: Connection) -> Callable[[], None]:
+        def answered() -> None:
+            timed_out.append(conn)
+            if len(timed_out) == 1:
+                # Whichever the sweep expires first.
+                raise RuntimeError("an expiry failed")
+
+        return answered
+
+    try:
+        for n, conn in enumerate(conns):
+            head = b"GET /api/products?slow=%d&n=%d HTTP/1.1\r\nhost: shop\r\n\r\n" % (SLOWER, n)
+            conn.send_head(head, head_only=False, body_follows=False, timeout=0.5)
+            conn.watch(watcher(conn))
+        # As the sweep sees them once every timeout has passed (no answer can arrive meanwhile: nothing
+        # is awaited between the requests and the expiry).
+        pool.expire(time.monotonic() + 1)
+        assert sorted(map(id, timed_out)) == sorted(map(id, conns))
+        assert all(isinstance(conn.error, GatewayTimeout) for conn in conns)
+        assert "an expiry failed" in caplog.text
+    finally:
+        for conn in conns:
+            conn.release()
+        pool.close()
 
 
 async def test_cuts_the_client_off_when_the_service_dies_mid_answer(raw: RawClient) -> None:

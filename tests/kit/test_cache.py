@@ -13,12 +13,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from kit.cache import Cache, connect
 from tests.processes import free_port
 from tests.servers import own_redis
-from tests.support import eventually
+from tests.support import eventually, patient_redis
 
 
 @pytest.fixture
 async def redis() -> AsyncIterator[Redis]:
-    client = connect(os.environ["REDIS_URL"])
+    """The process's client, in no hurry: these tests are about caching, not about a slow Redis (the two
+    about a slow or missing Redis make clients of their own)."""
+    client = connect(patient_redis(os.environ["REDIS_URL"]))
     yield client
     await client.aclose()
 
@@ -68,7 +70,7 @@ async def test_a_process_waiting_on_anothers_load_takes_its_value_even_when_it_l
     # The owner stores the value and drops its lock right after the waiter's poll found no value:
     # the waiter must find the value, not take the lock's absence as "load it yourself".
     polled, stored = asyncio.Event(), asyncio.Event()
-    waiting_client = connect(os.environ["REDIS_URL"])
+    waiting_client = connect(patient_redis(os.environ["REDIS_URL"]))
     read = waiting_client.get
 
     async def poll(name: str) -> bytes | None:

@@ -12,7 +12,7 @@ import pytest
 from protos import inventory_pb2 as pb
 from svc_inventory import lua
 from tests.support import eventually
-from tests.svc_inventory.conftest import Stack, books, line, reserve, stocked
+from tests.svc_inventory.conftest import CALL_TIMEOUT, Stack, books, line, reserve, stocked
 
 
 async def reserve_retrying(
@@ -75,9 +75,11 @@ async def test_releases_commits_and_the_sweeper_racing_keep_every_count_exact(st
     await asyncio.sleep(0.9)  # the sweeper starts expiring while the calls below race it
 
     async def race(order: uuid.UUID, index: int) -> None:
-        calls = [stack.stub.ReleaseStock(pb.ReleaseStockRequest(order_id=str(order))) for _ in range(3)]
+        release = pb.ReleaseStockRequest(order_id=str(order))
+        calls = [stack.stub.ReleaseStock(release, timeout=CALL_TIMEOUT) for _ in range(3)]
         if index % 2 == 0:
-            calls.append(stack.stub.CommitStock(pb.CommitStockRequest(order_id=str(order))))
+            commit = pb.CommitStockRequest(order_id=str(order))
+            calls.append(stack.stub.CommitStock(commit, timeout=CALL_TIMEOUT))
         await asyncio.gather(*calls)
 
     await asyncio.gather(*(race(o, i) for i, o in enumerate(orders)))

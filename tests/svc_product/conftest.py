@@ -24,7 +24,7 @@ from kit.app import make_app
 from svc_product.app import service
 from svc_product.config import ProductConfig
 from tests.processes import free_port
-from tests.support import identity, serve
+from tests.support import identity, patient_redis, serve
 
 INVENTORY_PORT = free_port()
 # With the search index on (the default, whatever the environment says), so searches and suggestions go
@@ -36,6 +36,8 @@ CONFIG = settings.load(
         "PRODUCT_INVENTORY_URL": f"http://127.0.0.1:{INVENTORY_PORT}",
         "PRODUCT_STOCK_TTL": "1",
         "PRODUCT_SEARCH_INDEX": "1",
+        # Its cache's subject is not a slow Redis, which a loaded machine can seem (tests.support).
+        "REDIS_URL": patient_redis(os.environ["REDIS_URL"]),
     },
     own=ProductConfig,
 )

@@ -12,12 +12,13 @@ from redis.asyncio import Redis
 
 from kit.cache import connect
 from tests.processes import free_port, started
+from tests.support import patient_redis
 from tests.svc_product.conftest import admin, loads, new_category, new_product, seller, user
 
 
 @pytest.fixture
 async def redis() -> AsyncIterator[Redis]:
-    client = connect(os.environ["REDIS_URL"])
+    client = connect(patient_redis(os.environ["REDIS_URL"]))
     yield client
     await client.aclose()
 
