@@ -95,7 +95,7 @@ async def test_a_destination_failing_its_readiness_check_leaves_the_rotation(
         async def only_second() -> bool:
             return set(await names(client, 4, "/api/brands")) == {"second"}
 
-        await eventually(only_second, within=3)
+        await eventually(only_second, within=15)
         ready = (await client.get("/health/ready")).json()
         assert ready["clusters"]["product"] == {first.url: "down", second.url: "up"}
         first.ready = True
@@ -103,7 +103,7 @@ async def test_a_destination_failing_its_readiness_check_leaves_the_rotation(
         async def both() -> bool:
             return set(await names(client, 4, "/api/brands")) == {"first", "second"}
 
-        await eventually(both, within=3)
+        await eventually(both, within=15)
 
 
 async def test_every_destination_down_is_still_tried(
@@ -164,7 +164,7 @@ async def test_readiness_stays_200_while_one_cluster_is_down_and_503_when_none_c
             answer = await client.get("/health/ready")
             return answer if answer.json()["routing"]["product"] == "down" else None
 
-        degraded = await eventually(catalog_down, within=3)
+        degraded = await eventually(catalog_down, within=15)
         assert degraded.status_code == 200
         assert degraded.json()["status"] == "degraded"
         assert degraded.json()["routing"]["auth"] == "up"
@@ -173,11 +173,11 @@ async def test_readiness_stays_200_while_one_cluster_is_down_and_503_when_none_c
         async def nothing_routable() -> bool:
             return (await client.get("/health/ready")).status_code == 503
 
-        await eventually(nothing_routable, within=3)
+        await eventually(nothing_routable, within=15)
         assert (await client.get("/health/ready")).json()["status"] == "unavailable"
         catalog.ready = True
 
         async def back() -> bool:
             return (await client.get("/health/ready")).status_code == 200
 
-        await eventually(back, within=3)
+        await eventually(back, within=15)
