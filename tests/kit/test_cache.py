@@ -160,7 +160,7 @@ async def test_a_redis_that_stops_answering_costs_one_bounded_wait_and_the_clien
         # The hot path's connection gives up after the socket timeout (0.5 s): the source answers.
         assert await cache.get_or_load(warm, 60, source.load) == b'{"name":"lamp"}'
         assert (source.loads, cache.errors) == (2, 1)
-        # Its connection went back to the pool with the pool's timeout: a plain command is bounded too.
+        # The client's own commands, beside the lane, are bounded by the same timeout.
         with pytest.raises(RedisTimeoutError):
             await redis.get("anything")
         assert time.monotonic() - started < 1.4
