@@ -1,5 +1,5 @@
 """requirements/ is the lock of pyproject.toml: every dependency pinned with hashes, the runtime set
-free of dev tools, one version of each package across the three files (`make lock` writes them)."""
+free of dev tools, one version of each package across the files (`make lock` writes them)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.offline
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-LOCKS = {"runtime": "runtime.txt", "sinks": "sinks.txt", "dev": "dev.txt"}
+LOCKS = {"runtime": "runtime.txt", "sinks": "sinks.txt", "dev": "dev.txt", "uv": "uv.txt"}
 _PIN = re.compile(
     r"^([A-Za-z0-9._-]+)==([^\s;]+)([^\\\n]*)\\\n((?:\s+--hash=sha256:[0-9a-f]{64}\s*\\?\n?)+)", re.M
 )
@@ -59,6 +59,11 @@ def test_a_package_has_one_version_in_every_lock() -> None:
     for lock in ("sinks", "dev"):
         for name, version in pinned(lock).items():
             assert runtime.get(name, version) == version, (lock, name)
+
+
+def test_the_installer_pip_bootstraps_is_the_uv_of_the_dev_lock() -> None:
+    # `make install` has pip install uv alone from requirements/uv.txt, then uv installs the rest.
+    assert pinned("uv") == {"uv": pinned("dev")["uv"]}
 
 
 def test_the_image_installs_the_lock_before_copying_the_code() -> None:
