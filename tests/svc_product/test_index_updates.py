@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import json
 import os
 import re
@@ -117,6 +118,28 @@ async def test_after_many_updates_the_catalog_is_read_whole_in_the_background_an
 
     await eventually(read_whole)
     assert await found(client, search=w, sortBy="name") == expected
+
+
+async def test_an_index_read_whole_holds_no_reference_cycle_so_freezing_it_leaks_nothing(
+    client: httpx.AsyncClient, category: dict[str, Any]
+) -> None:
+    # The service freezes each index it reads whole (gc.freeze): the collector never looks at it again,
+    # so one that held a cycle would never be freed once replaced; reference counting must free it all.
+    await new_product(client, category["id"], name=f"Chair {word()}")
+    pool = await asyncpg.create_pool(os.environ["PRODUCT_DATABASE_URL"], min_size=1, max_size=1)
+    whole = await index.read(pool)
+    await pool.close()
+    assert whole.slot_of
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds unreachable lands in gc.garbage
+    try:
+        del whole
+        gc.collect()
+        left = {type(o).__qualname__ for o in gc.garbage if type(o).__module__.startswith("svc_product.")}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not left
 
 
 async def test_a_write_of_another_process_is_searched_as_soon_as_it_moved_the_lists_version(
