@@ -11,7 +11,8 @@ Values are bytes (usually a msgspec-encoded JSON response body), so a hit can be
 - When Redis fails, reads go straight to `load` and writes are skipped; after a failure Redis is left
   alone for a second, so an outage costs one timeout per second, not one per request.
 - Lookups go through the client's lane (`kit.redis_lane`: one pipelined connection of our own); the
-  rest (locks, bumps, writes) through redis-py.
+  rest (locks, bumps, writes) through redis-py. A namespaced value found is kept in the process until
+  Redis reports its namespace's version changed (`kit.near`): a repeated hit makes no round trip.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def lane_of(redis: Redis) -> RedisLane:
     lane: RedisLane | None = getattr(redis, "lane", None)
     if lane is None:
         pool = redis.connection_pool
-        lane = RedisLane(pool.connection_kwargs, tls=issubclass(pool.connection_class, SSLConnection))
+        tls = issubclass(pool.connection_class, SSLConnection)
+        lane = RedisLane(pool.connection_kwargs, tls=tls, near=True)
         redis.lane = lane  # type: ignore[attr-defined]
     return lane
 
@@ -169,6 +171,10 @@ class Cache:
             await self._bump(keys=[namespace], args=[keep or 0])
         except (RedisError, OSError) as exc:
             self._failed(exc)
+        finally:
+            # This process reads its own write at once; the others when Redis's push reaches them.
+            if self._lane is not None and self._lane.near is not None:
+                self._lane.near.forget([namespace])
 
     async def get_or_load(
         self, key: str, ttl: int, load: Loader, namespace: str | None = None
@@ -194,9 +200,11 @@ class Cache:
 
     async def _lookup(self, key: str, namespace: str | None) -> tuple[str, bytes | None]:
         """The key as stored (with the namespace's version) and its value; `key` and None when Redis is
-        unavailable."""
+        unavailable, `key` and the value when it is held near (a hit needs no stored key)."""
         if not self.available:
             return key, None
+        if namespace is not None and (near := self._near(namespace, key)) is not None:
+            return key, near
         assert self._lane is not None
         try:
             if namespace is None:
@@ -216,6 +224,9 @@ class Cache:
         """
         version: int | None = None
         if self.available:
+            if (near := self._near(namespace, key)) is not None:
+                self._count(True)
+                return near
             try:
                 raw, value = await self._versioned(namespace, key)
                 if value is not None:
@@ -244,13 +255,25 @@ class Cache:
             return None
 
     async def _versioned(self, namespace: str, key: str) -> list[bytes | None]:
-        """The namespace's version and the value of `key` inside it, in one round trip."""
+        """The namespace's version and the value of `key` inside it, in one round trip; the value is
+        kept near (`kit.near`) for the next lookup."""
         assert self._lane is not None and self._get_versioned is not None
+        near = self._lane.near
+        epoch = near.epoch if near is not None else 0
         try:
-            return await self._lane.send(self._versioned_command + bulk(namespace) + bulk(key))  # type: ignore[no-any-return]
+            found: list[bytes | None] = await self._lane.send(
+                self._versioned_command + bulk(namespace) + bulk(key)
+            )
         except NoScriptError:
             # Redis restarted or was flushed: the client's Script loads it again and retries.
             return await self._get_versioned(keys=[namespace], args=[key])  # type: ignore[no-any-return]
+        if near is not None and (value := found[1]) is not None:
+            near.put(namespace, key, value, epoch)
+        return found
+
+    def _near(self, namespace: str, key: str) -> bytes | None:
+        near = self._lane.near if self._lane is not None else None
+        return near.get(namespace, key) if near is not None else None
 
     async def _single_flight(self, key: str, ttl: int, load: Loader) -> bytes | None:
         pending = self._inflight.get(key)

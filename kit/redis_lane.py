@@ -25,6 +25,8 @@ from typing import Any, cast
 import hiredis
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
+from kit.near import NearCache
+
 Arg = bytes | str | int
 
 
@@ -46,10 +48,12 @@ def prefix(count: int, *first: Arg) -> bytes:
 
 
 class _Connection(asyncio.Protocol):
-    """Replies matched to the commands in flight, in order."""
+    """Replies matched to the commands in flight, in order; RESP3 pushes, which answer no command, handed
+    to `near` (invalidations), which is emptied when the connection ends."""
 
-    def __init__(self, timeout: float | None) -> None:
+    def __init__(self, timeout: float | None, near: NearCache | None) -> None:
         self.timeout = timeout
+        self.near = near
         self.reader = hiredis.Reader(replyError=ResponseError)
         # (future, deadline) per command sent and not yet answered, oldest first.
         self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
@@ -90,6 +94,10 @@ class _Connection(asyncio.Protocol):
         self.reader.feed(data)
         waiting = self.waiting
         while (reply := self.reader.gets()) is not False:
+            if type(reply) is hiredis.PushNotification:
+                if self.near is not None and reply[0] == b"invalidate":
+                    self.near.forget(reply[1])
+                continue
             if not waiting:
                 self.fail(ConnectionError("Redis sent a reply nobody asked for"))
                 return
@@ -116,6 +124,8 @@ class _Connection(asyncio.Protocol):
 
     def fail(self, error: Exception) -> None:
         self.closed = True
+        if self.near is not None:
+            self.near.forget(None)  # what Redis tracked for this connection ends with it
         if self.transport is not None:
             self.transport.abort()
         if self.watch is not None:
@@ -138,7 +148,7 @@ class RedisLane:
     client's URL: host and port or a unix socket, TLS, db, username, password, socket timeout); dialled
     on first use and again after a failure."""
 
-    def __init__(self, connection_kwargs: dict[str, Any], tls: bool = False) -> None:
+    def __init__(self, connection_kwargs: dict[str, Any], tls: bool = False, near: bool = False) -> None:
         self.kwargs = connection_kwargs
         self.tls = tls
         self.timeout: float | None = connection_kwargs.get("socket_timeout")
@@ -148,6 +158,10 @@ class RedisLane:
             self.hello.append(pack("AUTH", *([username] if username else []), password))
         if db := int(connection_kwargs.get("db") or 0):
             self.hello.append(pack("SELECT", db))
+        # With a near cache, the connection speaks RESP3 and has Redis track the keys it reads (Redis 6+).
+        self.near = NearCache() if near else None
+        if near:
+            self.hello += [pack("HELLO", 3), pack("CLIENT", "TRACKING", "ON")]
         self._connection: _Connection | None = None
         self._dialling: asyncio.Task[_Connection] | None = None
 
@@ -178,10 +192,12 @@ class RedisLane:
         try:
             async with asyncio.timeout(kwargs.get("socket_connect_timeout") or self.timeout):
                 if path := kwargs.get("path"):
-                    _, connection = await loop.create_unix_connection(lambda: _Connection(self.timeout), path)
+                    _, connection = await loop.create_unix_connection(
+                        lambda: _Connection(self.timeout, self.near), path
+                    )
                 else:
                     _, connection = await loop.create_connection(
-                        lambda: _Connection(self.timeout),
+                        lambda: _Connection(self.timeout, self.near),
                         kwargs.get("host", "localhost"),
                         int(kwargs.get("port", 6379)),
                         ssl=self._tls_context() if self.tls else None,
