@@ -132,9 +132,9 @@ class Cache:
     async def get(self, key: str) -> bytes | None:
         if not self.available:
             return None
-        assert self.redis is not None
+        assert self._lane is not None
         try:
-            return await self.redis.get(key)  # type: ignore[return-value]
+            return await self._lane.execute("GET", key)  # type: ignore[no-any-return]
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return None
