@@ -149,8 +149,8 @@ def test_cached_product_detail_from_redis_bytes_to_response(benchmark: Benchmark
 def test_cached_product_detail_through_the_fast_path(
     benchmark: BenchmarkFixture, loop: asyncio.AbstractEventLoop
 ) -> None:
-    """svc_product's answer to a cached detail below Starlette (svc_product.fastpath): the cache's one
-    round trip to Redis, the gzipped answer, the two ASGI messages."""
+    """svc_product's answer to a cached detail below Starlette (svc_product.fastpath): the value held
+    near (kit.near, after the first lookup's round trip), the gzipped answer, the two ASGI messages."""
     redis = connect(os.environ["REDIS_URL"])
     product_id = uuid.uuid4()
     key = f"{caching.product_namespace(product_id)}:v0:{caching.DETAIL}{catalog.PACKED}"
