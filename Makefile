@@ -64,13 +64,15 @@ protos/%_pb2.py: protos/%.proto $(VENV)/.installed
 
 # Dependencies come from the lock (requirements/dev.txt: exact versions and their hashes), then the
 # project itself without resolving anything. pip installs only uv (its own lock, requirements/uv.txt),
-# and uv the rest: ~5 s instead of pip's ~40 on a fresh machine, where CI pays it on every run.
+# and uv the rest: ~5 s instead of pip's ~40 on a fresh machine, where CI pays it on every run. With
+# their bytecode compiled (uv does not by default; where PYTHONDONTWRITEBYTECODE is set, as on this
+# machine, nothing ever would): a service imports in 0.4 s instead of 1.05, and the tests start hundreds.
 UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
 $(VENV)/.installed: requirements/dev.txt requirements/uv.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/uv.txt
-	$(UV_INSTALL) --require-hashes -r requirements/dev.txt
+	$(UV_INSTALL) --compile-bytecode --require-hashes -r requirements/dev.txt
 	$(UV_INSTALL) --no-deps -e .
 	touch $@
 
