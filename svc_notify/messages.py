@@ -104,7 +104,8 @@ async def enqueue(conn: asyncpg.Connection, message: Message, default_locale: st
             notification_id = uuid.uuid4()
             rows.append(
                 (notification_id, message.event_id, message.user_id, channel, recipient, message.template,
-                 variant.version, variant.locale, subject, shown, None if shown == body else body)
+                 variant.version, variant.locale, subject, shown, None if shown == body else body,
+                 queue.PRIORITY[template["kind"]])
             )  # fmt: skip
     if not rows:
         return 0

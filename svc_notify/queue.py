@@ -1,11 +1,11 @@
 """The delivery queue: the `notifications` table, as the event handlers fill it and the dispatcher drains it.
 
-States: QUEUED -> SENDING -> SENT -> DELIVERED, or FAILED / BOUNCED. A worker claims due rows with
-`FOR UPDATE SKIP LOCKED` in a short transaction of its own (SENDING, one more attempt, a claim that runs
-out at `next_attempt_at`), sends outside any transaction, then records the outcome only if the row is
-still its claim (`attempts` unchanged): a worker whose claim ran out and was taken over cannot
-overwrite the newer attempt. Every write moves forward only; a delivery report that arrives before
-the worker recorded SENT is kept.
+States: QUEUED -> SENDING -> SENT -> DELIVERED, or FAILED / BOUNCED. A worker claims due rows (by
+`PRIORITY`, then the longest due) with `FOR UPDATE SKIP LOCKED` in a short transaction of its own
+(SENDING, one more attempt, a claim that runs out at `next_attempt_at`), sends outside any
+transaction, then records the outcome only if the row is still its claim (`attempts` unchanged): a
+worker whose claim ran out and was taken over cannot overwrite the newer attempt. Every write moves
+forward only; a delivery report that arrives before the worker recorded SENT is kept.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ import asyncpg
 WAKE_CHANNEL = "notify_queued"
 # How long a claim lasts: longer than any send may take (the senders time out well before).
 CLAIM_SECONDS = 120
+# Due messages go out in this order of their template's kind (migration 005), oldest first within one.
+PRIORITY = {"security": 0, "payment": 1, "orderUpdates": 1, "marketing": 2}
 
 ENQUEUE = """
 WITH added AS (
     INSERT INTO notifications
         (id, event_id, user_id, channel, recipient, template, template_version, locale, subject, body,
-         send_body, status)
+         send_body, priority, status)
     SELECT *, 'QUEUED' FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                                   $7::int[], $8::text[], $9::text[], $10::text[], $11::text[])
+                                   $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int2[])
     ON CONFLICT (event_id, channel, recipient) DO NOTHING
     RETURNING 1
 )
@@ -36,7 +38,7 @@ _CLAIM = f"""
 WITH due AS (
     SELECT id FROM notifications
     WHERE channel = $1 AND status IN ('QUEUED', 'SENDING') AND next_attempt_at <= now()
-    ORDER BY next_attempt_at LIMIT $2
+    ORDER BY priority, next_attempt_at LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
 UPDATE notifications n

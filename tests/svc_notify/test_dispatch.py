@@ -65,18 +65,44 @@ class SlowProvider:
 
 
 async def _queue(
-    pool: asyncpg.Pool, count: int, status: str = "QUEUED", attempts: int = 0
+    pool: asyncpg.Pool,
+    count: int,
+    status: str = "QUEUED",
+    attempts: int = 0,
+    channel: str = "push",
+    kind: str = "orderUpdates",
 ) -> list[uuid.UUID]:
     ids = [uuid.uuid4() for _ in range(count)]
     await pool.executemany(
         """
-        INSERT INTO notifications
-            (id, event_id, user_id, channel, recipient, template, body, status, attempts, next_attempt_at)
-        VALUES ($1, $2, $3, 'push', $4, 'order-confirmed', 'b', $5, $6, now() - interval '1 second')
+        INSERT INTO notifications (id, event_id, user_id, channel, recipient, template, body, status,
+                                   attempts, priority, next_attempt_at)
+        VALUES ($1, $2, $3, $7, $4, 'order-confirmed', 'b', $5, $6, $8, now() - interval '1 second')
         """,
-        [(i, uuid.uuid4(), uuid.uuid4(), str(uuid.uuid4()), status, attempts) for i in ids],
+        [
+            (
+                i,
+                uuid.uuid4(),
+                uuid.uuid4(),
+                str(uuid.uuid4()),
+                status,
+                attempts,
+                channel,
+                queue.PRIORITY[kind],
+            )
+            for i in ids
+        ],
     )
     return ids
+
+
+async def test_a_verification_mail_goes_out_before_a_backlog_of_order_mails(pool: asyncpg.Pool) -> None:
+    # Someone waits on a screen for it; the order mails queued before it can wait for the provider's rate.
+    backlog = await _queue(pool, 20, channel="email")
+    [verification] = await _queue(pool, 1, channel="email", kind="security")
+    [first] = await queue.claim(pool, "email", 1)
+    assert first.id == verification
+    assert {row.id for row in await queue.claim(pool, "email", 100)} == set(backlog)
 
 
 @contextlib.asynccontextmanager

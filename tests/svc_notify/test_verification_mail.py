@@ -61,6 +61,7 @@ async def test_delivery_is_recorded_sent_without_the_token(
         "email",
     )
     assert (row["template"], row["attempts"], row["last_error"]) == ("email-verification", 1, None)
+    assert row["priority"] == 0  # ahead of any order mail waiting for the provider (svc_notify.queue)
     assert row["sent_at"] is not None
     assert "/verify-email?token=REDACTED" in row["body"]
     assert event["verificationToken"] not in row["body"]
