@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
@@ -172,9 +172,13 @@ class Cache:
         except (RedisError, OSError) as exc:
             self._failed(exc)
         finally:
-            # This process reads its own write at once; the others when Redis's push reaches them.
-            if self._lane is not None and self._lane.near is not None:
-                self._lane.near.forget([namespace])
+            self.forget([namespace])
+
+    def forget(self, namespaces: Iterable[str]) -> None:
+        """Drop what this process holds near of `namespaces`, after a write that moved their versions:
+        the process reads its own write at once; the others when Redis's push reaches them."""
+        if self._lane is not None and self._lane.near is not None:
+            self._lane.near.forget(namespaces)
 
     async def get_or_load(
         self, key: str, ttl: int, load: Loader, namespace: str | None = None

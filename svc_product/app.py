@@ -329,12 +329,12 @@ async def purge_cache(request: Request) -> Response:
         raise invalid(unknown[0], f"Unknown parameter {unknown[0]}; expected prefix")
     prefix = params.get("prefix", "")
     targets = caching.purge_targets(prefix)
-    redis = deps(request).redis
-    if redis is None:
+    cache = deps(request).cache
+    if cache is None or cache.redis is None:
         raise ServiceUnavailable("The cache is not configured")
     deleted = 0
     for target in targets:
-        deleted += await caching.purge(redis, target)
+        deleted += await caching.purge(cache, target)
     return JSON(CachePurge(prefix=prefix, deleted=deleted))
 
 

@@ -26,7 +26,6 @@ import uuid
 import weakref
 from collections.abc import Iterable
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from kit.app import Deps
@@ -79,6 +78,7 @@ class Invalidator:
             return
         if LISTS in names:
             index.holder.changed()
+        cache.forget(names)
         if cache.redis is None or not cache.available:
             self.pending |= names
             return
@@ -215,20 +215,25 @@ def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
-async def purge(redis: Redis, prefix: str) -> int:
+async def purge(cache: Cache, prefix: str) -> int:
     """Delete every cached entry whose key starts with `prefix` (an admin operation, so SCAN is fine here).
 
     The version counters stay: were one deleted, its namespace would count again from 0 and could reach
-    a version whose old entry is still alive, serving it as new. Entries of any version are deleted.
+    a version whose old entry is still alive, serving it as new. Entries of any version are deleted,
+    and their namespaces bumped: what every process holds near of them (kit.near) goes too.
     """
+    assert cache.redis is not None
     deleted = 0
     batch: list[bytes] = []
-    async for key in redis.scan_iter(match=f"{_glob_escape(prefix)}*", count=1000):
-        if _ENTRY.search(key):
+    namespaces: set[str] = set()
+    async for key in cache.redis.scan_iter(match=f"{_glob_escape(prefix)}*", count=1000):
+        if entry := _ENTRY.search(key):
             batch.append(key)
+            namespaces.add(key[: entry.start()].decode())
         if len(batch) >= 500:
-            deleted += await redis.unlink(*batch)
+            deleted += await cache.redis.unlink(*batch)
             batch.clear()
     if batch:
-        deleted += await redis.unlink(*batch)
+        deleted += await cache.redis.unlink(*batch)
+    await invalidator.bump(cache, namespaces)
     return deleted

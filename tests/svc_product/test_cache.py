@@ -128,6 +128,21 @@ async def test_a_purge_empties_only_the_catalogs_keys(
     assert (await client.get(f"/api/products/{product['id']}")).status_code == 200
 
 
+async def test_a_purge_reaches_details_the_process_holds_near(
+    client: httpx.AsyncClient, category: dict[str, Any]
+) -> None:
+    # Read twice: the second answer came from the process's near cache (kit.near); after a purge the
+    # next read must come from the database, not from what the process held.
+    product = await new_product(client, category["id"])
+    path = f"/api/products/{product['id']}"
+    await client.get(path)
+    await client.get(path)
+    before = await loads(client, "detail")
+    assert await purge(client, f"product:{product['id']}") >= 1
+    assert (await client.get(path)).status_code == 200
+    assert await loads(client, "detail") == before + 1
+
+
 @pytest.mark.parametrize("prefix", ["user:", "lock:", "*", "x"])
 async def test_a_purge_outside_the_catalog_is_a_400(client: httpx.AsyncClient, prefix: str) -> None:
     response = await client.delete("/api/admin/cache", params={"prefix": prefix}, headers=admin())
