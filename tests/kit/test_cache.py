@@ -4,7 +4,6 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -14,15 +13,6 @@ from kit.cache import Cache, connect
 from tests.processes import free_port
 from tests.servers import own_redis
 from tests.support import eventually, patient_redis
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    """The process's client, in no hurry: these tests are about caching, not about a slow Redis (the two
-    about a slow or missing Redis make clients of their own)."""
-    client = connect(patient_redis(os.environ["REDIS_URL"]))
-    yield client
-    await client.aclose()
 
 
 class Source:

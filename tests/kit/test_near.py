@@ -5,20 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 from kit.cache import Cache, Client, connect
 from kit.near import NearCache
 from tests.support import eventually, patient_redis
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Client]:
-    client = connect(patient_redis(os.environ["REDIS_URL"]))
-    yield client
-    await client.aclose()
 
 
 def namespace() -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import uvloop
@@ -16,13 +15,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from kit.cache import Client, connect
 from kit.redis_lane import RedisLane, bulk, pack, prefix
 from tests.support import eventually, patient_redis
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Client]:
-    client = connect(patient_redis(os.environ["REDIS_URL"]))
-    yield client
-    await client.aclose()
 
 
 def key() -> str:
