@@ -100,7 +100,7 @@ seed: migrate
 
 # Packages held to mypy --strict (every package, once its first version has landed).
 TYPED := kit shop edge payment_gateways devsinks svc_auth svc_notify svc_user svc_product svc_order svc_inventory svc_discount svc_payment \
-	perf/load perf/locustfile.py perf/bench_baseline.py
+	perf/load perf/locustfile.py perf/bench_baseline.py perf/gil_profile.py
 
 lint: install
 	$(BIN)/ruff check .
