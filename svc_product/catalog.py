@@ -65,12 +65,13 @@ async def product_view(
     return document, documents.stock_tail(await STOCK.of(d).of(str(product_id)))
 
 
-async def cached_product_view(d: Deps, product_id: uuid.UUID) -> tuple[Representation, bytes] | None:
-    """`product_view` when the cache holds the product's detail, else None (nothing loaded)."""
+async def cached_product_view(d: Deps, product_id: str) -> tuple[Representation, bytes] | None:
+    """`product_view` when the cache holds the product's detail, else None (nothing loaded); the id in
+    its canonical form."""
     entry = await _cache(d).cached(caching.DETAIL + PACKED, caching.product_namespace(product_id))
     if entry is None:
         return None
-    return Representation(entry), documents.stock_tail(await STOCK.of(d).of(str(product_id)))
+    return Representation(entry), documents.stock_tail(await STOCK.of(d).of(product_id))
 
 
 async def _unlisted_document(d: Deps, product_id: uuid.UUID, who: Identity | None) -> bytes:
