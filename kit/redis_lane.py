@@ -123,6 +123,8 @@ class _Connection(asyncio.Protocol):
         self.fail(ConnectionError(f"Redis connection lost: {exc or 'closed by the server'}"))
 
     def fail(self, error: Exception) -> None:
+        if self.closed:  # aborting below calls connection_lost, which comes back here
+            return
         self.closed = True
         if self.near is not None:
             self.near.forget(None)  # what Redis tracked for this connection ends with it

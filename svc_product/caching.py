@@ -78,9 +78,9 @@ class Invalidator:
             return
         if LISTS in names:
             index.holder.changed()
-        cache.forget(names)
         if cache.redis is None or not cache.available:
             self.pending |= names
+            cache.forget(names)
             return
         ordered = sorted(names)
         try:
@@ -92,6 +92,10 @@ class Invalidator:
             self.pending |= names
             log.warning("invalidation deferred until Redis answers", extra={"error": repr(exc)})
             return
+        finally:
+            # After the bump, as in Cache.bump: a lookup of this process that read the old version
+            # before it must not leave that value held near (its epoch is older than this forget).
+            cache.forget(names)
         if LISTS in names:
             # This process's index follows its own writes at once (others see the version within 0.1 s).
             index.holder.saw(int(versions[ordered.index(LISTS)]))

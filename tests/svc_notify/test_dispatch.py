@@ -18,7 +18,7 @@ from kit import db
 from svc_notify import dispatch, queue
 from svc_notify.config import ChannelPolicy
 from svc_notify.dispatch import ChannelWorker
-from svc_notify.preferences import Channel
+from svc_notify.preferences import KINDS, Channel
 from svc_notify.queue import Claimed
 from tests.conftest import NAMESPACE, PORT_OFFSET, POSTGRES_URL
 from tests.servers import own_pgbouncer
@@ -94,6 +94,11 @@ async def _queue(
         ],
     )
     return ids
+
+
+def test_every_kind_of_message_has_a_priority() -> None:
+    # A kind added to the preferences without one would fail every message of it at enqueue.
+    assert set(queue.PRIORITY) == set(KINDS)
 
 
 async def test_a_verification_mail_goes_out_before_a_backlog_of_order_mails(pool: asyncpg.Pool) -> None:
