@@ -97,9 +97,13 @@ class OutboxRelay:
         self._wake.set()
 
     def _on_listener_lost(self, *_: object) -> None:
-        log.warning("outbox listener connection lost; listening again on a new one")
+        self._say_listener_lost()
         self._set_listening(False)
         self._wake.set()
+
+    @staticmethod
+    def _say_listener_lost() -> None:
+        log.warning("outbox listener connection lost; listening again on a new one")
 
     def _set_listening(self, up: bool) -> None:
         self.listening = up
@@ -107,6 +111,9 @@ class OutboxRelay:
 
     async def _release(self, listener: asyncpg.Connection | None) -> None:
         if listener is not None:
+            if self.listening and listener.is_closed():
+                # The server cut it, and a failure in the loop got here before the termination callback.
+                self._say_listener_lost()
             self._set_listening(False)
             listener.remove_termination_listener(self._on_listener_lost)
             listener.terminate()  # at once, even when the server no longer answers
