@@ -114,9 +114,14 @@ async def test_every_destination_down_is_still_tried(
 ) -> None:
     first, second = pair
     first.ready = second.ready = False
-    edge = await start_edge(edge_config({"*": f"{first.url},{second.url}"}, EDGE_HEALTH_INTERVAL="0.05"))
-    await asyncio.sleep(0.3)
+    edge = await start_edge(edge_config({"*": f"{first.url},{second.url}"}, EDGE_HEALTH_INTERVAL="0.2"))
     async with client_of(edge) as client:
+
+        async def both_down() -> bool:
+            clusters = (await client.get("/health/ready")).json()["clusters"]
+            return bool(clusters["product"] == {first.url: "down", second.url: "down"})
+
+        await eventually(both_down, within=15)
         assert (await client.get("/api/brands")).status_code == 200
 
 
@@ -159,7 +164,8 @@ async def test_readiness_stays_200_while_one_cluster_is_down_and_503_when_none_c
     start_edge: StartEdge, pair: tuple[Upstream, Upstream]
 ) -> None:
     catalog, rest = pair
-    edge = await start_edge(edge_config({"product": catalog.url, "*": rest.url}, EDGE_HEALTH_INTERVAL="0.05"))
+    # 0.2 s, not less: a check's timeout is its interval, and the ready cluster must never miss two.
+    edge = await start_edge(edge_config({"product": catalog.url, "*": rest.url}, EDGE_HEALTH_INTERVAL="0.2"))
     async with client_of(edge) as client:
         catalog.ready = False
 
