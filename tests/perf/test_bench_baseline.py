@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from perf.bench_baseline import LOOSE_TOLERANCE, best_of, compare, ratios, refreshed
+from perf.bench_baseline import LOOSE_TOLERANCE, best_of, compare, ratios, refreshed, widened
 
 pytestmark = pytest.mark.offline
 
@@ -19,7 +19,7 @@ def results(calibration: float, **best: float) -> dict[str, Any]:
 
 
 BASELINE = refreshed(
-    ratios(results(1e-3, test_parse=2e-4, test_reserving_two_lines_with_the_lua_script=1e-4)), {}
+    ratios(results(1e-3, test_parse=2e-4, test_reserving_two_lines_with_the_lua_script=1e-4)), {"cpu": "A"}
 )
 
 
@@ -54,3 +54,19 @@ def test_a_noisy_first_run_is_judged_by_each_case_s_best_over_the_runs() -> None
     # A real regression is slow in every run.
     again = ratios(results(1e-3, test_parse=4.4e-4))
     assert compare(best_of([noisy, again]), BASELINE)[0].regressed
+
+
+def test_a_baseline_widened_to_a_second_machine_passes_both_and_still_catches_a_doubling() -> None:
+    # The second machine is relatively slower at parsing, relatively faster at the Lua round trip.
+    other = ratios(results(1e-3, test_parse=3.4e-4, test_reserving_two_lines_with_the_lua_script=0.8e-4))
+    assert compare(other, BASELINE)[0].regressed is False  # 1.7x: within the tolerance, but close
+    wide = widened(BASELINE, other, {"cpu": "B"})
+    assert [m["cpu"] for m in wide["machines"]] == ["A", "B"]
+    assert wide["cases"]["test_parse"]["ratio"] == pytest.approx(0.34)
+    assert wide["cases"]["test_reserving_two_lines_with_the_lua_script"] == {
+        "ratio": 0.1,
+        "tolerance": LOOSE_TOLERANCE,
+    }
+    assert not any(v.regressed for v in compare(other, wide))
+    doubled = ratios(results(1e-3, test_parse=7e-4))
+    assert compare(doubled, wide)[0].regressed
