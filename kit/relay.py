@@ -24,6 +24,7 @@ from kit.bus import Broker
 from kit.lifecycle import raise_if_cancelled
 
 log = logging.getLogger(__name__)
+_LISTENER_LOST = "outbox listener connection lost; listening again on a new one"
 
 relayed = Counter("shop_events_published_total", "Outbox rows published", ["routing_key"])
 outbox_listening = Gauge(
@@ -97,13 +98,9 @@ class OutboxRelay:
         self._wake.set()
 
     def _on_listener_lost(self, *_: object) -> None:
-        self._say_listener_lost()
+        log.warning(_LISTENER_LOST)
         self._set_listening(False)
         self._wake.set()
-
-    @staticmethod
-    def _say_listener_lost() -> None:
-        log.warning("outbox listener connection lost; listening again on a new one")
 
     def _set_listening(self, up: bool) -> None:
         self.listening = up
@@ -113,7 +110,7 @@ class OutboxRelay:
         if listener is not None:
             if self.listening and listener.is_closed():
                 # The server cut it, and a failure in the loop got here before the termination callback.
-                self._say_listener_lost()
+                log.warning(_LISTENER_LOST)
             self._set_listening(False)
             listener.remove_termination_listener(self._on_listener_lost)
             listener.terminate()  # at once, even when the server no longer answers
