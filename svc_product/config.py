@@ -9,10 +9,11 @@ from kit.settings import Env, OwnSettings
 
 @dataclass(frozen=True, slots=True)
 class ProductConfig(OwnSettings):
-    """Where svc_inventory answers the detail's stock, and how long it may take (svc_product.stock);
+    """Where svc_inventory's gRPC server answers the detail's stock, and how long it may take
+    (svc_product.stock);
     whether searches, facets and suggestions come from the in-process index (svc_product.index)."""
 
-    inventory_url: str
+    inventory_target: str  # host:port
     stock_ttl: float  # seconds a stock figure is served before it is refreshed
     stock_wait: float  # seconds a detail waits for a first look
     inventory_timeout: float  # seconds a call to svc_inventory may take
@@ -28,7 +29,7 @@ class ProductConfig(OwnSettings):
     @classmethod
     def read(cls, env: Env) -> ProductConfig:
         return cls(
-            inventory_url=env.text("PRODUCT_INVENTORY_URL", env.service_url("inventory")),
+            inventory_target=env.text("PRODUCT_INVENTORY_GRPC_URL", env.grpc_target("inventory")),
             stock_ttl=env.number("PRODUCT_STOCK_TTL", 5, positive=True),
             stock_wait=env.number("PRODUCT_STOCK_WAIT", 0.05, positive=True),
             inventory_timeout=env.number("PRODUCT_INVENTORY_TIMEOUT", 0.15, positive=True),

@@ -207,11 +207,12 @@ def reachable_from(overlay: str, target: str, port: str) -> set[str]:
     return sources
 
 
-def test_only_the_edge_reaches_the_http_ports_and_only_order_the_grpc_ports() -> None:
+def test_only_the_edge_reaches_the_http_ports_and_only_their_callers_the_grpc_ports() -> None:
     assert {"podSelector": {}, "policyTypes": ["Ingress"]} in [
         p["spec"] for p in of_kind("prod", "NetworkPolicy").values()
     ]
-    direct_callers = {"product": {"order"}, "inventory": {"product"}}
+    direct_callers = {"product": {"order"}}
+    grpc_callers = {"inventory": {"order", "product"}, "discount": {"order"}}
     for name in serving("prod"):
         if name == "edge":
             assert reachable_from("prod", name, "http") == {"anywhere", "ns:monitoring"}
@@ -219,8 +220,7 @@ def test_only_the_edge_reaches_the_http_ports_and_only_order_the_grpc_ports() ->
             continue
         expected = {"edge", "ns:monitoring"} | direct_callers.get(name, set())
         assert reachable_from("prod", name, "http") == expected, name
-        grpc = {"order"} if SERVICES[name].grpc_port else set()
-        assert reachable_from("prod", name, "grpc") == grpc, name
+        assert reachable_from("prod", name, "grpc") == grpc_callers.get(name, set()), name
 
 
 def pgbouncer(overlay: str) -> wiring.Bouncer:

@@ -49,6 +49,9 @@ async def test_a_guest_browses_the_demo_catalog(edge: httpx.AsyncClient) -> None
     detail = await eventually(stocked, within=15)
     assert detail is not None
     assert detail["stock"]["available"] >= 0 and len(detail["category"]["path"]) == 3 and detail["variants"]
+    # Its variants' rows (gRPC, svc_product.stock) summed as svc_inventory's own page sums them.
+    level = (await edge.get(f"/api/inventory/{demo_product_id(1)}")).json()
+    assert detail["stock"] == {key: level[key] for key in ("available", "reserved", "onHand", "updatedAt")}
     bad = await edge.get("/api/products", params={"pageSize": 1000})
     assert bad.status_code == 400 and bad.json()["error"] == "ValidationError"
 

@@ -1,7 +1,7 @@
 """svc_product running in-process on the test environment, callers of every role, and catalog builders.
 
-svc_inventory does not run here: the stock URL points at a port where nothing listens unless a test
-starts the stand-in of `stand_in_inventory` on it.
+svc_inventory does not run here: the stock's gRPC address is a port where nothing listens unless a
+test starts the stand-in of `stand_in_inventory` on it.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from typing import Any
 
 import aiormq
 import asyncpg
+import grpc
 import httpx
 import msgspec
 import pytest
 
 from kit import settings
 from kit.app import make_app
+from protos import inventory_pb2 as pb
+from protos import inventory_pb2_grpc
 from svc_product.app import service
 from svc_product.config import ProductConfig
 from tests.processes import free_port
@@ -33,7 +36,7 @@ CONFIG = settings.load(
     "product",
     {
         **os.environ,
-        "PRODUCT_INVENTORY_URL": f"http://127.0.0.1:{INVENTORY_PORT}",
+        "PRODUCT_INVENTORY_GRPC_URL": f"127.0.0.1:{INVENTORY_PORT}",
         "PRODUCT_STOCK_TTL": "1",
         "PRODUCT_SEARCH_INDEX": "1",
         # Its cache's subject is not a slow Redis, which a loaded machine can seem (tests.support).
@@ -143,44 +146,33 @@ async def bound(connection: aiormq.abc.AbstractConnection, queue: str) -> int:
     return declared.consumer_count or 0
 
 
-class StandInInventory:
-    """svc_inventory's `GET /api/inventory/{id}` on the configured port: fixed levels, an optional delay,
-    and a count of the calls it answered."""
+class StandInInventory(inventory_pb2_grpc.InventoryServiceServicer):
+    """svc_inventory's `GetInventory` on the configured port: fixed rows per product, an optional delay,
+    and the products of each call it answered."""
 
     def __init__(self) -> None:
-        self.levels: dict[str, dict[str, Any]] = {}
+        self.levels: dict[str, list[pb.StockLevel]] = {}
         self.delay = 0.0
-        self.calls = 0
-        self.connections: set[asyncio.StreamWriter] = set()
+        self.batches: list[list[str]] = []
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections.add(writer)
-        try:
-            while request := await reader.readuntil(b"\r\n\r\n"):
-                product_id = request.split(b" ", 2)[1].decode().rsplit("/", 1)[-1]
-                self.calls += 1
-                await asyncio.sleep(self.delay)
-                level = self.levels.get(product_id)
-                status = b"200 OK" if level else b"404 Not Found"
-                body = msgspec.json.encode(level or {"error": "NotFound", "message": "", "details": []})
-                writer.write(
-                    b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\ncontent-length: "
-                    + str(len(body)).encode() + b"\r\n\r\n" + body
-                )  # fmt: skip
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            self.connections.discard(writer)
-            writer.close()
+    @property
+    def calls(self) -> int:
+        return len(self.batches)
+
+    async def GetInventory(self, request: pb.GetInventoryRequest, context: object) -> pb.GetInventoryResponse:
+        self.batches.append(list(request.product_ids))
+        await asyncio.sleep(self.delay)
+        return pb.GetInventoryResponse(
+            items=[row for p in request.product_ids for row in self.levels.get(p, [])]
+        )
 
 
 @pytest.fixture
 async def stand_in_inventory() -> AsyncIterator[StandInInventory]:
     inventory = StandInInventory()
-    server = await asyncio.start_server(inventory._serve, "127.0.0.1", INVENTORY_PORT)
+    server = grpc.aio.server()
+    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(inventory, server)
+    server.add_insecure_port(f"127.0.0.1:{INVENTORY_PORT}")
+    await server.start()
     yield inventory
-    server.close()
-    for connection in list(inventory.connections):
-        connection.close()
-    await server.wait_closed()
+    await server.stop(None)
