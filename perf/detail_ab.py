@@ -61,7 +61,8 @@ class Tree:
     path: Path
     edge_url: str
     processes: dict[str, psutil.Process]
-    cpu: dict[str, list[float]] = field(default_factory=lambda: {"edge": [], "product": []})
+    # svc_inventory serves every tree, each in its own turn: its CPU in a tree's turn is that tree's.
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {"edge": [], "product": [], "inventory": []})
     rates: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
 
@@ -108,7 +109,11 @@ def trees(paths: list[Path]) -> Iterator[list[Tree]]:
             wait_ready(f"{product_url}/health/ready")
             edge_url = f"http://127.0.0.1:{edge_port}"
             wait_ready(f"{edge_url}/health/live")
-            processes = {"edge": psutil.Process(edge.pid), "product": psutil.Process(product.pid)}
+            processes = {
+                "edge": psutil.Process(edge.pid),
+                "product": psutil.Process(product.pid),
+                "inventory": psutil.Process(inventory.pid),
+            }
             found.append(Tree(path, edge_url, processes))
         yield found
     finally:
@@ -161,16 +166,21 @@ def main() -> None:
                 print(
                     f"{tree.path.name or tree.path}: {result['rate']:,.0f} req/s, p99 {result['p99']:.1f} ms,"
                     f" errors {result['errors']:.0f}, µs/request edge {tree.cpu['edge'][-1]:.1f}"
-                    f" product {tree.cpu['product'][-1]:.1f}",
+                    f" product {tree.cpu['product'][-1]:.1f} inventory {tree.cpu['inventory'][-1]:.1f}",
                     flush=True,
                 )
-    print("\n| tree | req/s (median) | p99 ms (median) | edge µs/req | svc_product µs/req | sum |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "\n| tree | req/s (median) | p99 ms (median) | edge µs/req | svc_product µs/req"
+        " | svc_inventory µs/req | sum |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for tree in found:
-        edge, product = (statistics.median(tree.cpu[name]) for name in ("edge", "product"))
+        edge, product, inventory = (
+            statistics.median(tree.cpu[name]) for name in ("edge", "product", "inventory")
+        )
         print(
             f"| {tree.path} | {statistics.median(tree.rates):,.0f} | {statistics.median(tree.p99):.1f} |"
-            f" {edge:.1f} | {product:.1f} | {edge + product:.1f} |"
+            f" {edge:.1f} | {product:.1f} | {inventory:.1f} | {edge + product + inventory:.1f} |"
         )
     print(f"\nload average: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
