@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -97,15 +98,23 @@ def make_app(config: settings.Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.mailbox = mailbox = Mailbox()
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: SMTP(mailbox, hostname="mailsink", enable_SMTPUTF8=True, loop=loop),
-            host=config.host,
-            port=config.smtp_port,
-        )
+        sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+
+        def session() -> SMTP:
+            smtp = SMTP(mailbox, hostname="mailsink", enable_SMTPUTF8=True, loop=loop)
+            sessions.add(smtp)
+            return smtp
+
+        server = await loop.create_server(session, host=config.host, port=config.smtp_port)
         try:
             yield
         finally:
             server.close()
+            # Hang up on clients that keep their connection between mails, as a stopped server does:
+            # otherwise they would go on delivering into this mailbox, which no one reads any more.
+            for smtp in list(sessions):
+                if smtp.transport is not None:
+                    smtp.transport.close()
             await server.wait_closed()
 
     return Starlette(

@@ -1,8 +1,18 @@
 """Mail over SMTP. The Message-ID is the notification's id, so every retry of one mail carries the same
-one and a mail client shows a duplicate once."""
+one and a mail client shows a duplicate once.
+
+Connections are kept for the next mail (one per send in flight, so at most the channel's concurrency):
+a connection of its own per mail cost a TCP handshake, the greeting, EHLO and QUIT each time, several
+times the mail itself for both ends (perf/README.md, "Notification dispatch"). A kept connection the
+server has closed meanwhile (servers drop idle sessions after a few minutes; one idle longer than
+`IDLE_SECONDS` is not reused) costs the mail a second try on a new one; any other failure closes the
+connection, so a session left mid-transaction is never reused.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import time
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
@@ -14,6 +24,7 @@ from svc_notify.preferences import Channel
 from svc_notify.queue import Claimed
 
 SMTP_TIMEOUT = 10.0
+IDLE_SECONDS = 30.0
 
 
 class EmailSender:
@@ -22,6 +33,8 @@ class EmailSender:
     def __init__(self, config: Settings) -> None:
         self.config = config
         self._domain = parseaddr(config.mail_from)[1].partition("@")[2] or "localhost"
+        # Connections between two mails, the last used at the end, with when each went idle.
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
 
     async def send(self, row: Claimed) -> str | None:
         message = EmailMessage()
@@ -32,9 +45,8 @@ class EmailSender:
         message["Message-ID"] = message_id = f"<{row.id}@{self._domain}>"
         message.set_content(row.body)
         try:
-            await aiosmtplib.send(
-                message, hostname=self.config.smtp_host, port=self.config.smtp_port, timeout=SMTP_TIMEOUT
-            )
+            if not await self._on_kept_connection(message):
+                await self._on_new_connection(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [response.code for response in exc.recipients]
             if all(500 <= code < 600 for code in codes):  # a permanent refusal: the address is dead
@@ -45,4 +57,41 @@ class EmailSender:
         return message_id
 
     async def close(self) -> None:
-        """Nothing held: one SMTP connection per mail."""
+        idle, self._idle = self._idle, []
+        for smtp, _ in idle:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                await smtp.quit(timeout=1.0)
+            smtp.close()
+
+    async def _on_kept_connection(self, message: EmailMessage) -> bool:
+        """Sent on the most recently used kept connection; False when there was none to use, or the
+        server had closed it."""
+        while self._idle:
+            smtp, since = self._idle.pop()
+            if smtp.is_connected and time.monotonic() - since < IDLE_SECONDS:
+                break
+            smtp.close()
+        else:
+            return False
+        try:
+            await smtp.send_message(message)
+        except aiosmtplib.SMTPServerDisconnected:
+            smtp.close()
+            return False
+        except BaseException:
+            smtp.close()
+            raise
+        self._idle.append((smtp, time.monotonic()))
+        return True
+
+    async def _on_new_connection(self, message: EmailMessage) -> None:
+        smtp = aiosmtplib.SMTP(
+            hostname=self.config.smtp_host, port=self.config.smtp_port, timeout=SMTP_TIMEOUT
+        )
+        try:
+            await smtp.connect()
+            await smtp.send_message(message)
+        except BaseException:
+            smtp.close()
+            raise
+        self._idle.append((smtp, time.monotonic()))
