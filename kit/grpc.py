@@ -68,6 +68,10 @@ _SERVER_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # Back within a second of a server's return, however long it was away: gRPC's default backoff grows
+    # to 2 minutes, a checkout's 503s for as long after an outage of svc_inventory of a few minutes.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
 ]
 _CLIENT_OPTIONS = [
     # A target may name several instances ("ipv4:127.0.0.1:5106,127.0.0.1:5126"): calls go round them,
@@ -76,6 +80,10 @@ _CLIENT_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # Back within a second of a server's return, however long it was away: gRPC's default backoff grows
+    # to 2 minutes, a checkout's 503s for as long after an outage of svc_inventory of a few minutes.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
 ]
 
 Register = Callable[[grpc.aio.Server, Deps], Sequence[str]]

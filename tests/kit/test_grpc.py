@@ -152,3 +152,45 @@ async def test_a_services_own_check_makes_it_not_serving_until_it_passes() -> No
 
 async def _is(port: int, status: int) -> bool:
     return await _health_status(port) == status
+
+
+async def _echo_server(port: int) -> grpc.aio.Server:
+    server = grpc.aio.server()
+    echo = grpc.unary_unary_rpc_method_handler(_echo)
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {"Echo": echo})])
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    return server
+
+
+async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return request
+
+
+async def test_a_channel_is_back_within_a_second_or_two_of_its_server_after_a_long_outage() -> None:
+    port = free_port()
+    server = await _echo_server(port)
+    async with channel(f"127.0.0.1:{port}") as ch:
+        echo = _call(ch, "Echo")
+        assert await echo(b"x", timeout=5) == b"x"
+        await server.stop(None)
+        # Callers keep asking while it is down (each call fails at once). gRPC's default reconnection
+        # backoff (1 s, growing 1.6x up to 2 minutes) would try again 2.5-5 s after the end of this.
+        outage = asyncio.get_running_loop().time() + 12
+        while asyncio.get_running_loop().time() < outage:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await echo(b"x", timeout=1)
+            await asyncio.sleep(0.2)
+        server = await _echo_server(port)
+        back = asyncio.get_running_loop().time()
+
+        async def answered() -> bool:
+            try:
+                return await echo(b"x", timeout=1) == b"x"
+            except grpc.aio.AioRpcError:
+                return False
+
+        await eventually(answered, within=10, interval=0.05)
+        recovered = asyncio.get_running_loop().time() - back
+    await server.stop(None)
+    assert recovered < 2.0, f"the first call served {recovered:.1f} s after the server came back"
