@@ -1,4 +1,5 @@
-"""The email channel keeps its SMTP connections for the next mail, and gets over one the server closed."""
+"""The email channel against an SMTP server of the test's own: it keeps its connections for the next mail,
+gets over one the server closed, and never lets a line break in a mail's data make a header."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from devsinks.mail import Mailbox
 from kit import settings
+from svc_notify.channels import Undeliverable
 from svc_notify.channels.email import EmailSender
 from svc_notify.queue import Claimed
 from tests.processes import free_port
@@ -57,8 +59,8 @@ async def server() -> AsyncIterator[Server]:
     await mail_server.stop()
 
 
-def mail_to(recipient: str) -> Claimed:
-    return Claimed(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), recipient, "welcome", "Chào bạn", "Xin chào", 1)
+def mail_to(recipient: str, subject: str = "Chào bạn") -> Claimed:
+    return Claimed(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), recipient, "welcome", subject, "Xin chào", 1)
 
 
 async def test_mails_one_after_another_share_one_connection(server: Server) -> None:
@@ -84,3 +86,17 @@ async def test_a_connection_the_server_hung_up_is_replaced_without_losing_the_ma
         await sender.close()
     assert [mail.to for mail in server.messages()] == ["second@shop.test", "first@shop.test"]
     assert len(set(server.peers)) == 2
+
+
+async def test_a_line_break_in_the_subject_adds_no_header_and_in_an_address_sends_nothing(
+    server: Server,
+) -> None:
+    sender = EmailSender(settings.load("notify", {"SMTP_PORT": str(server.port)}))
+    try:
+        await sender.send(mail_to("buyer@shop.test", "Hi Eve\r\nBcc: victim@else.where"))
+        with pytest.raises(Undeliverable):
+            await sender.send(mail_to("buyer@shop.test\r\nBcc: victim@else.where"))
+    finally:
+        await sender.close()
+    [mail] = server.messages()
+    assert (mail.to, mail.subject) == ("buyer@shop.test", "Hi Eve Bcc: victim@else.where")
