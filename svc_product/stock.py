@@ -156,6 +156,9 @@ class Stock:
             for product_id, future in batch.items():
                 if self._loading.get(product_id) is future:
                     del self._loading[product_id]
+        figures = {
+            product_id: NULL if levels is None else levels.get(product_id, NULL) for product_id in batch
+        }
         if levels is None:
             for product_id in batch:
                 self._known.pop(product_id, None)
@@ -163,10 +166,10 @@ class Stock:
             if len(self._known) + len(batch) > _MAX_ENTRIES:
                 self._known.clear()
             now = time.monotonic()
-            self._known.update((product_id, (now, levels.get(product_id, NULL))) for product_id in batch)
+            self._known.update((product_id, (now, figure)) for product_id, figure in figures.items())
         for product_id, future in batch.items():
             if not future.done():
-                future.set_result(NULL if levels is None else levels.get(product_id, NULL))
+                future.set_result(figures[product_id])
 
 
 @contextlib.asynccontextmanager

@@ -84,14 +84,9 @@ class EmailSender:
         else:
             return False
         try:
-            await smtp.send_message(message)
+            await self._send_on(smtp, message)
         except aiosmtplib.SMTPServerDisconnected:
-            smtp.close()
             return False
-        except BaseException:
-            smtp.close()
-            raise
-        self._idle.append((smtp, time.monotonic()))
         return True
 
     async def _on_new_connection(self, message: Message) -> None:
@@ -100,6 +95,15 @@ class EmailSender:
         )
         try:
             await smtp.connect()
+        except BaseException:
+            smtp.close()
+            raise
+        await self._send_on(smtp, message)
+
+    async def _send_on(self, smtp: aiosmtplib.SMTP, message: Message) -> None:
+        """Sent on `smtp`, kept for the next mail after; closed on any failure, so a session left
+        mid-transaction is never reused."""
+        try:
             await smtp.send_message(message)
         except BaseException:
             smtp.close()
