@@ -19,7 +19,7 @@ import inspect
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, get_type_hints
 
@@ -73,26 +73,37 @@ class Event(msgspec.Struct, rename="camel", kw_only=True):
 
 
 _encoder = msgspec.json.Encoder()
-_INSERT_OUTBOX = """
-WITH row AS (
-    INSERT INTO outbox (event_id, exchange, routing_key, payload, traceparent)
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[])
-)
-SELECT pg_notify('kit_outbox', '')
-"""
+
+
+def outbox_insert(first: int) -> str:
+    """The INSERT of `publish`, its five arrays (`outbox_arrays`) at parameters $first to $first+4: a
+    statement that writes a change can announce it in the same round trip, as a data-modifying CTE (it
+    then calls `pg_notify('kit_outbox', '')` too, as `publish` does, so the relay wakes at its commit)."""
+    ids, exchanges, keys, payloads, parents = range(first, first + 5)
+    return (
+        "INSERT INTO outbox (event_id, exchange, routing_key, payload, traceparent) SELECT * FROM unnest("
+        f"${ids}::uuid[], ${exchanges}::text[], ${keys}::text[], ${payloads}::bytea[], ${parents}::text[])"
+    )
+
+
+def outbox_arrays(events: Sequence[Event]) -> tuple[list[Any], ...]:
+    """The parameters of `outbox_insert` for `events`."""
+    return (
+        [e.event_id for e in events],
+        [EXCHANGES[e.routing_key] for e in events],
+        [e.routing_key for e in events],
+        [_encoder.encode(e) for e in events],
+        [e.traceparent for e in events],
+    )
+
+
+_INSERT_OUTBOX = f"WITH row AS ({outbox_insert(1)}) SELECT pg_notify('kit_outbox', '')"
 
 
 async def publish(conn: asyncpg.Connection, *events: Event) -> None:
     """Add `events` to the outbox in one statement, inside the transaction of the change they announce."""
     if events:
-        await conn.execute(
-            _INSERT_OUTBOX,
-            [e.event_id for e in events],
-            [EXCHANGES[e.routing_key] for e in events],
-            [e.routing_key for e in events],
-            [_encoder.encode(e) for e in events],
-            [e.traceparent for e in events],
-        )
+        await conn.execute(_INSERT_OUTBOX, *outbox_arrays(events))
 
 
 class Broker:

@@ -2,9 +2,9 @@
 checkout.
 
 PostgreSQL (not Redis) holds the lines, so a cart survives a Redis flush or restart like any order
-data; every cart request is one statement (a change answers the new cart in the same round trip) plus
-one reading the projected products (svc_order.projection; a cart view joins them to its lines), and a
-catalog call only for a product the projection does not know yet.
+data; a cart view and a cart add are one statement each (the add answers the new cart with its
+projected products in the same round trip: svc_order.projection), the other changes one plus one
+reading the projected products, and a catalog call only for a product the projection does not know yet.
 """
 
 from __future__ import annotations
@@ -94,24 +94,33 @@ async def show(d: Deps, user_id: uuid.UUID) -> Cart:
 
 
 async def add(d: Deps, user_id: uuid.UUID, item: AddItem) -> Cart:
-    """Add a product the catalog sells now; the same product and variant add up to at most 99."""
-    known = projection.known_in(await d.db.fetch(store.PRODUCTS_FOR_ADDING, user_id, item.product_id))
-    known |= await projection.products(d, [item.product_id], known)
-    product = known[item.product_id]
+    """Add a product the catalog sells now; the same product and variant add up to at most 99.
+
+    One statement while the projection knows the product; one it does not know yet is read from the
+    catalog first (`projection.products` writes it there), then the statement runs again."""
+    key = (item.product_id, item.variant_id or NO_VARIANT)
+    adding = (store.ADD_ITEM, user_id, *key, item.quantity, MAX_CART_LINES, MAX_LINE_QUANTITY)
+    records = await d.db.fetch(*adding)
+    unprojected = _target(records)["version"] is None
+    if unprojected and (await projection.products(d, [item.product_id]))[item.product_id] is not None:
+        records = await d.db.fetch(*adding)
+    known = projection.known_in(records)
+    product = known.get(item.product_id)
     if product is None:
         raise BusinessRuleViolation("This product does not exist or is not for sale")
     if item.variant_id is not None and product.variant(item.variant_id) is None:
         raise invalid("variantId", "This product has no such variant")
-    key = (item.product_id, item.variant_id or NO_VARIANT)
-    records = await d.db.fetch(
-        store.ADD_ITEM, user_id, *key, item.quantity, MAX_CART_LINES, MAX_LINE_QUANTITY
-    )
-    rows, changed = merged(records)
+    rows, changed = merged(record for record in records if not record["target"])
     if not changed:
         if any(row.key == key for row in rows):
             raise BusinessRuleViolation(f"At most {MAX_LINE_QUANTITY} of a product per order")
         raise BusinessRuleViolation(f"A cart holds at most {MAX_CART_LINES} different products")
     return await view(d, rows, known)
+
+
+def _target(records: Sequence[asyncpg.Record]) -> asyncpg.Record:
+    """The row of `store.ADD_ITEM`'s answer that holds the product being added."""
+    return next(record for record in records if record["target"])
 
 
 async def set_quantity(

@@ -38,6 +38,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -45,7 +46,7 @@ import grpc
 from prometheus_client import Counter
 
 from kit.app import Deps
-from kit.bus import publish
+from kit.bus import outbox_arrays
 from kit.errors import BusinessRuleViolation, FieldError, ServiceUnavailable
 from kit.http import encode
 from kit.identity import Identity
@@ -265,12 +266,37 @@ async def _place_order(conn: asyncpg.Connection, saga: Saga, d: Deps, body: Chec
     await saga.record_intent(body.discount_code)
     # 4. the discount usage and the stock, at the same time
     discount = await saga.hold(subtotal, body.discount_code)
-    # 5. the order
+    # 5. the order, and its event in the same statement
     discount_amount = min(discount.amount, subtotal)
     shipping = config.shipping_for(subtotal - discount_amount)
     total = subtotal - discount_amount + shipping
     lines = saga.lines
-    created = await conn.fetchrow(
+    order_number: str = rows[0]["order_number"]
+    expires_at: datetime = rows[0]["began"] + timedelta(seconds=config.payment_window)
+    created = OrderCreated(
+        order_id=saga.order_id,
+        order_number=order_number,
+        user_id=saga.user_id,
+        items=[
+            SoldLine(
+                product_id=line.product.id,
+                variant_id=line.variant_id,
+                quantity=line.quantity,
+                product_name=line.product.name,
+                unit_price=float(line.unit_price),
+                seller_id=line.product.seller_id,
+            )
+            for line in lines
+        ],
+        subtotal=float(subtotal),
+        discount_amount=float(discount_amount),
+        shipping_fee=float(shipping),
+        total_amount=float(total),
+        payment_method=body.payment_method,
+        discount_code=discount.code,
+        expires_at=expires_at,
+    )
+    intent_closed = await conn.fetchval(
         store.CREATE_ORDER,
         saga.order_id,
         saga.user_id,
@@ -282,7 +308,8 @@ async def _place_order(conn: asyncpg.Connection, saga: Saga, d: Deps, body: Chec
         sum(line.quantity for line in lines),
         discount.code,
         encode(body.shipping_address).decode(),
-        config.payment_window,
+        order_number,
+        expires_at,
         [line.product.id for line in lines],
         [line.variant_id for line in lines],
         [line.product.name for line in lines],
@@ -292,39 +319,14 @@ async def _place_order(conn: asyncpg.Connection, saga: Saga, d: Deps, body: Chec
         [line.unit_price for line in lines],
         [line.quantity for line in lines],
         [line.variant_id or NO_VARIANT for line in lines],
+        *outbox_arrays([created]),
     )
-    if not created["intent_closed"]:
+    if not intent_closed:
         # The recovery job took this checkout for a dead one and gave its holds back: no order then.
         raise ServiceUnavailable("The checkout took too long and was undone, please retry")
-    await publish(
-        conn,
-        OrderCreated(
-            order_id=saga.order_id,
-            order_number=created["order_number"],
-            user_id=saga.user_id,
-            items=[
-                SoldLine(
-                    product_id=line.product.id,
-                    variant_id=line.variant_id,
-                    quantity=line.quantity,
-                    product_name=line.product.name,
-                    unit_price=float(line.unit_price),
-                    seller_id=line.product.seller_id,
-                )
-                for line in lines
-            ],
-            subtotal=float(subtotal),
-            discount_amount=float(discount_amount),
-            shipping_fee=float(shipping),
-            total_amount=float(total),
-            payment_method=body.payment_method,
-            discount_code=discount.code,
-            expires_at=created["expires_at"],
-        ),
-    )
     placed = Placed(
         order_id=saga.order_id,
-        order_number=created["order_number"],
+        order_number=order_number,
         status="PENDING",
         subtotal=float(subtotal),
         discount_amount=float(discount_amount),
@@ -334,7 +336,7 @@ async def _place_order(conn: asyncpg.Connection, saga: Saga, d: Deps, body: Chec
         discount_code=discount.code,
         payment_method=body.payment_method,
         payment_url=payment_url(d, saga.order_id),
-        expires_at=created["expires_at"],
+        expires_at=expires_at,
     )
     return Answer(201, encode(placed))
 

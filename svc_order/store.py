@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from kit.bus import outbox_insert
+
 # The cart's "no variant" (cart_items.variant_id is part of the primary key, so it cannot be NULL).
 NO_VARIANT = uuid.UUID(int=0)
 
@@ -49,26 +51,33 @@ SELECT c.product_id, c.variant_id, c.quantity, c.added_at, false AS changed, {PR
 FROM cart_items c LEFT JOIN catalog_products p ON p.product_id = c.product_id
 WHERE c.user_id = $1
 """
-# $2 the product being added: it and the cart's products, projected, read by a cart add in one go (as one
-# array: an OR of the two would read the whole projection).
-PRODUCTS_FOR_ADDING = f"""
-SELECT p.product_id, {PRODUCT_COLUMNS} FROM catalog_products p
-WHERE p.product_id = ANY(ARRAY(SELECT product_id FROM cart_items WHERE user_id = $1) || $2::uuid)
-"""
-# $2 product, $3 variant (NO_VARIANT for none), $4 quantity to add, $5 most lines, $6 most per line.
-# A new line only while the cart has fewer than $5; an existing one only while it stays within $6.
+# A cart add in one round trip: $2 product, $3 variant (NO_VARIANT for none), $4 quantity to add, $5 most
+# lines, $6 most per line. The first row is the product (`target`; its columns NULL when the projection
+# does not know it: nothing is added then, and svc_order.cart asks the catalog and runs this again), then
+# the lines as the other changes answer them, each with its projected product. Added only when the
+# product is for sale with such a variant (the checks svc_order.cart makes to say why not); a new line
+# only while the cart has fewer than $5; an existing one only while it stays within $6.
 ADD_ITEM = f"""
-WITH changed AS (
+WITH target AS (
+    SELECT p.* FROM (VALUES (true)) AS asked LEFT JOIN catalog_products p ON p.product_id = $2
+), changed AS (
     INSERT INTO cart_items AS c (user_id, product_id, variant_id, quantity)
-    SELECT $1::uuid, $2::uuid, $3::uuid, $4::int
-    WHERE EXISTS (SELECT 1 FROM cart_items WHERE user_id = $1 AND product_id = $2 AND variant_id = $3)
-       OR (SELECT count(*) FROM cart_items WHERE user_id = $1) < $5
+    SELECT $1::uuid, $2::uuid, $3::uuid, $4::int FROM target p
+    WHERE p.for_sale
+      AND ($3 = '{NO_VARIANT}'::uuid OR p.variants @> jsonb_build_array(jsonb_build_object('id', $3::text)))
+      AND (EXISTS (SELECT 1 FROM cart_items WHERE user_id = $1 AND product_id = $2 AND variant_id = $3)
+           OR (SELECT count(*) FROM cart_items WHERE user_id = $1) < $5)
     ON CONFLICT (user_id, product_id, variant_id) DO UPDATE
         SET quantity = c.quantity + EXCLUDED.quantity, updated_at = now()
         WHERE c.quantity + EXCLUDED.quantity <= $6
     RETURNING product_id, variant_id, quantity, added_at
-)
-{_LINES}{_AND_CHANGED}
+), lines AS ({_LINES}{_AND_CHANGED})
+SELECT true AS target, $2::uuid AS product_id, NULL::uuid AS variant_id, 0 AS quantity,
+       NULL::timestamptz AS added_at, false AS changed, {PRODUCT_COLUMNS}
+FROM target p
+UNION ALL
+SELECT false, l.product_id, l.variant_id, l.quantity, l.added_at, l.changed, {PRODUCT_COLUMNS}
+FROM lines l LEFT JOIN catalog_products p ON p.product_id = l.product_id
 """
 # $2 product, $3 variant or NULL for "the product's only line", $4 new quantity (1..99).
 SET_QUANTITY = f"""
@@ -96,50 +105,56 @@ CLEAR_CART = "DELETE FROM cart_items WHERE user_id = $1"
 
 # -- checkout ----------------------------------------------------------------------------------------------
 
+# The next order number, e.g. ORD-20261205-000123 (the day in the shop's time zone). Taken as the cart is
+# read for a checkout (an uncorrelated sub-select: once per statement, and only when the cart has lines),
+# so that the order.created event, written by the order's own statement, can carry it: a checkout refused
+# after that (out of stock, a code refused) leaves a gap in the numbers, as a rolled-back one always did.
+ORDER_NUMBER = """'ORD-' || to_char(now() AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYYMMDD')
+    || '-' || lpad(n, greatest(6, length(n)), '0')
+    FROM (SELECT nextval('order_number_seq')::text AS n) AS seq"""
 # Locked for the checkout's transaction: a second checkout of the same cart waits, then finds it emptied.
 # Each line comes with its projected product (NULLs: not projected yet).
 CART_FOR_CHECKOUT = f"""
-SELECT c.product_id, c.variant_id, c.quantity, {PRODUCT_COLUMNS}
+SELECT c.product_id, c.variant_id, c.quantity, {PRODUCT_COLUMNS},
+       (SELECT {ORDER_NUMBER}) AS order_number, now() AS began
 FROM cart_items c LEFT JOIN catalog_products p ON p.product_id = c.product_id
 WHERE c.user_id = $1
 ORDER BY c.added_at, c.product_id, c.variant_id
 FOR UPDATE OF c
 """
-# The order, its items, its first history entry, the cart lines it took (only those still as they were: a
-# line changed meanwhile stays in the cart) and its checkout intent closed, in one statement.
+# The order, its items, its first history entry, its order.created event (kit.bus.outbox_insert), the cart
+# lines it took (only those still as they were: a line changed meanwhile stays in the cart) and its
+# checkout intent closed, in one statement.
 # `intent_closed` false: the recovery job compensated the intent (the DELETE waits while it holds the
 # row, then finds it no longer open), and the caller rolls all of it back.
 # $1 id, $2 user, $3 method, $4 subtotal, $5 discount, $6 shipping, $7 total, $8 units, $9 discount code,
-# $10 address (JSON), $11 payment window (s); per line: $12 product, $13 variant, $14 name,
-# $15 variant name, $16 image, $17 seller, $18 unit price, $19 quantity, $20 cart variant.
-CREATE_ORDER = """
+# $10 address (JSON), $11 number, $12 expiry; per line: $13 product, $14 variant, $15 name,
+# $16 variant name, $17 image, $18 seller, $19 unit price, $20 quantity, $21 cart variant; $22-$26 event.
+CREATE_ORDER = f"""
 WITH closed AS (
     DELETE FROM checkout_intents WHERE order_id = $1 AND state = 'open' RETURNING true
 ), new_order AS (
     INSERT INTO orders (id, user_id, order_number, status, payment_status, payment_method, subtotal,
                         discount_amount, shipping_fee, total_amount, item_count, discount_code,
                         shipping_address, expires_at)
-    SELECT $1::uuid, $2::uuid,
-           'ORD-' || to_char(now() AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYYMMDD')
-               || '-' || lpad(n, greatest(6, length(n)), '0'),
-           'PENDING', 'PENDING', $3::text, $4::numeric, $5::numeric, $6::numeric, $7::numeric, $8::int,
-           $9::text, $10::jsonb, now() + make_interval(secs => $11::float8)
-    FROM (SELECT nextval('order_number_seq')::text AS n) AS seq
-    RETURNING id, order_number, expires_at
+    VALUES ($1::uuid, $2::uuid, $11::text, 'PENDING', 'PENDING', $3::text, $4::numeric, $5::numeric,
+            $6::numeric, $7::numeric, $8::int, $9::text, $10::jsonb, $12::timestamptz)
 ), items AS (
     INSERT INTO order_items (order_id, line_no, product_id, variant_id, product_name, variant_name,
                              product_image, seller_id, unit_price, quantity)
     SELECT $1::uuid, l.n, l.p, l.v, l.name, l.vname, l.image, l.seller, l.price, l.q
-    FROM unnest($12::uuid[], $13::uuid[], $14::text[], $15::text[], $16::text[], $17::uuid[],
-                $18::numeric[], $19::int[])
+    FROM unnest($13::uuid[], $14::uuid[], $15::text[], $16::text[], $17::text[], $18::uuid[],
+                $19::numeric[], $20::int[])
          WITH ORDINALITY AS l(p, v, name, vname, image, seller, price, q, n)
 ), logged AS (
     INSERT INTO order_history (order_id, status, note, actor) VALUES ($1, 'PENDING', 'order placed', $2)
 ), emptied AS (
-    DELETE FROM cart_items c USING unnest($12::uuid[], $20::uuid[], $19::int[]) AS o(p, v, q)
+    DELETE FROM cart_items c USING unnest($13::uuid[], $21::uuid[], $20::int[]) AS o(p, v, q)
     WHERE c.user_id = $2 AND c.product_id = o.p AND c.variant_id = o.v AND c.quantity = o.q
+), announced AS (
+    {outbox_insert(22)}
 )
-SELECT order_number, expires_at, EXISTS (SELECT FROM closed) AS intent_closed FROM new_order
+SELECT EXISTS (SELECT FROM closed) AS intent_closed FROM (SELECT pg_notify('kit_outbox', '')) AS notified
 """
 
 # -- checkout intents (svc_order/intents.py) -----------------------------------------------------------------

@@ -158,13 +158,21 @@ async def test_a_variant_is_priced_from_the_event_that_changed_it(shop: Shop) ->
     assert changed.status_code == 200, changed.text
     await projected_becomes(shop, product, version=2)
 
+    who = buyer()
     async with order_app(shop.deps, ORDER_PRODUCT_URL=f"http://{closed_address()}") as no_catalog:
         added = await no_catalog.post(
-            "/api/cart/items", json={"productId": product, "variantId": variant}, headers=buyer()
+            "/api/cart/items", json={"productId": product, "variantId": variant}, headers=who
+        )
+        lacking = await no_catalog.post(
+            "/api/cart/items", json={"productId": product, "variantId": str(uuid.uuid4())}, headers=who
         )
     assert added.status_code == 200, added.text
     line = added.json()["items"][0]
     assert (line["variantName"], line["unitPrice"]) == ("Bigger", 140_000)
+    # A variant the projected product lacks is refused from the projection too, and adds no line.
+    assert lacking.status_code == 400, lacking.text
+    cart = (await shop.order.get("/api/cart", headers=who)).json()
+    assert [(item["variantId"], item["quantity"]) for item in cart["items"]] == [(variant, 1)]
 
 
 async def test_a_deleted_product_can_be_neither_added_nor_checked_out(shop: Shop) -> None:
