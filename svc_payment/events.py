@@ -85,12 +85,10 @@ def _unpayable(event: OrderCreated) -> tuple[str, str] | None:
 async def order_created(conn: asyncpg.Connection, event: OrderCreated) -> None:
     """A new order awaits payment: open its payment once (a redelivered or re-sent event finds it)."""
     await conn.execute(store.LOCK_ORDER, event.order_id)
-    early_reason = await conn.fetchval(store.TAKE_EARLY_CANCELLATION, event.order_id)
     problem = _unpayable(event)
-    status = "CANCELLED" if early_reason is not None else "FAILED" if problem else "PENDING"
     code, reason = problem or (None, None)
-    payment_id = await conn.fetchval(
-        store.INSERT_PAYMENT,
+    opened = await conn.fetchrow(
+        store.OPEN_PAYMENT,
         uuid.uuid4(),
         event.order_id,
         event.order_number,
@@ -99,18 +97,18 @@ async def order_created(conn: asyncpg.Connection, event: OrderCreated) -> None:
         # A failed payment keeps the order's amount when the column can hold it, for the record.
         event.total_amount if abs(event.total_amount) <= MAX_AMOUNT else Decimal(0),
         event.currency,
-        status,
+        "FAILED" if problem else "PENDING",
         event.expires_at,
         code,
         reason,
     )
-    if payment_id is not None and status == "FAILED":
+    if opened is not None and opened["status"] == "FAILED":
         assert code is not None and reason is not None
         log.warning("order cannot be paid", extra={"orderId": str(event.order_id), "reason": reason})
         await publish(
             conn,
             PaymentFailed(
-                payment_id=payment_id,
+                payment_id=opened["id"],
                 order_id=event.order_id,
                 method=event.payment_method,
                 reason=reason,

@@ -11,15 +11,22 @@ PAYMENT_COLUMNS = (
 # Serialises the two order-event handlers of one order (they arrive on different queues).
 LOCK_ORDER = "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))"
 
-INSERT_PAYMENT = """
+# A payment opened once per order: $8 the status its order asks for (PENDING, or FAILED when no gateway
+# can take it), CANCELLED instead when the order's cancellation came first (early_cancellations, taken
+# here, in the same round trip). Its id and status; nothing when the order already has one.
+OPEN_PAYMENT = """
+WITH early AS (
+    DELETE FROM early_cancellations WHERE order_id = $2 RETURNING true
+), opened AS (
+    SELECT CASE WHEN EXISTS (SELECT FROM early) THEN 'CANCELLED' ELSE $8::text END AS status
+)
 INSERT INTO payments (id, order_id, order_number, user_id, method, amount, currency, status, expires_at,
                       failure_code, failure_reason, order_cancelled_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, CASE WHEN $8 = 'CANCELLED' THEN now() END)
+SELECT $1, $2, $3, $4, $5, $6, $7, o.status, $9, $10, $11, CASE WHEN o.status = 'CANCELLED' THEN now() END
+FROM opened o
 ON CONFLICT (order_id) DO NOTHING
-RETURNING id
+RETURNING id, status
 """
-
-TAKE_EARLY_CANCELLATION = "DELETE FROM early_cancellations WHERE order_id = $1 RETURNING reason"
 RECORD_EARLY_CANCELLATION = (
     "INSERT INTO early_cancellations (order_id, reason) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 )
