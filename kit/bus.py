@@ -75,14 +75,23 @@ class Event(msgspec.Struct, rename="camel", kw_only=True):
 _encoder = msgspec.json.Encoder()
 
 
-def outbox_insert(first: int) -> str:
+def outbox_insert(first: int, keep: str = "") -> str:
     """The INSERT of `publish`, its five arrays (`outbox_arrays`) at parameters $first to $first+4: a
     statement that writes a change can announce it in the same round trip, as a data-modifying CTE (it
-    then calls `pg_notify('kit_outbox', '')` too, as `publish` does, so the relay wakes at its commit)."""
-    ids, exchanges, keys, payloads, parents = range(first, first + 5)
+    then calls `pg_notify('kit_outbox', '')` too, as `publish` does, so the relay wakes at its commit).
+
+    `keep`: a condition on `e.tag`, a sixth array of a uuid per event at $first+5 (the order it
+    announces, say), that only the events to write meet, when the statement itself decides which."""
+    ids, exchanges, keys, payloads, parents, tags = range(first, first + 6)
+    arrays = (
+        f"${ids}::uuid[], ${exchanges}::text[], ${keys}::text[], ${payloads}::bytea[], ${parents}::text[]"
+    )
+    insert = "INSERT INTO outbox (event_id, exchange, routing_key, payload, traceparent) "
+    if not keep:
+        return f"{insert}SELECT * FROM unnest({arrays})"
     return (
-        "INSERT INTO outbox (event_id, exchange, routing_key, payload, traceparent) SELECT * FROM unnest("
-        f"${ids}::uuid[], ${exchanges}::text[], ${keys}::text[], ${payloads}::bytea[], ${parents}::text[])"
+        f"{insert}SELECT e.id, e.exchange, e.key, e.payload, e.parent"
+        f" FROM unnest({arrays}, ${tags}::uuid[]) AS e(id, exchange, key, payload, parent, tag) WHERE {keep}"
     )
 
 

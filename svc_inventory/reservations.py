@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from kit import telemetry, tracing
-from kit.bus import Event, event_ids, publish
+from kit.bus import Event, event_ids, outbox_arrays, publish
 from kit.errors import ServiceUnavailable
 from kit.lifecycle import raise_if_cancelled
 from svc_inventory import lua, store
@@ -213,20 +213,31 @@ class Reservations(Core):
     ) -> None:
         """Record the batch's new reservations in PostgreSQL, or give their units back in Redis."""
         expiries = [datetime.fromtimestamp(r.expires_ms / 1000, UTC) for r in taken]
+        lines = [(r, line) for r in taken for line in r.lines]
         existing: dict[uuid.UUID, asyncpg.Record] = {}
         try:
             async with conn.transaction():
                 fresh_ids = {
                     row["order_id"]
                     for row in await conn.fetch(
-                        store.INSERT_RESERVATIONS, [r.order_id for r in taken], expiries
+                        store.RECORD_RESERVATIONS,
+                        [r.order_id for r in taken],
+                        expiries,
+                        [r.order_id for r, _ in lines],
+                        [line.product_id for _, line in lines],
+                        [line.variant_id for _, line in lines],
+                        [line.quantity for _, line in lines],
+                        *outbox_arrays(self._reserved(lines)),
+                        [r.order_id for r, _ in lines],
                     )
                 }
-                fresh = [r for r in taken if r.order_id in fresh_ids]
                 # PostgreSQL already knew these orders (Redis had forgotten them): not a new reservation.
                 known = [r for r in taken if r.order_id not in fresh_ids]
-                events = await self._write_reservations(conn, fresh)
-                await publish(conn, *events)
+                moves = [(r.order_id, line, 0, line.quantity) for r, line in lines if r.order_id in fresh_ids]
+                if moves:
+                    traceparents = {r.order_id: r.traceparent for r in taken}
+                    crossed = await self._move_stock(conn, moves, "RESERVE", None, traceparents, logged=True)
+                    await publish(conn, *crossed)
                 if asked := [r.order_id for r in (*repeats, *known)]:
                     existing = {
                         row["order_id"]: row for row in await conn.fetch(store.RESERVATIONS_WITH_LINES, asked)
@@ -256,18 +267,10 @@ class Reservations(Core):
                 ),
             )
 
-    async def _write_reservations(self, conn: asyncpg.Connection, fresh: list[_Request]) -> list[Event]:
-        lines = [(r, line) for r in fresh for line in r.lines]
-        if not lines:
-            return []
-        await conn.execute(
-            store.INSERT_LINES,
-            [r.order_id for r, _ in lines],
-            [line.product_id for _, line in lines],
-            [line.variant_id for _, line in lines],
-            [line.quantity for _, line in lines],
-        )
-        events: list[Event] = [
+    @staticmethod
+    def _reserved(lines: Sequence[tuple[_Request, Line]]) -> list[Event]:
+        """An inventory.reserved per line, each in its order's trace (written only for a new reservation)."""
+        return [
             StockReserved(
                 event_id=event_id,
                 reservation_id=r.order_id,
@@ -279,9 +282,6 @@ class Reservations(Core):
             )
             for (r, line), event_id in zip(lines, event_ids(len(lines)), strict=True)
         ]
-        moves = [(r.order_id, line, 0, line.quantity) for r, line in lines]
-        traceparents = {r.order_id: r.traceparent for r in fresh}
-        return events + await self._move_stock(conn, moves, "RESERVE", None, traceparents, logged=True)
 
     async def _undo(self, requests: Sequence[_Request], token: str) -> None:
         """Give back what these calls took in Redis (their PostgreSQL record failed or was refused)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from kit.bus import outbox_insert
+
 PRODUCT_LEVEL = uuid.UUID(int=0)
 """The variant id of a product's own stock row (a product without variants)."""
 
@@ -74,22 +76,30 @@ GROUP BY r.order_id
 """
 STATES = "SELECT order_id, state FROM reservations WHERE order_id = ANY($1::uuid[])"
 
-INSERT_RESERVATIONS = """
-INSERT INTO reservations (order_id, state, expires_at)
-SELECT order_id, 'RESERVED', expires_at FROM unnest($1::uuid[], $2::timestamptz[]) AS r(order_id, expires_at)
-ON CONFLICT (order_id) DO NOTHING
-RETURNING order_id
-"""
-# A batch's new reservation lines, and their moves in the stock log from the same arrays.
-INSERT_LINES = """
-WITH l AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[])
+# A batch's reservations ($1 orders, $2 expiries) with their lines ($3 order, $4 product, $5 variant,
+# $6 quantity, for every order of the batch), the lines' moves in the stock log and their
+# inventory.reserved events ($7-$12: kit.bus.outbox_insert, tagged with the order), in one round trip:
+# only an order PostgreSQL did not hold yet is written, and returned.
+RECORD_RESERVATIONS = f"""
+WITH fresh AS (
+    INSERT INTO reservations (order_id, state, expires_at)
+    SELECT order_id, 'RESERVED', expires_at
+    FROM unnest($1::uuid[], $2::timestamptz[]) AS r(order_id, expires_at)
+    ON CONFLICT (order_id) DO NOTHING
+    RETURNING order_id
+), l AS (
+    SELECT * FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::int[])
         AS l(order_id, product_id, variant_id, quantity)
+    WHERE order_id IN (SELECT order_id FROM fresh)
 ), lines AS (
     INSERT INTO reservation_lines (order_id, product_id, variant_id, quantity) SELECT * FROM l
+), logged AS (
+    INSERT INTO stock_log (product_id, variant_id, order_id, kind, on_hand_delta, reserved_delta)
+    SELECT product_id, variant_id, order_id, 'RESERVE', 0, quantity FROM l
+), announced AS (
+    {outbox_insert(7, keep="e.tag IN (SELECT order_id FROM fresh)")}
 )
-INSERT INTO stock_log (product_id, variant_id, order_id, kind, on_hand_delta, reserved_delta)
-SELECT product_id, variant_id, order_id, 'RESERVE', 0, quantity FROM l
+SELECT order_id FROM fresh, (SELECT pg_notify('kit_outbox', '')) AS notified
 """
 RESERVATIONS_WITH_LINES = """
 SELECT r.order_id, r.state, r.expires_at,

@@ -53,17 +53,34 @@ async def test_the_same_order_reserved_fifty_times_at_once_moves_stock_once(stac
     assert await books(stack, product) == books_of(on_hand=10, reserved=3, redis=7, active=3)
     moves = await stack.db.fetchval("SELECT count(*) FROM stock_log WHERE order_id = $1", order)
     assert moves == 1
+    assert await reserved_events(stack, order) == [(str(product), 3)], "announced once, not per call"
+
+
+async def reserved_events(stack: Stack, order: uuid.UUID) -> list[tuple[str, int]]:
+    """The (product, quantity) of each inventory.reserved event written for `order`, by product."""
+    rows = await stack.db.fetch(
+        "SELECT e->>'productId' AS product, (e->>'quantity')::int AS quantity"
+        " FROM (SELECT convert_from(payload, 'UTF8')::jsonb AS e FROM outbox"
+        "       WHERE routing_key = 'inventory.reserved') AS events WHERE e->>'orderId' = $1",
+        str(order),
+    )
+    return sorted((row["product"], row["quantity"]) for row in rows)
 
 
 async def test_an_order_reserves_all_its_lines_or_none(stack: Stack) -> None:
     plenty, scarce = await stocked(stack, 10), await stocked(stack, 1)
-    refused = await reserve(stack, uuid.uuid4(), line(plenty, 5), line(scarce, 2))
+    order = uuid.uuid4()
+    refused = await reserve(stack, order, line(plenty, 5), line(scarce, 2))
     assert not refused.reserved and refused.reason == "insufficient_stock"
+    assert await reserved_events(stack, order) == []
     assert [(s.product_id, s.available) for s in refused.shortages] == [(str(scarce), 1)]
     assert (await books(stack, plenty)).redis_available == 10
     unknown = await reserve(stack, uuid.uuid4(), line(plenty, 1), line(uuid.uuid4(), 1))
     assert not unknown.reserved and unknown.reason == "unknown_product"
     assert (await books(stack, plenty)) == books_of(on_hand=10, reserved=0, redis=10, active=0)
+    both = uuid.uuid4()
+    assert (await reserve(stack, both, line(plenty, 4), line(scarce, 1))).reserved
+    assert await reserved_events(stack, both) == sorted([(str(plenty), 4), (str(scarce), 1)])
 
 
 async def test_releases_commits_and_the_sweeper_racing_keep_every_count_exact(stack: Stack) -> None:
