@@ -32,20 +32,16 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kit import settings  # noqa: E402
 from kit.supervise import read_procfile  # noqa: E402
-from perf.checkout_bench import Edge, Shop, Tally, analyze, measured, saturation  # noqa: E402
+from perf.checkout_bench import Edge, Shop, Tally, analyze, fill_projection, measured, saturation  # noqa: E402
 from perf.load import buyers, pool  # noqa: E402
 from perf.load.cpu import MACHINE  # noqa: E402
 from perf.trees import start, stop  # noqa: E402
-from shop.map import demo_product_id  # noqa: E402
-from svc_order import downstream, projection  # noqa: E402
 from tests import conftest  # noqa: E402  (sets the environment of the namespace)
 from tests.stack import OPEN_LIMITS, PROCFILE, Stack, running_stack  # noqa: E402
 
@@ -76,26 +72,6 @@ async def pool_tokens(count: int, auth_url: str) -> list[str]:
         return tokens
 
 
-async def fill_projection(stack: Stack, products: int) -> bool:
-    """Write demo products 1..`products` to svc_order's projection; False while it has none (a tree
-    without it)."""
-    conn = await asyncpg.connect(settings.database_url("order_db", stack.env, direct=True))
-    try:
-        if not await conn.fetchval("SELECT to_regclass('catalog_products') IS NOT NULL"):
-            return False
-        catalog = downstream.Catalog(stack.url("product"), timeout=30)
-        try:
-            ids = [demo_product_id(number) for number in range(1, products + 1)]
-            for start_at in range(0, len(ids), downstream.BATCH):
-                sold = await catalog.for_sale(ids[start_at : start_at + downstream.BATCH])
-                await projection.keep(conn, [(product, True) for product in sold])
-        finally:
-            await catalog.close()
-        return True
-    finally:
-        await conn.close()
-
-
 async def one_run(
     args: argparse.Namespace, edge_url: str, tokens: list[str]
 ) -> tuple[Tally, float, dict[str, float]]:
@@ -121,7 +97,7 @@ async def run(args: argparse.Namespace, stack: Stack, trees: list[Path], swap: l
                 if tokens is None:
                     tokens = await pool_tokens(args.users, stack.url("auth"))
                 if not projected:
-                    projected = await fill_projection(stack, args.products)
+                    projected = await fill_projection(stack.env, stack.url("product"), args.products)
                 await analyze(stack.env)
                 tally, elapsed, cpu = await one_run(args, edge_url, tokens)
             finally:
