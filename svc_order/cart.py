@@ -98,6 +98,8 @@ async def add(d: Deps, user_id: uuid.UUID, item: AddItem) -> Cart:
 
     One statement while the projection knows the product; one it does not know yet is read from the
     catalog first (`projection.products` writes it there), then the statement runs again."""
+    if item.variant_id == NO_VARIANT:  # the cart's own "no variant": the statement would take it so
+        raise invalid("variantId", "This product has no such variant")
     key = (item.product_id, item.variant_id or NO_VARIANT)
     adding = (store.ADD_ITEM, user_id, *key, item.quantity, MAX_CART_LINES, MAX_LINE_QUANTITY)
     records = await d.db.fetch(*adding)

@@ -61,6 +61,7 @@ async def test_only_products_for_sale_in_sane_quantities_go_in(shop: Shop) -> No
     assert await add({"productId": product, "quantity": 100}) == 400
     assert await add({"productId": product, "quantity": 1, "price": 1}) == 400
     assert await add({"productId": product, "variantId": str(uuid.uuid4())}) == 400
+    assert await add({"productId": product, "variantId": str(uuid.UUID(int=0))}) == 400  # nothing added
     assert await add({"productId": "nope"}) == 400
     assert await add({"productId": product, "quantity": 99}) == 200
     assert await add({"productId": product, "quantity": 1}) == 422  # 100 of one line
