@@ -4,7 +4,7 @@
         .venv/bin/python perf/checkout_ab.py /tmp/before,. --swap order,inventory --rounds 3
 
 The whole stack runs once in the test corner the variables name (tests/stack.py, as the end-to-end
-tests start it), except the `--swap` services: those are started from one tree at a time (a folder
+tests start it; the corner emptied first, `tests.conftest.empty_corner`), except the `--swap` services: those are started from one tree at a time (a folder
 holding the repository's packages, e.g. `git archive HEAD | tar -x -C /tmp/before` plus the generated
 stubs in protos/; `.` is this one). For each tree in turn the swapped services start, a few seconds
 of checkouts warm them up, then `--concurrency` buyers check out as fast as they can for `--seconds`
@@ -161,7 +161,7 @@ def main() -> None:
     args = parser.parse_args()
     swap = args.swap.split(",")
     trees = [Path(tree).resolve() for tree in args.trees.split(",")]
-    conftest._reset_vhost()
+    asyncio.run(conftest.empty_corner())
     with tempfile.TemporaryDirectory() as folder:
         procfile = Path(folder) / "Procfile"
         kept = [p for p in read_procfile(PROCFILE) if p.name not in swap]

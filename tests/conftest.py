@@ -95,18 +95,25 @@ def uses_servers(config: pytest.Config) -> bool:
     return config.stash.get(_USES_SERVERS, True)
 
 
+async def empty_corner() -> None:
+    """Empty this run's corner of the shared servers (the namespace's virtual host, databases and Redis
+    database): also for perf/'s A/B runs, which a corner's leftovers (an earlier run's queued mails,
+    its unpaid orders expiring) would measure instead of the trees."""
+    _reset_vhost()
+    await _reset_databases()
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(os.environ["REDIS_URL"])
+    await redis.flushdb()
+    await redis.aclose()
+
+
 @pytest.fixture(scope="session", autouse=True)
 async def fresh_servers(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """The run's corner of the shared servers, emptied before anything starts; unless every test of the
     run is marked `offline` (needs no server): a run of those alone resets, starts and drops nothing."""
     if uses_servers(request.config):
-        _reset_vhost()
-        await _reset_databases()
-        from redis.asyncio import Redis
-
-        redis = Redis.from_url(os.environ["REDIS_URL"])
-        await redis.flushdb()
-        await redis.aclose()
+        await empty_corner()
     yield
 
 
