@@ -3,16 +3,16 @@
     SHOP_TEST_NS=perf15 SHOP_TEST_REDIS_DB=2 SHOP_TEST_PORT_OFFSET=21000 \
         .venv/bin/python perf/checkout_ab.py /tmp/before,. --swap order,inventory --rounds 3
 
-The whole stack runs once in the test corner the variables name (tests/stack.py, as the end-to-end
-tests start it; the corner emptied first, `tests.conftest.empty_corner`), except the `--swap` services: those are started from one tree at a time (a folder
-holding the repository's packages, e.g. `git archive HEAD | tar -x -C /tmp/before` plus the generated
-stubs in protos/; `.` is this one). For each tree in turn the swapped services start, a few seconds
-of checkouts warm them up, then `--concurrency` buyers check out as fast as they can for `--seconds`
-(perf/checkout_bench.py's saturation phase; the first `--discard` rounds, while the stack settles,
-are not counted) while the CPU every part of the stack spends is read from
-/proc (perf/load/cpu.py); then they stop and the next tree's start. Printed per tree: the medians of
-checkouts/s, p99 and ms of CPU per created order by part. Throughput on a shared machine measures the
-machine; the CPU per order is the figure to compare.
+The whole stack runs once in the test corner the variables name (tests/stack.py, as the end-to-end tests
+start it; the corner emptied first, `tests.conftest.empty_corner`), except the `--swap` services: those
+are started from one tree at a time (a folder holding the repository's packages, e.g. `git archive HEAD
+| tar -x -C /tmp/before` plus the generated stubs in protos/; `.` is this one). For each tree in turn
+the swapped services start, a few seconds of checkouts warm them up, then `--concurrency` buyers check
+out as fast as they can for `--seconds` (perf/checkout_bench.py's saturation phase; the first
+`--discard` rounds, while the stack settles, are not counted) while the CPU every part of the stack
+spends is read from /proc (perf/load/cpu.py); then they stop and the next tree's start. Printed per
+tree: the medians of checkouts/s, p99 and ms of CPU per created order by part. Throughput on a shared
+machine measures the machine; the CPU per order is the figure to compare.
 
 `--projected`: once a tree's svc_order has created its projection of the catalog (svc_order.projection),
 every demo product is written there before the rounds, as in a shop running for a while (each product
