@@ -23,7 +23,8 @@ Redis down: the limiter switches to a per-process GCRA with the limit divided by
 worker processes (so one instance keeps roughly its limit; several instances each allow theirs), and
 retries Redis after a back-off. No request fails because of Redis, nor because the limiter closes:
 whoever still waits for Redis then, or asks later, gets the per-process limit. Readiness and the store
-gauge report Redis down from the ask that failed until one succeeds, back-offs over or not.
+gauge report Redis down from the ask that failed until one succeeds, back-offs over or not; when a
+back-off ends and no request asks, the limiter asks itself (PING), so an idle edge sees Redis return.
 """
 
 from __future__ import annotations
@@ -289,11 +290,22 @@ class Limiter:
                 self._release_waiters()
                 continue
             try:
-                await self._batch()
+                if self._waiting or self._renew or self._hand_back:
+                    await self._batch()
+                elif not self._answered:
+                    await self._probe()
             except Exception as exc:
                 # Whatever went wrong (Redis down, slow, or stranger), waiters must not hang: fall back.
                 self._mark_down(exc)
             self._release_waiters()
+
+    async def _probe(self) -> None:
+        """Ask Redis whether it is back, when a back-off ends and no caller asks (`_mark_down`)."""
+        assert self._redis is not None
+        async with asyncio.timeout(REDIS_TIMEOUT * 2):
+            await self._redis.ping()
+        self._backoff = BACKOFF_MIN
+        self._answered = True
 
     async def _batch(self) -> None:
         assert self._redis is not None
@@ -367,6 +379,9 @@ class Limiter:
         log.warning("rate limit store unreachable (%s); per-process limits for %.1f s", exc, self._backoff)
         self._down_until = time.monotonic() + self._backoff
         self._answered = False
+        # Asked again when the back-off ends even if no request comes: an idle edge would otherwise
+        # report a Redis that came back as down (readiness, the gauge) until its next request.
+        asyncio.get_running_loop().call_later(self._backoff, self._wake.set)
         self._backoff = min(self._backoff * 2, BACKOFF_MAX)
 
     # -- housekeeping ------------------------------------------------------------------------------

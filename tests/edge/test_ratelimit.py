@@ -150,6 +150,21 @@ async def test_redis_is_reported_down_until_it_answers_again(limiters: list[Limi
     assert not limiter.redis_up
 
 
+async def test_an_idle_limiter_reports_redis_up_once_it_answers_again(limiters: list[Limiter]) -> None:
+    """Without a request after Redis came back, readiness and the gauge said down until the next one."""
+    port = free_port()
+    policy = fresh("user", 100, 3600)
+    limiter = await limiter_for(limiters, policy, url=f"redis://127.0.0.1:{port}/0")
+    assert await allowed(limiter, policy, "u9")
+    assert not limiter.redis_up
+    async with own_redis(port):
+
+        async def reported_up() -> bool:
+            return limiter.redis_up
+
+        await eventually(reported_up, within=5)
+
+
 async def test_closing_answers_the_callers_still_waiting_for_redis() -> None:
     """A caller waits on the batch sent to Redis; the limiter closes (the edge stops) before Redis
     answers. The batch is cut short, and the caller used to wait until its connection was aborted: it
