@@ -34,7 +34,7 @@ outbox_listening = Gauge(
 
 
 # Marks the batch sent as it locks it: one statement where a SELECT ... FOR UPDATE and an UPDATE were two
-# (perf/README.md, "The relay's claim"). The marks hold only if the transaction commits, i.e. after the
+# (perf/README.md, "Fewer round trips per order"). The marks hold only if the transaction commits: after the
 # broker's confirmations; `sent_at` is the claim's time, a few milliseconds before them.
 _CLAIM = """
 WITH claimed AS (
