@@ -48,7 +48,7 @@ MAX_LEASE = 64
 RESERVE = 0.1
 # An idle lease keeps its tokens for one to two of these (seconds) before handing them back.
 LEASE_IDLE = 1.0
-# How long one Redis batch may take before the limiter falls back to local limits.
+# How long a Redis call may take (a batch twice that) before the limiter falls back to local limits.
 REDIS_TIMEOUT = 0.25
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 10.0
 
@@ -167,13 +167,10 @@ class Limiter:
     """
 
     def __init__(
-        self,
-        redis_url: str | None,
-        policies: list[Policy],
-        *,
-        share: int = 1,
+        self, redis_url: str | None, policies: list[Policy], *, share: int = 1, timeout: float = REDIS_TIMEOUT
     ) -> None:
         self._redis_url = redis_url
+        self._timeout = timeout  # of a Redis call; a batch gets twice as long
         self._states = {policy.name: PolicyState(policy, share) for policy in policies}
         self._redis: Redis | None = None
         self._sha = ""
@@ -209,7 +206,7 @@ class Limiter:
         """Connect (after a fork: a client per worker) and start the batching loop."""
         if self._redis_url:
             self._redis = Redis.from_url(
-                self._redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+                self._redis_url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
             )
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._sync_loop()), loop.create_task(self._sweep_loop())]
@@ -292,20 +289,14 @@ class Limiter:
             try:
                 if self._waiting or self._renew or self._hand_back:
                     await self._batch()
-                elif not self._answered:
-                    await self._probe()
+                elif not self._answered:  # a back-off ended and nobody asked (`_mark_down`): PING
+                    async with asyncio.timeout(self._timeout * 2):
+                        await self._redis.ping()
+                    self._backoff, self._answered = BACKOFF_MIN, True
             except Exception as exc:
                 # Whatever went wrong (Redis down, slow, or stranger), waiters must not hang: fall back.
                 self._mark_down(exc)
             self._release_waiters()
-
-    async def _probe(self) -> None:
-        """Ask Redis whether it is back, when a back-off ends and no caller asks (`_mark_down`)."""
-        assert self._redis is not None
-        async with asyncio.timeout(REDIS_TIMEOUT * 2):
-            await self._redis.ping()
-        self._backoff = BACKOFF_MIN
-        self._answered = True
 
     async def _batch(self) -> None:
         assert self._redis is not None
@@ -318,7 +309,7 @@ class Limiter:
             for ident in dict.fromkeys([*wanted, *hand_back])
         ]
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT * 2):
+            async with asyncio.timeout(self._timeout * 2):
                 results = await self._run(calls)
         except BaseException:
             # Nothing was learnt: whoever waited gets the fallback, renewals may be asked again.
@@ -379,8 +370,7 @@ class Limiter:
         log.warning("rate limit store unreachable (%s); per-process limits for %.1f s", exc, self._backoff)
         self._down_until = time.monotonic() + self._backoff
         self._answered = False
-        # Asked again when the back-off ends even if no request comes: an idle edge would otherwise
-        # report a Redis that came back as down (readiness, the gauge) until its next request.
+        # Asked again when the back-off ends, request or not: else an idle edge reports a Redis back as down.
         asyncio.get_running_loop().call_later(self._backoff, self._wake.set)
         self._backoff = min(self._backoff * 2, BACKOFF_MAX)
 
