@@ -75,10 +75,16 @@ class Event(msgspec.Struct, rename="camel", kw_only=True):
 _encoder = msgspec.json.Encoder()
 
 
+# The relay listens here (kit.relay); a statement writing outbox rows joins RELAY_WOKEN, a one-row FROM
+# item, so that the relay wakes at its commit.
+OUTBOX_CHANNEL = "kit_outbox"
+RELAY_WOKEN = f"(SELECT pg_notify('{OUTBOX_CHANNEL}', '')) AS relay_woken"
+
+
 def outbox_insert(first: int, keep: str = "") -> str:
     """The INSERT of `publish`, its five arrays (`outbox_arrays`) at parameters $first to $first+4: a
-    statement that writes a change can announce it in the same round trip, as a data-modifying CTE (it
-    then calls `pg_notify('kit_outbox', '')` too, as `publish` does, so the relay wakes at its commit).
+    statement that writes a change can announce it in the same round trip, as a data-modifying CTE (its
+    main query then selects FROM `RELAY_WOKEN` too, as `publish` does).
 
     `keep`: a condition on `e.tag`, a sixth array of a uuid per event at $first+5 (the order it
     announces, say), that only the events to write meet, when the statement itself decides which."""
@@ -106,7 +112,7 @@ def outbox_arrays(events: Sequence[Event]) -> tuple[list[Any], ...]:
     )
 
 
-_INSERT_OUTBOX = f"WITH row AS ({outbox_insert(1)}) SELECT pg_notify('kit_outbox', '')"
+_INSERT_OUTBOX = f"WITH row AS ({outbox_insert(1)}) SELECT FROM {RELAY_WOKEN}"
 
 
 async def publish(conn: asyncpg.Connection, *events: Event) -> None:

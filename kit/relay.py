@@ -21,7 +21,7 @@ from prometheus_client import Counter, Gauge
 
 from kit import telemetry
 from kit.amqp_frames import ChannelFrames
-from kit.bus import Broker
+from kit.bus import OUTBOX_CHANNEL, Broker
 from kit.lifecycle import raise_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class OutboxRelay:
     async def _listen(self) -> asyncpg.Connection:
         listener: asyncpg.Connection = await asyncpg.connect(self.listen_url, timeout=5)
         try:
-            await listener.add_listener("kit_outbox", self._on_notify)
+            await listener.add_listener(OUTBOX_CHANNEL, self._on_notify)
         except BaseException:
             listener.terminate()
             raise

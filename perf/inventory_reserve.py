@@ -48,6 +48,7 @@ import uvloop  # noqa: E402
 
 from kit import db, settings  # noqa: E402
 from kit.app import running  # noqa: E402
+from kit.bus import RELAY_WOKEN  # noqa: E402
 from kit.grpc import channel  # noqa: E402
 from protos import inventory_pb2 as pb  # noqa: E402
 from protos import inventory_pb2_grpc  # noqa: E402
@@ -117,7 +118,7 @@ async def _relay_alone(pool: asyncpg.Pool) -> tuple[float, float]:
     events = await pool.fetchval(
         "WITH again AS (UPDATE outbox SET sent_at = NULL RETURNING 1) SELECT count(*) FROM again"
     )
-    await pool.execute("SELECT pg_notify('kit_outbox', '')")
+    await pool.execute(f"SELECT FROM {RELAY_WOKEN}")
     await _relayed(pool)
     return events / (time.perf_counter() - began), (time.process_time() - cpu) / events * 1e6
 

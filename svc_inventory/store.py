@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from kit.bus import outbox_insert
+from kit.bus import RELAY_WOKEN, outbox_insert
 
 PRODUCT_LEVEL = uuid.UUID(int=0)
 """The variant id of a product's own stock row (a product without variants)."""
@@ -99,7 +99,7 @@ WITH fresh AS (
 ), announced AS (
     {outbox_insert(7, keep="e.tag IN (SELECT order_id FROM fresh)")}
 )
-SELECT order_id FROM fresh, (SELECT pg_notify('kit_outbox', '')) AS notified
+SELECT order_id FROM fresh, {RELAY_WOKEN}
 """
 RESERVATIONS_WITH_LINES = """
 SELECT r.order_id, r.state, r.expires_at,

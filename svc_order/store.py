@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from kit.bus import outbox_insert
+from kit.bus import RELAY_WOKEN, outbox_insert
 
 # The cart's "no variant" (cart_items.variant_id is part of the primary key, so it cannot be NULL).
 NO_VARIANT = uuid.UUID(int=0)
@@ -154,7 +154,7 @@ WITH closed AS (
 ), announced AS (
     {outbox_insert(22)}
 )
-SELECT EXISTS (SELECT FROM closed) AS intent_closed FROM (SELECT pg_notify('kit_outbox', '')) AS notified
+SELECT EXISTS (SELECT FROM closed) AS intent_closed FROM {RELAY_WOKEN}
 """
 
 # -- checkout intents (svc_order/intents.py) -----------------------------------------------------------------
